@@ -1,0 +1,32 @@
+# edge-rec: `make demo` and `make test` are all a fresh clone needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.edge-rec-installed
+RUN_DIR ?= runs/demo
+
+.PHONY: install demo test bench lint clean
+
+install: $(STAMP)
+
+# (Re)install when pyproject.toml changes; `make test` and `make demo` depend on this.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[train,plot,dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/edge-rec build --config examples/tv/config.toml --out $(RUN_DIR)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) runs benchmarks/work .pytest_cache

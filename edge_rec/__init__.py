@@ -1,0 +1,7 @@
+"""edge-rec: sequential recommendation models from an interaction log to a smart speaker or TV.
+
+Importing this package never imports TensorFlow; the training and conversion modules do, and
+are imported only where they are used.
+"""
+
+__version__ = "0.1.0"

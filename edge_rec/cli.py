@@ -1,0 +1,42 @@
+"""The ``edge-rec`` command line.
+
+Every command lives in one module under :mod:`edge_rec.commands`; this file only groups them.
+Device-side commands (``inspect``, ``recommend``, ``serve``, ``benchmark``, ``data``) never
+import TensorFlow, so they run with ``pip install 'edge-rec[device]'``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from edge_rec import __version__
+from edge_rec.commands import benchmark, build, convert, data, device, training
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edge-rec")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages to stderr.")
+def main(verbose: bool) -> None:
+    """edge-rec: distill, compress and ship recommendation models to speakers and TVs."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+main.add_command(data.data)
+main.add_command(training.train_teacher)
+main.add_command(training.distill)
+main.add_command(convert.convert)
+main.add_command(build.build)
+main.add_command(device.inspect)
+main.add_command(device.recommend)
+main.add_command(device.serve)
+main.add_command(benchmark.benchmark)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""One module per group of ``edge-rec`` commands; see :mod:`edge_rec.cli`."""

@@ -1,0 +1,335 @@
+"""Typed, frozen configuration for every pipeline stage, loaded from TOML.
+
+A config file has one table per stage (``[data]``, ``[teacher]``, ``[student]``, ``[distill]``,
+``[prune]``, ``[qat]``, ``[lowrank]``, ``[convert]``, ``[gate]``) plus a top-level ``seed``.
+Every key is optional; unknown keys and wrong types are errors that name the file and the field.
+``[profile.quick]`` style overrides are applied with :func:`apply_overrides`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How one Keras model is fitted: epochs, batch size, learning rate, early-stopping patience."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    patience: int = 3
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the interaction log comes from and how it becomes sequences.
+
+    ``source`` is a synthetic preset name (``synthetic-tv``, ``synthetic-speaker``) or a path.
+    """
+
+    source: str = "synthetic-tv"
+    format: str = "auto"
+    on_bad_line: str = "error"
+    synthetic_users: int | None = None
+    synthetic_items: int | None = None
+    min_user_interactions: int = 5
+    min_item_interactions: int = 5
+    history_length: int = 50
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """The large sequential teacher: ``kind`` is ``sasrec`` (causal self-attention) or ``gru``."""
+
+    kind: str = "sasrec"
+    hidden: int = 128
+    blocks: int = 2
+    heads: int = 2
+    dropout: float = 0.2
+    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=20, batch_size=64))
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """The small int8-friendly student.
+
+    ``pooling`` is ``mean`` (masked mean) or ``position`` (learned position-weighted mean);
+    ``warm_start`` initialises item embeddings from the teacher's by PCA.
+    """
+
+    embedding_dim: int = 16
+    hidden: tuple[int, ...] = (32,)
+    pooling: str = "position"
+    tie_output: bool = False
+    warm_start: bool = False
+    dropout: float = 0.1
+    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=20, batch_size=64))
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Loss = alpha*CE + (1-alpha)*T^2*KL + beta*hint + gamma*ranking (each term can be off)."""
+
+    alpha: float = 0.3
+    temperature: float = 2.0
+    beta: float = 0.0
+    gamma: float = 0.0
+    ranking_top_k: int = 10
+    ranking_lambda: float = 5.0
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """TF-MOT magnitude pruning with a PolynomialDecay schedule, KD still on."""
+
+    enabled: bool = True
+    target_sparsity: float = 0.5
+    initial_sparsity: float = 0.0
+    frequency: int = 20
+    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=4, batch_size=64, patience=100))
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    """Pruning-preserving quantization-aware training, KD still on."""
+
+    enabled: bool = True
+    fit: FitConfig = field(
+        default_factory=lambda: FitConfig(epochs=2, batch_size=64, learning_rate=3e-4, patience=100)
+    )
+
+
+@dataclass(frozen=True)
+class LowRankConfig:
+    """Replace the hidden x catalog output layer by two layers of rank ``rank`` (truncated SVD)."""
+
+    enabled: bool = False
+    rank: int = 8
+    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=2, batch_size=64, patience=100))
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """TFLite conversion: variants to build, top-K in the graph, calibration, parity threshold."""
+
+    variants: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
+    top_k: int = 100
+    representative_samples: int = 256
+    sparsity_encoding: bool = False
+    parity_threshold: float = 0.8
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Quality gate: the relative NDCG@10 drop from teacher to int8 that still passes."""
+
+    max_ndcg_drop: float = 0.05
+
+
+@dataclass(frozen=True)
+class EdgeRecConfig:
+    """The whole pipeline configuration."""
+
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    qat: QATConfig = field(default_factory=QATConfig)
+    lowrank: LowRankConfig = field(default_factory=LowRankConfig)
+    convert: ConvertConfig = field(default_factory=ConvertConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a dataclass field annotation and convert lists to tuples."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if is_dataclass(annotation):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
+        return _merge(annotation(), value, where)
+    if origin is tuple:
+        (item_type, *_rest) = typing.get_args(annotation)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value))
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _merge(base: Any, table: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(type(base))
+    known = {f.name for f in fields(base)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; expected one of {', '.join(sorted(known))}"
+        )
+    changes = {}
+    for name, value in table.items():
+        current = getattr(base, name)
+        if is_dataclass(current) and isinstance(value, Mapping):
+            changes[name] = _merge(current, value, f"{where}.{name}")
+        else:
+            changes[name] = _coerce(value, hints[name], f"{where}.{name}")
+    return dataclasses.replace(base, **changes)
+
+
+def _validate(cfg: EdgeRecConfig) -> None:
+    checks = [
+        (cfg.teacher.kind in ("sasrec", "gru"), "teacher.kind", "'sasrec' or 'gru'"),
+        (cfg.student.pooling in ("mean", "position"), "student.pooling", "'mean' or 'position'"),
+        (0.0 <= cfg.distill.alpha <= 1.0, "distill.alpha", "a number in [0, 1]"),
+        (cfg.distill.temperature > 0, "distill.temperature", "a positive number"),
+        (0.0 <= cfg.prune.target_sparsity < 1.0, "prune.target_sparsity", "a number in [0, 1)"),
+        (cfg.data.history_length >= 2, "data.history_length", "an integer >= 2"),
+        (cfg.data.on_bad_line in ("error", "skip"), "data.on_bad_line", "'error' or 'skip'"),
+        (
+            set(cfg.convert.variants) <= {"float32", "float16", "dynamic", "int8"},
+            "convert.variants",
+            "a subset of float32, float16, dynamic, int8",
+        ),
+        (cfg.convert.top_k >= 10, "convert.top_k", "an integer >= 10"),
+        (0.0 <= cfg.gate.max_ndcg_drop <= 1.0, "gate.max_ndcg_drop", "a number in [0, 1]"),
+    ]
+    for ok, name, expected in checks:
+        if not ok:
+            raise ConfigError(f"{name}: expected {expected}, got {_lookup(cfg, name)!r}")
+
+
+def _lookup(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def config_from_dict(table: Mapping[str, Any], *, source: str = "<config>") -> EdgeRecConfig:
+    """Build and validate an :class:`EdgeRecConfig` from a parsed TOML table.
+
+    A ``[profile.NAME]`` table is not part of the config itself; see :func:`load_config`.
+    """
+    table = {k: v for k, v in table.items() if k != "profile"}
+    try:
+        cfg = _merge(EdgeRecConfig(), table, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {str(exc).lstrip('.')}") from None
+    try:
+        _validate(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
+
+
+def apply_overrides(cfg: EdgeRecConfig, overrides: Mapping[str, Any], *, source: str) -> EdgeRecConfig:
+    """Return ``cfg`` with a nested table of overrides applied (validated like a file)."""
+    try:
+        new = _merge(cfg, overrides, "")
+        _validate(new)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {str(exc).lstrip('.')}") from None
+    return new
+
+
+def load_config(path: str | Path | None, *, profile: str | None = None) -> EdgeRecConfig:
+    """Load a TOML config (defaults when ``path`` is None), then apply ``[profile.<profile>]``.
+
+    Raises :class:`ConfigError` naming the file and field for unreadable TOML, unknown keys,
+    wrong types, out-of-range values or an unknown profile.
+    """
+    if path is None:
+        table: dict[str, Any] = {}
+        source = "<defaults>"
+    else:
+        path = Path(path)
+        source = str(path)
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: no such config file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    profiles = table.get("profile", {})
+    cfg = config_from_dict(table, source=source)
+    if profile is not None:
+        if profile not in profiles:
+            builtin = BUILTIN_PROFILES.get(profile)
+            if builtin is None:
+                known = sorted(set(profiles) | set(BUILTIN_PROFILES))
+                raise ConfigError(
+                    f"{source}: unknown profile {profile!r}; expected one of {', '.join(known) or '(none)'}"
+                )
+            overrides = builtin
+        else:
+            overrides = profiles[profile]
+        cfg = apply_overrides(cfg, overrides, source=f"{source} [profile.{profile}]")
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain, JSON- and TOML-friendly dict of a config (tuples become lists)."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if is_dataclass(value):
+            out[f.name] = config_to_dict(value)
+        elif isinstance(value, tuple):
+            out[f.name] = list(value)
+        else:
+            out[f.name] = value
+    return out
+
+
+#: ``--profile quick``: tiny sizes and one or two epochs, for tests and smoke runs.
+BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {
+        "data": {"synthetic_users": 300, "synthetic_items": 200, "history_length": 20},
+        "teacher": {"hidden": 32, "blocks": 1, "fit": {"epochs": 2, "batch_size": 64}},
+        "student": {"embedding_dim": 8, "hidden": [16], "fit": {"epochs": 2, "batch_size": 64}},
+        "prune": {"fit": {"epochs": 1}},
+        "qat": {"fit": {"epochs": 1}},
+        "lowrank": {"rank": 4, "fit": {"epochs": 1}},
+        "convert": {"representative_samples": 32, "top_k": 20},
+    }
+}

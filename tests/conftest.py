@@ -1,0 +1,33 @@
+"""Shared test fixtures: environment for tf_keras, and a runner for TensorFlow-free subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+BLOCKER_DIR = TESTS_DIR / "block_tensorflow"
+
+
+def run_without_tensorflow(args: list[str], *, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` in a child where importing tensorflow/tf_keras/tfmot raises ImportError."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(BLOCKER_DIR), str(REPO_ROOT)])
+    env.update(kwargs.pop("env", {}))
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs
+    )
+
+
+@pytest.fixture
+def no_tensorflow():
+    """The :func:`run_without_tensorflow` runner, as a fixture."""
+    return run_without_tensorflow
