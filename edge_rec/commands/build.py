@@ -1,9 +1,54 @@
-"""edge-rec build commands (placeholder until implemented)."""
+"""``edge-rec build``: run the whole pipeline from a config file into a run directory."""
+
+from __future__ import annotations
+
+import json
 
 import click
 
+from edge_rec.config import ConfigError, load_config
 
-@click.command(name="build")
-def build() -> None:
-    """Not implemented yet."""
-    raise click.ClickException("not implemented yet")
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML config (defaults when omitted).")
+@click.option("--data", "data_path", default=None,
+              help="Interaction log to train on (overrides [data] source; a preset name or a path).")
+@click.option("--data-format", default=None,
+              help="movielens-100k, movielens-1m, movielens-latest, csv or auto.")
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run directory to write (bundle/, report.json, report.md, chart.png, models/, tflite/).")
+@click.option("--profile", default=None, help="A [profile.NAME] of the config, or the built-in 'quick'.")
+@click.option("--quiet", is_flag=True, help="No Keras progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def build(config_path, data_path, data_format, run_dir, profile, quiet, as_json) -> None:
+    """Train teacher and students, compress, convert, check parity, bundle and report.
+
+    Exits 1 when the quality gate ([gate] max_ndcg_drop, teacher -> int8) fails, after writing the
+    report; exits 1 with a message when int8 parity falls below [convert] parity_threshold.
+    """
+    try:
+        cfg = load_config(config_path, profile=profile)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    from edge_rec.build_errors import USER_ERRORS
+    from edge_rec.pipeline import run_build
+
+    try:
+        result = run_build(cfg, run_dir, data_path=data_path, data_format=data_format, quiet=quiet)
+    except USER_ERRORS as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result.report, indent=2))
+    else:
+        click.echo((result.run_dir / "report.md").read_text(encoding="utf-8"))
+    click.echo(f"bundle: {result.bundle_dir}", err=as_json)
+    for kind, path in result.report_paths.items():
+        click.echo(f"report ({kind}): {path}", err=as_json)
+    if not result.gate.passed:
+        click.echo(
+            f"quality gate FAILED: NDCG@10 dropped {result.gate.relative_drop:.1%} from teacher to int8 "
+            f"(allowed {result.gate.max_ndcg_drop:.0%})",
+            err=True,
+        )
+        raise SystemExit(1)

@@ -1,0 +1,229 @@
+"""TFLite interpreter backends, model-byte sanity checks and model introspection.
+
+Backends, in the order ``backend="auto"`` tries them: ``ai_edge_litert`` (maintained, works with
+numpy 2), ``tflite_runtime`` (its predecessor; 2.14 fails under numpy 2) and ``tensorflow``
+(``tensorflow.lite``; only when explicitly installed on a development machine — a device never
+needs it). This module imports no backend at module level.
+
+Every model is checked by :func:`check_model_bytes` before it reaches an interpreter, so a garbage
+or truncated file raises :class:`ModelFormatError` instead of reaching native code unchecked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+INSTALL_HINT = "pip install 'edge-rec[device]'  (or: pip install ai-edge-litert)"
+TFLITE_IDENTIFIER = b"TFL3"
+MIN_MODEL_BYTES = 16
+
+_BACKEND_MODULES = {
+    "ai_edge_litert": "ai_edge_litert.interpreter",
+    "tflite_runtime": "tflite_runtime.interpreter",
+    "tensorflow": "tensorflow.lite",
+}
+
+
+class InterpreterUnavailableError(ImportError):
+    """No usable TFLite interpreter backend is installed; the message says which pip command fixes it."""
+
+
+class ModelFormatError(ValueError):
+    """Bytes that are not a loadable TFLite model (wrong identifier, truncated, rejected)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A resolved interpreter backend: its name and its ``Interpreter`` class."""
+
+    name: str
+    interpreter_class: type
+
+
+@dataclass(frozen=True)
+class SignatureSpec:
+    """Inputs and outputs of one signature: ``{name: (shape, numpy dtype name, tensor index)}``."""
+
+    key: str
+    inputs: dict[str, tuple[tuple[int, ...], str, int]]
+    outputs: dict[str, tuple[tuple[int, ...], str, int]]
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What :func:`describe_model` learns about a model: signatures, op histogram, tensor dtypes.
+
+    ``ops`` is empty (and ``ops_available`` False) when the backend cannot list operators.
+    """
+
+    backend: str
+    size_bytes: int
+    signatures: dict[str, SignatureSpec]
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    ops: dict[str, int] = field(default_factory=dict)
+    ops_available: bool = False
+    tensor_dtypes: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "backend": self.backend,
+            "size_bytes": self.size_bytes,
+            "signatures": {
+                key: {
+                    "inputs": {n: {"shape": list(s), "dtype": d} for n, (s, d, _) in sig.inputs.items()},
+                    "outputs": {n: {"shape": list(s), "dtype": d} for n, (s, d, _) in sig.outputs.items()},
+                }
+                for key, sig in self.signatures.items()
+            },
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "ops": self.ops,
+            "ops_available": self.ops_available,
+            "tensor_dtypes": self.tensor_dtypes,
+        }
+
+
+def resolve_backend(backend: str = "auto") -> Backend:
+    """Import and return the requested interpreter backend.
+
+    ``"auto"`` tries ``ai_edge_litert``, ``tflite_runtime``, ``tensorflow`` in that order and takes
+    the first that imports (any import-time failure, e.g. tflite_runtime under numpy 2, counts as
+    not installed). Raises :class:`InterpreterUnavailableError` with the pip command that fixes it,
+    or ``ValueError`` for an unknown backend name.
+    """
+    if backend != "auto" and backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is unknown; expected 'auto' or one of {', '.join(BACKENDS)}")
+    candidates = BACKENDS if backend == "auto" else (backend,)
+    failures = []
+    for name in candidates:
+        try:
+            module = importlib.import_module(_BACKEND_MODULES[name])
+            return Backend(name=name, interpreter_class=module.Interpreter)
+        except Exception as exc:  # noqa: BLE001 - a broken install is as good as a missing one
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+    raise InterpreterUnavailableError(
+        "no TFLite interpreter backend could be imported (" + "; ".join(failures) + "). "
+        f"Install one with: {INSTALL_HINT}"
+    )
+
+
+def check_model_bytes(data: bytes, *, source: str = "model") -> None:
+    """Cheap structural checks on TFLite flatbuffer bytes before any native code sees them.
+
+    Checks the ``TFL3`` file identifier, a minimum size, that the root table offset and its vtable
+    lie inside the buffer. Raises :class:`ModelFormatError` naming ``source``.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ModelFormatError(f"{source}: expected model bytes, got {type(data).__name__}")
+    size = len(data)
+    if size < MIN_MODEL_BYTES:
+        raise ModelFormatError(f"{source}: {size} bytes is too small to be a TFLite model "
+                               "(truncated file?); re-export or re-download it")
+    if bytes(data[4:8]) != TFLITE_IDENTIFIER:
+        raise ModelFormatError(f"{source}: not a TFLite flatbuffer (file identifier "
+                               f"{bytes(data[4:8])!r}, expected {TFLITE_IDENTIFIER!r})")
+    root = struct.unpack_from("<I", data, 0)[0]
+    if not 8 <= root <= size - 4:
+        raise ModelFormatError(f"{source}: root table offset {root} lies outside the {size}-byte "
+                               "file; the model is truncated or corrupt")
+    vtable = root - struct.unpack_from("<i", data, root)[0]
+    if not 0 <= vtable <= size - 4:
+        raise ModelFormatError(f"{source}: flatbuffer vtable offset {vtable} lies outside the file; "
+                               "the model is truncated or corrupt")
+    vtable_size = struct.unpack_from("<H", data, vtable)[0]
+    if vtable_size < 4 or vtable + vtable_size > size:
+        raise ModelFormatError(f"{source}: flatbuffer vtable is malformed; the model is truncated or corrupt")
+
+
+def create_interpreter(model_bytes: bytes, *, num_threads: int = 1, backend: str | Backend = "auto",
+                       source: str = "model") -> Any:
+    """A new interpreter for ``model_bytes`` with tensors allocated.
+
+    The bytes are checked first (:func:`check_model_bytes`); a model the backend rejects raises
+    :class:`ModelFormatError` naming ``source``. ``num_threads`` must be >= 1.
+    """
+    if type(num_threads) is not int or num_threads < 1:
+        raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
+    check_model_bytes(model_bytes, source=source)
+    chosen = backend if isinstance(backend, Backend) else resolve_backend(backend)
+    try:
+        interpreter = chosen.interpreter_class(model_content=bytes(model_bytes), num_threads=num_threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelFormatError(f"{source}: the {chosen.name} interpreter rejected the model: {exc}") from exc
+    return interpreter
+
+
+def _dtype_name(dtype: Any) -> str:
+    return np.dtype(dtype).name
+
+
+def _tensor_entry(detail: dict[str, Any]) -> tuple[tuple[int, ...], str, int]:
+    return tuple(int(d) for d in detail["shape"]), _dtype_name(detail["dtype"]), int(detail["index"])
+
+
+def read_signatures(interpreter: Any) -> dict[str, SignatureSpec]:
+    """Every signature of an interpreter: input/output names with shape, dtype and tensor index."""
+    signatures: dict[str, SignatureSpec] = {}
+    for key in interpreter.get_signature_list():
+        runner = interpreter.get_signature_runner(key)
+        signatures[key] = SignatureSpec(
+            key=key,
+            inputs={name: _tensor_entry(d) for name, d in runner.get_input_details().items()},
+            outputs={name: _tensor_entry(d) for name, d in runner.get_output_details().items()},
+        )
+    return signatures
+
+
+def describe_model(model_bytes: bytes, *, backend: str | Backend = "auto",
+                   source: str = "model") -> ModelDescription:
+    """Signatures, inputs/outputs, op histogram and tensor dtype histogram of a TFLite model.
+
+    The op histogram uses the interpreter's ``_get_ops_details()`` (ai_edge_litert and recent
+    TensorFlow); when the backend lacks it, ``ops`` is empty and ``ops_available`` is False.
+    """
+    chosen = backend if isinstance(backend, Backend) else resolve_backend(backend)
+    interpreter = create_interpreter(model_bytes, backend=chosen, source=source)
+
+    def public(detail: dict[str, Any]) -> dict[str, Any]:
+        scale, zero_point = detail.get("quantization", (0.0, 0))
+        return {"name": detail["name"], "shape": [int(d) for d in detail["shape"]],
+                "dtype": _dtype_name(detail["dtype"]),
+                "quantization": {"scale": float(scale), "zero_point": int(zero_point)}}
+
+    ops: Counter[str] = Counter()
+    ops_available = False
+    get_ops = getattr(interpreter, "_get_ops_details", None)
+    if get_ops is not None:
+        try:
+            # DELEGATE nodes are the runtime's XNNPACK partitions, not ops of the model
+            ops.update(name for op in get_ops()
+                       if (name := str(op.get("op_name", "?"))) != "DELEGATE")
+            ops_available = True
+        except Exception:  # noqa: BLE001 - private API; an op list is a nice-to-have
+            ops.clear()
+    dtypes: Counter[str] = Counter()
+    try:
+        for detail in interpreter.get_tensor_details():
+            dtypes[_dtype_name(detail["dtype"])] += 1
+    except Exception:  # noqa: BLE001 - some backends fail on tensors without data
+        dtypes.clear()
+    return ModelDescription(
+        backend=chosen.name,
+        size_bytes=len(model_bytes),
+        signatures=read_signatures(interpreter),
+        inputs=[public(d) for d in interpreter.get_input_details()],
+        outputs=[public(d) for d in interpreter.get_output_details()],
+        ops=dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        ops_available=ops_available,
+        tensor_dtypes=dict(sorted(dtypes.items())),
+    )

@@ -1,0 +1,393 @@
+"""The on-device recommender: a verified bundle + a TFLite interpreter + numpy, nothing else.
+
+::
+
+    from device_runtime.recommender import Recommender
+
+    rec = Recommender.load("runs/demo/bundle")
+    for r in rec.recommend(["1021", "1007", 1013], k=5):
+        print(r.rank, r.item_id, r.title, r.score)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device_runtime.bundle import (
+    HISTORY_INPUT,
+    OOV_INDEX,
+    PAD_INDEX,
+    SIGNATURE_KEY,
+    TOP_IDS_OUTPUT,
+    TOP_SCORES_OUTPUT,
+    BundleError,
+    TensorSpec,
+    VerifiedBundle,
+    verify_bundle,
+)
+from device_runtime.interpreter import Backend, create_interpreter, read_signatures, resolve_backend
+
+SOURCE_MODEL = "model"
+SOURCE_POPULARITY = "popularity"
+SOURCE_MIXED = "model+popularity"
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended item: external ``item_id``, model ``score`` and 1-based ``rank``.
+
+    ``source`` is ``"model"`` when the item came from the model's top-K, ``"popularity"`` when it
+    came from the bundle's popularity order (its ``score`` is then 0.0 and means nothing).
+    ``title`` is the item's title from ``items.tsv`` ("" when none).
+    """
+
+    item_id: str
+    score: float
+    rank: int
+    source: str = SOURCE_MODEL
+    title: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"item_id": self.item_id, "score": self.score, "rank": self.rank,
+                "source": self.source, "title": self.title}
+
+
+@dataclass(frozen=True)
+class RecommendationList:
+    """The answer to one ``recommend`` call; iterates, indexes and ``len()``s like its ``items``.
+
+    ``source``: ``"model"`` (all items from the model), ``"popularity"`` (empty or all-unknown
+    history: cold start), ``"model+popularity"`` (the model's top-K ran out after exclusions and
+    the rest was filled from popularity). ``unknown_ids``: how many history ids were not in the
+    catalog (mapped to out-of-vocabulary).
+    """
+
+    items: tuple[Recommendation, ...]
+    source: str
+    unknown_ids: int
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, position):
+        return self.items[position]
+
+    @property
+    def item_ids(self) -> list[str]:
+        """The recommended external ids, best first."""
+        return [r.item_id for r in self.items]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"items": [...], "source", "unknown_ids"}``."""
+        return {"items": [r.to_dict() for r in self.items], "source": self.source,
+                "unknown_ids": self.unknown_ids}
+
+
+def _as_key(value: Any, where: str) -> str:
+    """External ids are strings; ints (and numpy integers) are compared as their str."""
+    if type(value) is str:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{where} is {value!r} ({type(value).__name__}); item ids must be str or int")
+    return str(int(value))
+
+
+def _as_id_list(values: Any, what: str) -> list[str]:
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise TypeError(f"{what} must be a list of item ids (str or int), got {type(values).__name__}")
+    return [_as_key(value, f"{what}[{i}]") for i, value in enumerate(values)]
+
+
+class _Slot:
+    """One interpreter with its reusable input buffer; used by one thread at a time."""
+
+    __slots__ = ("interpreter", "buffer", "runner")
+
+    def __init__(self, interpreter: Any, history_length: int, runner: Any) -> None:
+        self.interpreter = interpreter
+        self.buffer = np.zeros((1, history_length), dtype=np.int32)
+        self.runner = runner
+
+
+class _ServingModel:
+    """Everything derived from one verified bundle; immutable after construction except the pool."""
+
+    def __init__(self, bundle: VerifiedBundle, backend: Backend, num_threads: int) -> None:
+        manifest = bundle.manifest
+        self.bundle = bundle
+        self.backend = backend
+        self.num_threads = num_threads
+        self.history_length = manifest.history_length
+        self.catalog_size = manifest.catalog_size
+        self.top_k = manifest.top_k
+        self.real_items = manifest.catalog_size - 2
+        self.item_ids = bundle.item_ids
+        self.titles = bundle.titles
+        self.index_of = {item_id: index for index, item_id in enumerate(bundle.item_ids) if index >= 2}
+        listed = list(manifest.popularity)
+        listed_set = set(listed)
+        self.popularity = listed + [i for i in range(2, self.catalog_size) if i not in listed_set]
+        self.popularity_array = np.asarray(self.popularity, dtype=np.int32)
+        self._pool: list[_Slot] = []
+        first = self._new_slot()  # checks the signature against the manifest
+        self._pool.append(first)
+
+    def _new_slot(self) -> _Slot:
+        source = f"{self.bundle.source}/{self.bundle.manifest.model.file}"
+        interpreter = create_interpreter(self.bundle.model_bytes, num_threads=self.num_threads,
+                                         backend=self.backend, source=source)
+        if not hasattr(self, "input_index"):
+            self._bind_signature(interpreter, source)
+        runner = None if self.fast_path else interpreter.get_signature_runner(self.signature_key)
+        return _Slot(interpreter, self.history_length, runner)
+
+    def _bind_signature(self, interpreter: Any, source: str) -> None:
+        manifest = self.bundle.manifest
+        self.signature_key = manifest.model.signature_key
+        signatures = read_signatures(interpreter)
+        if self.signature_key not in signatures:
+            raise BundleError(f"{source}: the model has no signature {self.signature_key!r} "
+                              f"(it has {sorted(signatures)}); rebuild the bundle")
+        signature = signatures[self.signature_key]
+        L, K = self.history_length, self.top_k
+        expected_in = {HISTORY_INPUT: TensorSpec(HISTORY_INPUT, (1, L), "int32")}
+        expected_out = {TOP_IDS_OUTPUT: TensorSpec(TOP_IDS_OUTPUT, (1, K), "int32"),
+                        TOP_SCORES_OUTPUT: TensorSpec(TOP_SCORES_OUTPUT, (1, K), "float32")}
+        for what, declared, expected, actual in (
+            ("inputs", manifest.model.inputs, expected_in, signature.inputs),
+            ("outputs", manifest.model.outputs, expected_out, signature.outputs),
+        ):
+            declared_map = {spec.name: spec for spec in declared}
+            if declared_map != expected:
+                raise BundleError(f"{self.bundle.source}/manifest.json: model.{what} is "
+                                  f"{[s.to_dict() for s in declared]}, expected "
+                                  f"{[s.to_dict() for s in expected.values()]} for history_length "
+                                  f"{L} and top_k {K}")
+            found = {name: TensorSpec(name, shape, dtype) for name, (shape, dtype, _) in actual.items()}
+            if found != expected:
+                raise BundleError(f"{source}: signature {self.signature_key!r} {what} are "
+                                  f"{[s.to_dict() for s in found.values()]}, but the manifest "
+                                  f"declares {[s.to_dict() for s in declared]}; the model does not "
+                                  "belong to this manifest: rebuild the bundle")
+        self.input_index = signature.inputs[HISTORY_INPUT][2]
+        self.ids_index = signature.outputs[TOP_IDS_OUTPUT][2]
+        self.scores_index = signature.outputs[TOP_SCORES_OUTPUT][2]
+        main_inputs = {d["index"] for d in interpreter.get_input_details()}
+        main_outputs = {d["index"] for d in interpreter.get_output_details()}
+        # signature tensors in the main subgraph: set/invoke/get directly (no runner overhead)
+        self.fast_path = (self.input_index in main_inputs and self.ids_index in main_outputs
+                          and self.scores_index in main_outputs)
+
+    def acquire(self) -> _Slot:
+        try:
+            return self._pool.pop()  # list.pop/append are atomic under the GIL
+        except IndexError:
+            return self._new_slot()
+
+    def release(self, slot: _Slot) -> None:
+        self._pool.append(slot)
+
+    def run(self, indices: list[int]) -> tuple[list[int], list[float]]:
+        """Top-K (ids, scores) of the graph for the last L indices (left-padded)."""
+        slot = self.acquire()
+        try:
+            buffer = slot.buffer
+            tail = indices[-self.history_length:]
+            buffer.fill(PAD_INDEX)
+            buffer[0, self.history_length - len(tail):] = tail
+            if slot.runner is None:
+                interpreter = slot.interpreter
+                interpreter.set_tensor(self.input_index, buffer)
+                interpreter.invoke()
+                ids = interpreter.get_tensor(self.ids_index)[0].tolist()
+                scores = interpreter.get_tensor(self.scores_index)[0].tolist()
+            else:
+                out = slot.runner(**{HISTORY_INPUT: buffer})
+                ids = out[TOP_IDS_OUTPUT][0].tolist()
+                scores = out[TOP_SCORES_OUTPUT][0].tolist()
+        finally:
+            self.release(slot)
+        return ids, scores
+
+
+class Recommender:
+    """Next-item recommendations from a verified bundle, safe for concurrent use.
+
+    Construct with :meth:`load`. Every public method may be called from any number of threads.
+
+    Concurrency design: a pool of interpreters, each used by one thread at a time (an
+    interpreter is not thread-safe). A call takes an idle interpreter from the pool or creates one
+    from the in-memory model bytes when all are busy, and gives it back afterwards, so the pool
+    grows to the peak number of concurrent callers and no more. This is "interpreter per thread"
+    without ``threading.local``: ``ThreadingHTTPServer`` starts a new thread per request, which
+    would create (and throw away) an interpreter per request with ``threading.local``. It was
+    measured against one shared interpreter behind a lock (``benchmarks/runtime.py``, 4 threads,
+    tiny bundle, 2 shared cores: pool ~1.0-1.3x the lock's throughput; invoke releases the GIL, so
+    the pool wins more on larger models and more cores) and costs one extra interpreter's memory
+    per concurrent caller.
+
+    ``reload`` builds and checks the new model completely, then swaps one reference: a call in
+    flight finishes on the model it started with, and a failed reload leaves the old model serving.
+    """
+
+    def __init__(self, bundle: VerifiedBundle, *, num_threads: int = 1, backend: str = "auto") -> None:
+        """Serve an already verified bundle (prefer :meth:`load`). Checks the model's signature
+        against the manifest and raises :class:`BundleError` when they differ."""
+        self._backend = resolve_backend(backend)
+        self._num_threads = num_threads
+        self._reload_lock = threading.Lock()
+        self._serving = _ServingModel(bundle, self._backend, num_threads)
+
+    @classmethod
+    def load(cls, path: str | Path, *, num_threads: int = 1, backend: str = "auto") -> Recommender:
+        """Verify the bundle at ``path`` (directory or ``.tar.gz``) and load it.
+
+        Raises :class:`BundleError` for a bundle that fails verification or whose model signature
+        does not match the manifest, ``ModelFormatError`` for model bytes the interpreter rejects,
+        ``InterpreterUnavailableError`` when no backend is installed.
+        """
+        return cls(verify_bundle(path), num_threads=num_threads, backend=backend)
+
+    # ---- properties -------------------------------------------------------------------------
+    @property
+    def bundle(self) -> VerifiedBundle:
+        """The verified bundle currently serving (model bytes, manifest, items)."""
+        return self._serving.bundle
+
+    @property
+    def history_length(self) -> int:
+        """L: how many of the most recent history items the model sees."""
+        return self._serving.history_length
+
+    @property
+    def catalog_size(self) -> int:
+        """C: real items + 2 (padding and OOV)."""
+        return self._serving.catalog_size
+
+    @property
+    def backend(self) -> str:
+        """Name of the interpreter backend in use."""
+        return self._backend.name
+
+    # ---- recommending -----------------------------------------------------------------------
+    def recommend(self, history: Sequence[str | int], k: int = 10, *, exclude: Iterable[str | int] = (),
+                  exclude_seen: bool = True) -> RecommendationList:
+        """The top ``k`` next items for ``history`` (external ids, oldest first).
+
+        - ids are compared as strings (``1007`` == ``"1007"``); unknown ids map to
+          out-of-vocabulary and are counted in ``unknown_ids``;
+        - only the last ``history_length`` ids are fed to the model, but ``exclude_seen`` removes
+          every id of the whole history;
+        - an empty or all-unknown history returns the popularity order (``source="popularity"``);
+        - ``exclude`` ids never appear; when fewer than ``k`` of the graph's top-K remain after
+          exclusions, the rest comes from popularity (``source="model+popularity"``); fewer than
+          ``k`` items are returned only when exclusions leave fewer than ``k`` items in the catalog.
+
+        Raises ``ValueError`` for ``k`` outside 1..(number of real items) and ``TypeError`` for
+        ids that are neither str nor int.
+        """
+        serving = self._serving  # one read: a concurrent reload cannot mix two models in one call
+        return self._recommend(serving, history, k, exclude, exclude_seen)
+
+    def recommend_batch(self, histories: Iterable[Sequence[str | int]], k: int = 10, *,
+                        exclude: Iterable[str | int] = (), exclude_seen: bool = True
+                        ) -> list[RecommendationList]:
+        """:meth:`recommend` for each history (all on the same model, even during a reload)."""
+        if isinstance(histories, str | bytes) or not isinstance(histories, Iterable):
+            raise TypeError(f"histories must be a list of histories, got {type(histories).__name__}")
+        serving = self._serving
+        exclude = _as_id_list(exclude, "exclude")
+        return [self._recommend(serving, history, k, exclude, exclude_seen) for history in histories]
+
+    def _recommend(self, serving: _ServingModel, history: Any, k: Any, exclude: Iterable[Any],
+                   exclude_seen: bool) -> RecommendationList:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise TypeError(f"k must be an integer, got {type(k).__name__}")
+        if not 1 <= k <= serving.real_items:
+            raise ValueError(f"k={k} is out of range: the catalog has {serving.real_items} items, "
+                             f"so k must be in 1..{serving.real_items}")
+        index_of = serving.index_of
+        indices = [index_of.get(key, OOV_INDEX) for key in _as_id_list(history, "history")]
+        unknown = indices.count(OOV_INDEX)
+        banned = set(indices) if exclude_seen else set()
+        for key in _as_id_list(exclude, "exclude"):
+            index = index_of.get(key)
+            if index is not None:
+                banned.add(index)
+        item_ids, titles = serving.item_ids, serving.titles
+        chosen: list[Recommendation] = []
+        if unknown < len(indices):
+            ids, scores = serving.run(indices)
+            for index, score in zip(ids, scores, strict=True):
+                if index < 2 or index >= serving.catalog_size or index in banned:
+                    continue
+                banned.add(index)
+                chosen.append(Recommendation(item_ids[index], score, len(chosen) + 1, SOURCE_MODEL,
+                                             titles[index]))
+                if len(chosen) == k:
+                    return RecommendationList(tuple(chosen), SOURCE_MODEL, unknown)
+            source = SOURCE_MIXED
+        else:
+            source = SOURCE_POPULARITY
+        filled = False
+        for index in serving.popularity:
+            if len(chosen) == k:
+                break
+            if index in banned:
+                continue
+            banned.add(index)
+            filled = True
+            chosen.append(Recommendation(item_ids[index], 0.0, len(chosen) + 1, SOURCE_POPULARITY,
+                                         titles[index]))
+        if source == SOURCE_MIXED and not filled:
+            source = SOURCE_MODEL
+        return RecommendationList(tuple(chosen), source, unknown)
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def reload(self, path: str | Path) -> dict[str, Any]:
+        """Verify and load the bundle at ``path``, then swap it in atomically; returns :meth:`info`.
+
+        On any error (verification, signature, interpreter) the exception propagates and the
+        current model keeps serving unchanged.
+        """
+        with self._reload_lock:
+            fresh = _ServingModel(verify_bundle(path), self._backend, self._num_threads)
+            self._serving = fresh
+        return self.info()
+
+    def info(self) -> dict[str, Any]:
+        """What is serving: source path, digests, sizes, L, K, catalog, quantization, metrics, build."""
+        serving = self._serving
+        manifest = serving.bundle.manifest
+        return {
+            "bundle": str(serving.bundle.source),
+            "manifest_sha256": serving.bundle.manifest_sha256,
+            "created_at": manifest.created_at,
+            "schema_version": manifest.schema_version,
+            "backend": serving.backend.name,
+            "num_threads": serving.num_threads,
+            "history_length": manifest.history_length,
+            "catalog_size": manifest.catalog_size,
+            "items": manifest.catalog_size - 2,
+            "top_k": manifest.top_k,
+            "model_bytes": len(serving.bundle.model_bytes),
+            "model_sha256": manifest.files[manifest.model.file].sha256,
+            "quantization": dict(manifest.model.quantization),
+            "metrics": dict(manifest.metrics),
+            "build": dict(manifest.build),
+            "interpreters": len(serving._pool),
+        }
+
+    def __repr__(self) -> str:
+        return (f"Recommender({str(self._serving.bundle.source)!r}, items={self._serving.real_items}, "
+                f"L={self.history_length}, backend={self.backend!r})")

@@ -1,0 +1,113 @@
+"""Leave-last-out split: last item test, second-to-last validation, the rest training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from edge_rec.data.sequences import left_pad
+from edge_rec.data.vocabulary import PAD_INDEX, OOV_INDEX
+
+if TYPE_CHECKING:
+    from edge_rec.data.sequences import SequenceDataset
+
+EVAL_SPLITS = ("valid", "test")
+
+
+@dataclass(frozen=True, eq=False)
+class EvalSet:
+    """One evaluation target per user.
+
+    ``histories`` int32[U, L] (left-padded, last real item at column L-1), ``targets`` int32[U],
+    ``seen[i]`` every item index of user i's FULL history (not only the last L), to exclude
+    from the ranking.
+    """
+
+    histories: np.ndarray
+    targets: np.ndarray
+    seen: list[np.ndarray]
+
+    def __len__(self) -> int:
+        """Number of users (rows)."""
+        return int(self.targets.shape[0])
+
+
+class LeaveLastOutSplit:
+    """Per user: ``seq[:-2]`` trains, ``seq[-2]`` validates, ``seq[-1]`` tests.
+
+    Built by :meth:`SequenceDataset.split`; every sequence has at least 3 items, so every
+    user has a training item, a validation target and a test target.
+    """
+
+    def __init__(self, dataset: SequenceDataset) -> None:
+        short = [u for u, s in zip(dataset.user_ids, dataset.sequences, strict=True) if len(s) < 3]
+        if short:
+            raise ValueError(
+                f"{len(short)} user(s) have fewer than 3 items (e.g. {short[0]!r}); "
+                "leave-last-out needs a train, a validation and a test item per user"
+            )
+        self.dataset = dataset
+        self.vocab = dataset.vocab
+        self.catalog_size = dataset.vocab.size
+        self.train_sequences: list[np.ndarray] = [s[:-2] for s in dataset.sequences]
+
+    def popularity(self) -> np.ndarray:
+        """Interaction counts per index over the training sequences, float64[C]; 0 for PAD/OOV."""
+        counts = np.bincount(
+            np.concatenate(self.train_sequences), minlength=self.catalog_size
+        ).astype(np.float64)
+        counts[[PAD_INDEX, OOV_INDEX]] = 0.0
+        return counts
+
+    def sequence_examples(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Whole-sequence training examples for models that predict every position at once.
+
+        Returns ``(inputs, targets)``, both int32[U, length]: ``inputs`` = ``train_seq[:-1]``,
+        ``targets`` = ``train_seq[1:]``, each the last ``length`` positions, left-padded with
+        0. ``targets[u, t]`` is the item after ``inputs[u, :t+1]``; target 0 means ignore.
+        """
+        inputs = left_pad([s[:-1] for s in self.train_sequences], length)
+        targets = left_pad([s[1:] for s in self.train_sequences], length)
+        return inputs, targets
+
+    def prefix_examples(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every prefix of every training sequence as one example.
+
+        Returns ``(histories int32[N, length], targets int32[N])`` with one row per position
+        ``t >= 1`` of each ``train_seq``: history = last ``length`` items of ``train_seq[:t]``
+        (left-padded), target = ``train_seq[t]``. N = sum(len(train_seq) - 1).
+        """
+        if length < 1:
+            raise ValueError(f"history length must be >= 1, got {length}")
+        histories, targets = [], []
+        for seq in self.train_sequences:
+            if len(seq) < 2:
+                continue
+            padded = np.concatenate([np.zeros(length, dtype=np.int32), seq.astype(np.int32)])
+            # window t covers padded[t : t+length] = last `length` items of seq[:t]
+            histories.append(sliding_window_view(padded, length)[1 : len(seq)])
+            targets.append(seq[1:])
+        if not histories:
+            return np.zeros((0, length), np.int32), np.zeros((0,), np.int32)
+        return (
+            np.ascontiguousarray(np.concatenate(histories), dtype=np.int32),
+            np.concatenate(targets).astype(np.int32),
+        )
+
+    def eval_set(self, which: str, length: int) -> EvalSet:
+        """Validation (``"valid"``: history ``seq[:-2]``, target ``seq[-2]``) or test
+        (``"test"``: history ``seq[:-1]``, target ``seq[-1]``) examples, one per user."""
+        if which not in EVAL_SPLITS:
+            raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
+        cut = 2 if which == "valid" else 1
+        seqs = self.dataset.sequences
+        histories = [s[:-cut] for s in seqs]
+        targets = np.array([s[-cut] for s in seqs], dtype=np.int32)
+        return EvalSet(
+            histories=left_pad(histories, length),
+            targets=targets,
+            seen=[np.asarray(h, dtype=np.int32) for h in histories],
+        )

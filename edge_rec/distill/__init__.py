@@ -1,0 +1,1 @@
+"""Knowledge distillation: the Distiller model, its loss terms and the training loop."""

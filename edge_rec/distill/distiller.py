@@ -1,0 +1,145 @@
+"""The Distiller: a Keras model holding a frozen teacher and a student, with its own train_step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from converters.legacy_keras import keras, tf
+from edge_rec.config import DistillConfig
+from edge_rec.distill import losses
+
+TERMS = ("ce", "kd", "hint", "rank")
+
+
+@dataclass(frozen=True)
+class TermWeights:
+    """The weight of each loss term; a term with weight 0 is not computed at all."""
+
+    ce: float
+    kd: float
+    hint: float
+    rank: float
+
+    @classmethod
+    def from_config(cls, cfg: DistillConfig, *, has_teacher: bool) -> TermWeights:
+        """α·CE + (1-α)·KD + β·hint + γ·rank; without a teacher, CE alone (weight 1)."""
+        if not has_teacher:
+            return cls(ce=1.0, kd=0.0, hint=0.0, rank=0.0)
+        return cls(ce=cfg.alpha, kd=1.0 - cfg.alpha, hint=cfg.beta, rank=cfg.gamma)
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether any active term uses the teacher's outputs."""
+        return self.kd > 0 or self.hint > 0 or self.rank > 0
+
+
+class Distiller(keras.Model):
+    """Trains ``student`` on next-item targets and, when ``teacher`` is given, on the teacher.
+
+    Data: x = sequence inputs int32[B, L], y = next-item targets int32[B, L] (0 = ignore).
+    Both models must be sequence-mode models with outputs ``(logits [B, L, C], hidden [B, L, H])``.
+    Loss = α·CE + (1-α)·T²·KL + β·hint + γ·ranking (see :mod:`edge_rec.distill.losses`); every
+    term with a non-zero weight is reported per epoch (``ce``, ``kd``, ``hint``, ``rank``) beside
+    ``loss``. The teacher is frozen and runs in inference mode. The hint projection (student
+    hidden -> teacher hidden) is a layer of the Distiller, never of the student, so the exported
+    student does not carry it. ``term_weights`` overrides the config's weights (for experiments).
+    """
+
+    def __init__(
+        self,
+        student: keras.Model,
+        teacher: keras.Model | None,
+        cfg: DistillConfig,
+        *,
+        term_weights: TermWeights | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.student = student
+        self.teacher = teacher
+        self.cfg = cfg
+        self.weights_of_terms = term_weights or TermWeights.from_config(cfg, has_teacher=teacher is not None)
+        if self.weights_of_terms.needs_teacher and teacher is None:
+            raise ValueError("Distiller: a distillation term is on but no teacher was given")
+        if teacher is not None:
+            teacher.trainable = False
+        self.projection = None
+        if teacher is not None and self.weights_of_terms.hint > 0:
+            teacher_width = int(teacher.outputs[1].shape[-1])
+            self.projection = keras.layers.Dense(teacher_width, name="hint_projection")
+            self.projection.build(tf.TensorShape([None, None, int(student.outputs[1].shape[-1])]))
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", *TERMS)}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, inputs, training=None):
+        """The student's outputs (logits, hidden)."""
+        return self.student(inputs, training=training)
+
+    def loss_terms(self, x, y, *, training: bool) -> dict[str, tf.Tensor]:
+        """Unweighted value of every active term on a batch (only terms with weight > 0)."""
+        w = self.weights_of_terms
+        positions = tf.cast(tf.not_equal(y, 0), tf.float32)
+        student_logits, student_hidden = self.student(x, training=training)
+        terms: dict[str, tf.Tensor] = {}
+        if w.ce > 0:
+            terms["ce"] = losses.cross_entropy(y, student_logits, positions)
+        if w.needs_teacher:
+            teacher_logits, teacher_hidden = self.teacher(x, training=False)
+            teacher_logits = tf.stop_gradient(teacher_logits)
+            teacher_hidden = tf.stop_gradient(teacher_hidden)
+            if w.kd > 0:
+                terms["kd"] = losses.temperature_kl(
+                    teacher_logits, student_logits, positions, self.cfg.temperature
+                )
+            if w.hint > 0:
+                terms["hint"] = losses.hint_mse(teacher_hidden, self.projection(student_hidden), positions)
+            if w.rank > 0:
+                terms["rank"] = losses.ranking_distillation(
+                    teacher_logits,
+                    student_logits,
+                    positions,
+                    top_k=self.cfg.ranking_top_k,
+                    decay=self.cfg.ranking_lambda,
+                )
+        return terms
+
+    def _total(self, terms: dict[str, tf.Tensor]) -> tf.Tensor:
+        w = self.weights_of_terms
+        return tf.add_n([getattr(w, name) * value for name, value in terms.items()])
+
+    def _record(self, total, terms) -> dict[str, tf.Tensor]:
+        self.trackers["loss"].update_state(total)
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        return {name: self.trackers[name].result() for name in ("loss", *terms)}
+
+    def _optimized_variables(self):
+        variables = list(self.student.trainable_variables)
+        if self.projection is not None:
+            variables += self.projection.trainable_variables
+        return variables
+
+    def train_step(self, data):
+        x, y = data[0], data[1]
+        with tf.GradientTape() as tape:
+            terms = self.loss_terms(x, y, training=True)
+            total = self._total(terms)
+            regularization = self.student.losses
+            if regularization:
+                total_with_reg = total + tf.add_n(regularization)
+            else:
+                total_with_reg = total
+        variables = self._optimized_variables()
+        gradients = tape.gradient(total_with_reg, variables)
+        self.optimizer.apply_gradients(
+            (g, v) for g, v in zip(gradients, variables, strict=True) if g is not None
+        )
+        return self._record(total, terms)
+
+    def test_step(self, data):
+        x, y = data[0], data[1]
+        terms = self.loss_terms(x, y, training=False)
+        return self._record(self._total(terms), terms)

@@ -1,0 +1,191 @@
+"""Fitting a sequence-mode model (teacher, baseline student, distilled student) with validation.
+
+Every position of every training sequence predicts its next item in one pass (SASRec style), so
+an epoch costs one forward pass per user. After each epoch the model's last-position scores on
+the validation split are ranked with the shared metrics (:mod:`device_runtime.metrics`);
+training stops early when validation NDCG@10 has not improved for ``patience`` epochs, and the
+best epoch's weights are restored.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from converters.legacy_keras import keras, tf
+from device_runtime.metrics import evaluate_scores
+from edge_rec.config import DistillConfig, FitConfig
+from edge_rec.distill.distiller import Distiller
+
+if TYPE_CHECKING:
+    from edge_rec.data import EvalSet, LeaveLastOutSplit
+
+log = logging.getLogger(__name__)
+
+VALIDATION_METRIC = "val_ndcg@10"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one fit produced: per-epoch logs, wall time, epochs run and the best validation score.
+
+    ``history`` maps each logged quantity (``loss``, ``ce``, ``kd``, ``hint``, ``rank``,
+    ``val_ndcg@10``, ``val_hr@10``, ``val_mrr``) to one value per epoch run.
+    """
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    epochs_run: int = 0
+    best_val_ndcg: float = 0.0
+    best_epoch: int = 0
+
+
+def _last_position_scorer(model: keras.Model) -> Callable[[np.ndarray], tf.Tensor]:
+    """A function histories -> last-position logits [B, C] that avoids scoring every position.
+
+    When the model's logits layer reads the ``hidden`` output directly (teacher, student, pruned
+    or quantized wrappers), only the last hidden state goes through it; otherwise the full model
+    runs and its last position is taken.
+    """
+    logits_layer = model.outputs[0]._keras_history.layer
+    hidden = model.outputs[1] if len(model.outputs) > 1 else None
+    sequence_mode = len(model.outputs[0].shape) == 3
+    if sequence_mode and hidden is not None and len(logits_layer._inbound_nodes) == 1:
+        if logits_layer.input is hidden:
+            hidden_model = keras.Model(model.inputs, hidden)
+
+            def score(batch):
+                states = hidden_model(batch, training=False)[:, -1, :]
+                return logits_layer(states, training=False)
+
+            return score
+
+    def score_full(batch):
+        outputs = model(batch, training=False)
+        logits = outputs[0] if isinstance(outputs, list | tuple) else outputs
+        return logits[:, -1, :] if len(logits.shape) == 3 else logits
+
+    return score_full
+
+
+def score_model(model: keras.Model, histories: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Last-position logits float32[N, C] of a sequence- or serving-mode model on ``histories``."""
+    histories = np.asarray(histories, dtype=np.int32)
+    if histories.ndim != 2:
+        raise ValueError(f"histories: expected int32[N, L], got shape {histories.shape}")
+    score = _last_position_scorer(model)
+    parts = [
+        np.asarray(score(tf.constant(histories[start : start + batch_size])), dtype=np.float32)
+        for start in range(0, histories.shape[0], batch_size)
+    ]
+    if not parts:
+        return np.zeros((0, int(model.outputs[0].shape[-1])), np.float32)
+    return np.concatenate(parts)
+
+
+class RankingValidation(keras.callbacks.Callback):
+    """After each epoch: validation HR/NDCG@10/MRR of ``model``, early stopping, best-weight restore.
+
+    Adds ``val_ndcg@10``, ``val_hr@10`` and ``val_mrr`` to the epoch logs. Stops training when
+    NDCG@10 has not improved for ``patience`` epochs; at the end of training the weights of the
+    best epoch are put back into ``model``.
+    """
+
+    def __init__(self, model: keras.Model, valid: EvalSet, catalog_size: int, *, patience: int, quiet: bool):
+        super().__init__()
+        self.scored_model = model
+        self.valid = valid
+        self.catalog_size = catalog_size
+        self.patience = patience
+        self.quiet = quiet
+        self.best = -math.inf
+        self.best_epoch = 0
+        self.best_weights = None
+        self.wait = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        scores = score_model(self.scored_model, self.valid.histories)
+        metrics = evaluate_scores(scores, self.valid.targets, self.valid.seen, self.catalog_size)
+        logs[VALIDATION_METRIC] = metrics["ndcg@10"]
+        logs["val_hr@10"] = metrics["hr@10"]
+        logs["val_mrr"] = metrics["mrr"]
+        level = logging.DEBUG if self.quiet else logging.INFO
+        log.log(level, "epoch %d: val NDCG@10 %.4f HR@10 %.4f", epoch + 1, metrics["ndcg@10"], metrics["hr@10"])
+        if metrics["ndcg@10"] > self.best:
+            self.best = metrics["ndcg@10"]
+            self.best_epoch = epoch + 1
+            self.best_weights = self.scored_model.get_weights()
+            self.wait = 0
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.scored_model.set_weights(self.best_weights)
+
+
+def train_sequence_model(
+    model: keras.Model,
+    teacher: keras.Model | None,
+    split: LeaveLastOutSplit,
+    *,
+    fit: FitConfig,
+    distill: DistillConfig | None = None,
+    history_length: int,
+    quiet: bool = False,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainResult:
+    """Fit ``model`` (sequence mode) on ``split.sequence_examples(history_length)`` via a Distiller.
+
+    ``teacher=None`` (or ``distill=None``, or α=1 with β=γ=0) trains on next-item cross-entropy
+    alone — the teacher and the baseline student use this same path. Validation NDCG@10 on
+    ``split.eval_set("valid", history_length)`` is computed each epoch; early stopping with
+    ``fit.patience`` restores the best weights into ``model``. ``quiet`` hides progress bars.
+    Seed TensorFlow beforehand (``set_global_seed``) for repeatable shuffling and dropout.
+    """
+    if fit.epochs < 1 or fit.batch_size < 1:
+        raise ValueError(f"fit: epochs and batch_size must be >= 1, got {fit.epochs} and {fit.batch_size}")
+    inputs, targets = split.sequence_examples(history_length)
+    if int(model.inputs[0].shape[-1]) != history_length:
+        raise ValueError(
+            f"model expects histories of length {model.inputs[0].shape[-1]}, "
+            f"training data uses history_length={history_length}"
+        )
+    catalog_size = int(model.outputs[0].shape[-1])
+    if catalog_size != split.catalog_size:
+        raise ValueError(
+            f"model scores {catalog_size} items but the data's catalog has {split.catalog_size}; "
+            "build the model with the dataset's vocabulary size"
+        )
+    valid = split.eval_set("valid", history_length)
+    distiller = Distiller(model, teacher, distill or DistillConfig(alpha=1.0, beta=0.0, gamma=0.0))
+    distiller.compile(optimizer=keras.optimizers.Adam(fit.learning_rate))
+    validation = RankingValidation(model, valid, catalog_size, patience=fit.patience, quiet=quiet)
+    start = time.perf_counter()
+    history = distiller.fit(
+        inputs,
+        targets,
+        batch_size=fit.batch_size,
+        epochs=fit.epochs,
+        shuffle=True,
+        verbose=0 if quiet else 1,
+        callbacks=[validation, *extra_callbacks],
+    )
+    seconds = time.perf_counter() - start
+    logs = {name: [float(v) for v in values] for name, values in history.history.items()}
+    return TrainResult(
+        history=logs,
+        seconds=seconds,
+        epochs_run=len(logs.get("loss", [])),
+        best_val_ndcg=float(validation.best) if validation.best_weights is not None else 0.0,
+        best_epoch=validation.best_epoch,
+    )

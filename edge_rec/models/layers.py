@@ -1,0 +1,184 @@
+"""Custom Keras layers of the edge-rec models, each serializable through ``get_config``.
+
+``quantize_apply`` and ``clone_model`` rebuild a model from its config, so no layer here is a
+``Lambda``; each is registered under the ``edge_rec`` package name. The student uses only
+:class:`PaddingMaskInitializer` (for its frozen ``mask`` embedding) and :class:`SequencePooling`;
+the others belong to the teacher, which may use any op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from converters.legacy_keras import keras, tf
+
+PACKAGE = "edge_rec"
+
+
+@keras.utils.register_keras_serializable(PACKAGE)
+class PaddingMaskInitializer(keras.initializers.Initializer):
+    """Initialises a ``[C, 1]`` table to 0 for the padding row (index 0) and 1 for every other row.
+
+    Used by the student's frozen one-column ``mask`` Embedding: looking an id up gives 1 for a
+    real item (or OOV) and 0 for padding, without any op other than a gather touching the ids.
+    """
+
+    def __call__(self, shape, dtype=None, **kwargs):
+        dtype = dtype or tf.float32
+        ones = tf.ones(shape, dtype=dtype)
+        row = tf.range(shape[0])[:, None]
+        return tf.where(tf.equal(row, 0), tf.zeros_like(ones), ones)
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+
+@keras.utils.register_keras_serializable(PACKAGE)
+class SequencePooling(keras.layers.Layer):
+    """Masked (optionally recency-weighted) mean of item embeddings.
+
+    Inputs: ``[embeddings float[B, L, E], mask float[B, L, 1]]`` (mask 1 for real items).
+
+    * ``causal=True`` (sequence mode): output ``[B, L, E]``; position ``t`` is the weighted mean
+      of the real items at positions ``<= t`` — a causal running mean, one pass for all positions.
+    * ``causal=False`` (serving mode): output ``[B, E]``, the weighted mean over all positions —
+      exactly the running mean at the last position, with the same weights.
+
+    ``weighting="position"`` learns one positive weight per distance from the current position
+    (distance 0 = the newest item), initialised to a mild recency decay; ``"mean"`` uses equal
+    weights and has no variables. The serving graph uses only Mul, Sum, Maximum and Div on
+    activations (the weights are constants after conversion).
+    """
+
+    def __init__(self, history_length: int, weighting: str = "mean", causal: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        if weighting not in ("mean", "position"):
+            raise ValueError(f"SequencePooling.weighting: expected 'mean' or 'position', got {weighting!r}")
+        if history_length < 1:
+            raise ValueError(f"SequencePooling.history_length: expected >= 1, got {history_length}")
+        self.history_length = int(history_length)
+        self.weighting = weighting
+        self.causal = bool(causal)
+
+    def build(self, input_shape):
+        if self.weighting == "position":
+            decay = 0.05 * tf.range(self.history_length, dtype=tf.float32)
+            self.distance_logits = self.add_weight(
+                name="distance_logits",
+                shape=(self.history_length,),
+                initializer=keras.initializers.Constant(-decay.numpy()),
+                trainable=True,
+            )
+        super().build(input_shape)
+
+    def distance_weights(self) -> tf.Tensor:
+        """Positive weight per distance from the current position, ``float[L]`` (index 0 = newest)."""
+        if self.weighting == "mean":
+            return tf.ones((self.history_length,), tf.float32)
+        return tf.exp(tf.clip_by_value(self.distance_logits, -20.0, 20.0))
+
+    def call(self, inputs):
+        embeddings, mask = inputs
+        weights = self.distance_weights()
+        length = self.history_length
+        if self.causal:
+            # matrix[t, s] = weight of distance t - s for s <= t, else 0 (training only).
+            t = tf.range(length)[:, None]
+            s = tf.range(length)[None, :]
+            distance = tf.maximum(t - s, 0)
+            matrix = tf.gather(weights, distance) * tf.cast(s <= t, tf.float32)
+            numerator = tf.einsum("ts,bse->bte", matrix, embeddings * mask)
+            denominator = tf.einsum("ts,bsk->btk", matrix, mask)
+            return numerator / tf.maximum(denominator, 1e-6)
+        # serving: position s is at distance L-1-s from the last position.
+        per_position = tf.reshape(tf.reverse(weights, axis=[0]), (1, length, 1))
+        weighted_mask = mask * per_position
+        numerator = tf.reduce_sum(embeddings * weighted_mask, axis=1)
+        denominator = tf.reduce_sum(weighted_mask, axis=1)
+        return numerator / tf.maximum(denominator, 1e-6)
+
+    def compute_output_shape(self, input_shape):
+        embeddings_shape = tf.TensorShape(input_shape[0])
+        if self.causal:
+            return embeddings_shape
+        return tf.TensorShape([embeddings_shape[0], embeddings_shape[2]])
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(history_length=self.history_length, weighting=self.weighting, causal=self.causal)
+        return config
+
+
+@keras.utils.register_keras_serializable(PACKAGE)
+class PositionEmbedding(keras.layers.Layer):
+    """Scales item embeddings by sqrt(width) and adds one learned vector per position (SASRec)."""
+
+    def __init__(self, history_length: int, **kwargs):
+        super().__init__(**kwargs)
+        self.history_length = int(history_length)
+
+    def build(self, input_shape):
+        self.positions = self.add_weight(
+            name="positions",
+            shape=(self.history_length, int(input_shape[-1])),
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+            trainable=True,
+        )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        width = tf.cast(tf.shape(inputs)[-1], inputs.dtype)
+        return inputs * tf.sqrt(width) + self.positions[None, :, :]
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(history_length=self.history_length)
+        return config
+
+
+@keras.utils.register_keras_serializable(PACKAGE)
+class PaddingMask(keras.layers.Layer):
+    """``float[B, L, 1]``: 1 where the id is a real item (not padding index 0), else 0."""
+
+    def call(self, ids):
+        return tf.cast(tf.not_equal(ids, 0), tf.float32)[:, :, None]
+
+
+@keras.utils.register_keras_serializable(PACKAGE)
+class CausalAttentionMask(keras.layers.Layer):
+    """``bool[B, L, L]``: query ``t`` may attend key ``s`` when ``s <= t`` and ``s`` is not padding.
+
+    A padding query attends to itself so that no softmax row is empty.
+    """
+
+    def call(self, ids):
+        length = tf.shape(ids)[1]
+        causal = tf.linalg.band_part(tf.ones((length, length), tf.bool), -1, 0)
+        keys = tf.not_equal(ids, 0)[:, None, :]
+        diagonal = tf.eye(length, dtype=tf.bool)[None, :, :]
+        return tf.logical_or(tf.logical_and(causal[None, :, :], keys), diagonal)
+
+
+@keras.utils.register_keras_serializable(PACKAGE)
+class LastPosition(keras.layers.Layer):
+    """``[B, L, H] -> [B, H]``: the last position (histories are left-padded, newest last)."""
+
+    def call(self, inputs):
+        return inputs[:, -1, :]
+
+    def compute_output_shape(self, input_shape):
+        shape = tf.TensorShape(input_shape)
+        return tf.TensorShape([shape[0], shape[2]])
+
+
+CUSTOM_OBJECTS: dict[str, Any] = {
+    cls.__name__: cls
+    for cls in (
+        PaddingMaskInitializer,
+        SequencePooling,
+        PositionEmbedding,
+        PaddingMask,
+        CausalAttentionMask,
+        LastPosition,
+    )
+}

@@ -1,0 +1,69 @@
+"""The student: a small, int8-friendly next-item model (embedding, pooling, Dense + ReLU)."""
+
+from __future__ import annotations
+
+from converters.legacy_keras import keras
+from edge_rec.config import StudentConfig
+from edge_rec.models.layers import PaddingMaskInitializer, SequencePooling
+
+
+def build_student(
+    cfg: StudentConfig, catalog_size: int, history_length: int, *, sequence: bool = True
+) -> keras.Model:
+    """Build the student: input ``history`` int32[B, L]; outputs ``logits`` and ``hidden``.
+
+    Layers: ``item_embedding`` (Embedding C x E), ``mask`` (frozen one-column Embedding, 0 for PAD,
+    1 otherwise — the only other layer that reads ids), ``pooling`` (:class:`SequencePooling`,
+    masked mean or learned recency-weighted mean), Dense + ReLU layers of ``cfg.hidden`` widths
+    (the last is named ``hidden``; with no hidden layers the pooling is), and ``logits`` Dense(C).
+
+    ``sequence=True`` pools causally (running mean, outputs [B, L, ...]) for training;
+    ``sequence=False`` pools over the whole history (outputs [B, ...]) for serving. Both have the
+    same weights in the same order.
+    """
+    if cfg.tie_output:
+        raise ValueError(
+            "student.tie_output: tying the output layer to the item embedding is not supported by "
+            "the int8 student (its output must stay a Dense layer for TF-MOT); set tie_output = false"
+        )
+    if catalog_size < 3:
+        raise ValueError(f"catalog_size: expected >= 3 (PAD, OOV and at least one item), got {catalog_size}")
+    if cfg.embedding_dim < 1 or any(w < 1 for w in cfg.hidden):
+        raise ValueError(
+            f"student.embedding_dim and student.hidden: expected positive widths, got "
+            f"{cfg.embedding_dim} and {list(cfg.hidden)}"
+        )
+    ids = keras.Input((history_length,), dtype="int32", name="history")
+    embeddings = keras.layers.Embedding(catalog_size, cfg.embedding_dim, name="item_embedding")(ids)
+    mask = keras.layers.Embedding(
+        catalog_size, 1, embeddings_initializer=PaddingMaskInitializer(), trainable=False, name="mask"
+    )(ids)
+    weighting = "position" if cfg.pooling == "position" else "mean"
+    if cfg.pooling not in ("mean", "position"):
+        raise ValueError(f"student.pooling: expected 'mean' or 'position', got {cfg.pooling!r}")
+    x = SequencePooling(
+        history_length,
+        weighting=weighting,
+        causal=sequence,
+        name="hidden" if not cfg.hidden else "pooling",
+    )([embeddings, mask])
+    for i, width in enumerate(cfg.hidden):
+        x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i}")(x)
+        last = i == len(cfg.hidden) - 1
+        x = keras.layers.Dense(width, activation="relu", name="hidden" if last else f"dense_{i}")(x)
+    hidden = x
+    logits = keras.layers.Dense(catalog_size, name="logits")(hidden)
+    return keras.Model(ids, [logits, hidden], name="student" if sequence else "student_serving")
+
+
+def student_serving_model(
+    sequence_model: keras.Model, cfg: StudentConfig, catalog_size: int, history_length: int
+) -> keras.Model:
+    """The serving form (plain masked pooling over the history) of a trained sequence-mode student.
+
+    Builds the same architecture with non-causal pooling and copies every weight; the result's
+    outputs are exactly the sequence model's outputs at the last position.
+    """
+    serving = build_student(cfg, catalog_size, history_length, sequence=False)
+    serving.set_weights(sequence_model.get_weights())
+    return serving

@@ -1,0 +1,200 @@
+"""``edge-rec build``: chain the stages, record what each produced, write bundle and report.
+
+The pipeline only chains :mod:`edge_rec.stages` and records their artifacts in a
+:class:`~edge_rec.run_directory.RunDirectory`; it holds no training or conversion logic.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from converters.bundle_writer import write_bundle
+from edge_rec import stages
+from edge_rec.config import EdgeRecConfig, config_to_dict
+from edge_rec.report import GateResult, StageRecord, build_report, evaluate_gate, write_report
+from edge_rec.run_directory import RunDirectory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build wrote: the run directory, the bundle, the report and the gate verdict."""
+
+    run_dir: Path
+    bundle_dir: Path
+    report: dict[str, Any]
+    report_paths: dict[str, Path]
+    gate: GateResult
+
+
+class _Recorder:
+    """Collects a :class:`StageRecord` per stage, converting Keras stages to float32 for size."""
+
+    def __init__(self, run: RunDirectory, data: stages.PreparedData, cfg: EdgeRecConfig) -> None:
+        self.run, self.data, self.cfg = run, data, cfg
+        self.records: dict[str, StageRecord] = {}
+
+    def keras(self, model: stages.TrainedModel, *, sparsity: float | None = None, **extra: Any) -> bytes:
+        with self.run.stage(f"evaluate_{model.name}"):
+            metrics = stages.evaluate_keras(model.serving_model, self.data)
+            tflite = stages.convert(model, "float32", self.data, self.cfg.convert, seed=self.cfg.seed)
+        path = self.run.write_tflite(f"{model.name}_float32", tflite)
+        train = model.train
+        self.records[model.name] = StageRecord(
+            params=model.params,
+            size_bytes=len(tflite),
+            gzip_bytes=stages.gzip_size(tflite),
+            sparsity=stages.keras_sparsity(model.serving_model) if sparsity is None else sparsity,
+            metrics=metrics,
+            seconds=round(model.seconds, 2),
+            artifact=str(path),
+            extra={
+                "epochs_run": train.epochs_run if train else None,
+                "best_val_ndcg@10": train.best_val_ndcg if train else None,
+                **extra,
+            },
+        )
+        log.info("stage %s: NDCG@10 %.4f, %d params", model.name, metrics["ndcg@10"], model.params)
+        return tflite
+
+    def tflite(self, name: str, tflite: bytes, *, params: int, sparsity: float, seconds: float) -> None:
+        path = self.run.write_tflite(name.removeprefix("tflite_"), tflite)
+        with self.run.stage(f"evaluate_{name}"):
+            metrics = stages.evaluate_tflite_model(tflite, self.data)
+        self.records[name] = StageRecord(
+            params=params,
+            size_bytes=len(tflite),
+            gzip_bytes=stages.gzip_size(tflite),
+            sparsity=sparsity,
+            metrics=metrics,
+            seconds=round(seconds, 2),
+            artifact=str(path),
+        )
+        log.info("stage %s: NDCG@10 %.4f, %d bytes", name, metrics["ndcg@10"], len(tflite))
+
+
+def run_build(
+    cfg: EdgeRecConfig,
+    run_dir: str | Path,
+    *,
+    data_path: str | None = None,
+    data_format: str | None = None,
+    quiet: bool = False,
+) -> BuildResult:
+    """Run every stage of the pipeline and write ``RUN_DIR/bundle`` and the report.
+
+    The report is written even when the quality gate fails; the caller decides the exit status.
+    """
+    run = RunDirectory(run_dir, seed=cfg.seed, config=config_to_dict(cfg))
+    try:
+        result = _run(cfg, run, data_path=data_path, data_format=data_format, quiet=quiet)
+    except BaseException as exc:
+        run.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    run.finish("ok" if result.gate.passed else "gate-failed", gate_passed=result.gate.passed)
+    return result
+
+
+def _run(
+    cfg: EdgeRecConfig, run: RunDirectory, *, data_path: str | None, data_format: str | None, quiet: bool
+) -> BuildResult:
+    seed = cfg.seed
+    with run.stage("data"):
+        data = stages.prepare_data(cfg.data, seed=seed, path=data_path, data_format=data_format)
+    log.info("data: %s", data.summary())
+    rec = _Recorder(run, data, cfg)
+
+    rec.records["popularity"] = StageRecord(
+        params=0, size_bytes=None, gzip_bytes=None, sparsity=None,
+        metrics=stages.evaluate_popularity(data),
+    )
+
+    with run.stage("teacher"):
+        teacher = stages.train_teacher(data, cfg.teacher, seed=seed, quiet=quiet)
+    rec.keras(teacher)
+
+    with run.stage("student_baseline"):
+        baseline = stages.train_student(
+            data, None, cfg.student, cfg.distill, seed=seed, name="student_baseline", quiet=quiet
+        )
+    rec.keras(baseline)
+
+    with run.stage("student"):
+        student = stages.train_student(
+            data, teacher, cfg.student, cfg.distill, seed=seed, name="student", quiet=quiet
+        )
+    student_float32 = rec.keras(student)
+
+    compressed = student
+    if cfg.prune.enabled:
+        with run.stage("pruned"):
+            compressed, per_layer = stages.prune(
+                data, student, teacher, cfg.prune, cfg.student, cfg.distill, seed=seed, quiet=quiet
+            )
+        rec.keras(compressed, sparsity_per_layer=per_layer)
+
+    if cfg.lowrank.enabled:
+        with run.stage("lowrank"):
+            lowrank = stages.low_rank(
+                data, student, teacher, cfg.lowrank, cfg.student, cfg.distill, seed=seed, quiet=quiet
+            )
+        rec.keras(lowrank, rank=cfg.lowrank.rank)
+
+    quantized = compressed
+    if cfg.qat.enabled:
+        with run.stage("qat"):
+            quantized = stages.quantization_aware_training(
+                data, compressed, teacher, cfg.qat, cfg.student, cfg.distill, seed=seed, quiet=quiet
+            )
+        rec.keras(quantized, sparsity=stages.keras_sparsity(compressed.serving_model))
+
+    # TFLite variants: float32/float16/dynamic of the distilled student, int8 of the QAT model.
+    variants: dict[str, bytes] = {"float32": student_float32}
+    for variant in cfg.convert.variants:
+        source = quantized if variant == "int8" else student
+        if variant not in variants:
+            with run.stage(f"convert_{variant}"):
+                variants[variant] = stages.convert(source, variant, data, cfg.convert, seed=seed)
+        rec.tflite(
+            f"tflite_{variant}",
+            variants[variant],
+            params=source.params,
+            sparsity=rec.records[source.name].sparsity or 0.0,
+            seconds=run.timings.get(f"convert_{variant}", 0.0),
+        )
+    int8 = variants["int8"]
+
+    with run.stage("parity"):
+        parity = stages.parity(quantized, int8, data)
+    log.info("parity: top-10 overlap %.3f", parity.top10_overlap)
+
+    with run.stage("bundle"):
+        bundle_dir = write_bundle(
+            run.path / "bundle",
+            tflite_bytes=int8,
+            vocabulary_ids=data.dataset.vocab.ids,
+            titles=data.dataset.vocab.titles,
+            history_length=data.history_length,
+            top_k=min(cfg.convert.top_k, data.catalog_size - 2),
+            quantization="int8",
+            popularity_order=[int(i) for i in (-data.split.popularity()).argsort(kind="stable") if i >= 2],
+            metrics=dict(rec.records["tflite_int8"].metrics),
+            build_info={"seed": seed, "source": data.source, "parity_top10_overlap": parity.top10_overlap},
+        )
+    bundle_size = sum(p.stat().st_size for p in bundle_dir.iterdir() if p.is_file())
+
+    gate = evaluate_gate(rec.records, cfg.gate.max_ndcg_drop)
+    report = build_report(
+        dataset=data.summary(),
+        stages=rec.records,
+        parity={"top10_overlap": parity.top10_overlap, **parity.as_dict()},
+        bundle={"path": str(bundle_dir), "size_bytes": bundle_size},
+        gate=gate,
+        extra={"timings_s": dict(run.timings), "seed": seed},
+    )
+    paths = write_report(report, run.path)
+    return BuildResult(run.path, bundle_dir, report, paths, gate)

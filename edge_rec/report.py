@@ -1,0 +1,212 @@
+"""The build report: ``report.json`` (schema 1), ``report.md`` and, with matplotlib, ``chart.png``.
+
+The JSON keeps this shape (fields may be added, never removed)::
+
+    {"schema": 1, "dataset": {"users", "items", "interactions", "test_users"},
+     "stages": {"<stage>": {"params", "size_bytes", "gzip_bytes", "sparsity", "seconds",
+                            "metrics": {"hr@10", "ndcg@10", "mrr", "coverage@10"}}},
+     "parity": {"top10_overlap"}, "bundle": {"path", "size_bytes"}, "gate": {"passed"}}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from device_runtime.atomic_file import write_text_atomic
+
+REPORT_SCHEMA = 1
+log = logging.getLogger(__name__)
+
+#: The order stages appear in tables and charts.
+STAGE_ORDER = (
+    "popularity",
+    "teacher",
+    "student_baseline",
+    "student",
+    "pruned",
+    "qat",
+    "lowrank",
+    "tflite_float32",
+    "tflite_float16",
+    "tflite_dynamic",
+    "tflite_int8",
+)
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What one stage produced: size, sparsity, ranking quality on the test split, time spent."""
+
+    params: int | None
+    size_bytes: int | None
+    gzip_bytes: int | None
+    sparsity: float | None
+    metrics: Mapping[str, float]
+    seconds: float | None = None
+    artifact: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The quality gate: relative NDCG@10 drop from the teacher to the int8 model."""
+
+    passed: bool
+    max_ndcg_drop: float
+    teacher_ndcg: float
+    int8_ndcg: float
+    relative_drop: float
+
+
+def evaluate_gate(stages: Mapping[str, StageRecord], max_ndcg_drop: float) -> GateResult:
+    """Compare ``tflite_int8`` to ``teacher`` NDCG@10; passes when the relative drop is small enough."""
+    teacher = stages["teacher"].metrics["ndcg@10"]
+    int8 = stages["tflite_int8"].metrics["ndcg@10"]
+    drop = (teacher - int8) / teacher if teacher > 0 else 0.0
+    return GateResult(
+        passed=bool(drop <= max_ndcg_drop),
+        max_ndcg_drop=max_ndcg_drop,
+        teacher_ndcg=teacher,
+        int8_ndcg=int8,
+        relative_drop=drop,
+    )
+
+
+def build_report(
+    *,
+    dataset: Mapping[str, Any],
+    stages: Mapping[str, StageRecord],
+    parity: Mapping[str, Any],
+    bundle: Mapping[str, Any],
+    gate: GateResult,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Assemble the report dict in the documented schema, stages in pipeline order."""
+    ordered = {name: stages[name] for name in STAGE_ORDER if name in stages}
+    ordered.update({k: v for k, v in stages.items() if k not in ordered})
+    report: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "dataset": dict(dataset),
+        "stages": {name: _stage_dict(rec) for name, rec in ordered.items()},
+        "parity": dict(parity),
+        "bundle": dict(bundle),
+        "gate": asdict(gate),
+    }
+    if extra:
+        report.update(extra)
+    return report
+
+
+def _stage_dict(rec: StageRecord) -> dict[str, Any]:
+    out = asdict(rec)
+    out["metrics"] = dict(rec.metrics)
+    extra = out.pop("extra")
+    out.update(extra)
+    return out
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None:
+        return "—"
+    return format(value, spec)
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "—"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.2f} MiB"
+    return f"{n / 1024:.1f} KiB"
+
+
+def report_markdown(report: Mapping[str, Any]) -> str:
+    """Render the report as a Markdown page: dataset, stage table, parity, gate, bundle."""
+    ds = report["dataset"]
+    lines = [
+        "# edge-rec build report",
+        "",
+        f"Dataset: {ds.get('source', '')} — {ds['users']} users, {ds['items']} items, "
+        f"{ds['interactions']} interactions, {ds['test_users']} test users "
+        "(leave-last-out, full ranking, seen items excluded).",
+        "",
+        "| stage | params | size | gzip | sparsity | HR@10 | NDCG@10 | MRR | coverage@10 | time (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, st in report["stages"].items():
+        m = st["metrics"]
+        lines.append(
+            f"| {name} | {_fmt(st['params'], ',')} | {_fmt_bytes(st['size_bytes'])} | "
+            f"{_fmt_bytes(st['gzip_bytes'])} | {_fmt(st['sparsity'], '.2f')} | "
+            f"{m['hr@10']:.4f} | {m['ndcg@10']:.4f} | {m['mrr']:.4f} | {m['coverage@10']:.3f} | "
+            f"{_fmt(st.get('seconds'), '.1f')} |"
+        )
+    parity = report["parity"]
+    gate = report["gate"]
+    lines += [
+        "",
+        f"Parity (Keras QAT student vs int8 TFLite, test split): top-10 overlap "
+        f"{parity['top10_overlap']:.3f}.",
+        "",
+        f"Gate: teacher NDCG@10 {gate['teacher_ndcg']:.4f} -> int8 {gate['int8_ndcg']:.4f}, "
+        f"relative drop {gate['relative_drop']:+.1%} (allowed {gate['max_ndcg_drop']:.0%}): "
+        f"**{'PASSED' if gate['passed'] else 'FAILED'}**.",
+        "",
+        f"Bundle: `{report['bundle']['path']}` ({_fmt_bytes(report['bundle']['size_bytes'])}).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(report: Mapping[str, Any], run_dir: Path) -> dict[str, Path]:
+    """Write report.json, report.md and (when matplotlib is installed) chart.png into ``run_dir``."""
+    run_dir = Path(run_dir)
+    paths = {
+        "json": write_text_atomic(run_dir / "report.json", json.dumps(report, indent=2) + "\n"),
+        "markdown": write_text_atomic(run_dir / "report.md", report_markdown(report)),
+    }
+    chart = write_chart(report, run_dir / "chart.png")
+    if chart is not None:
+        paths["chart"] = chart
+    return paths
+
+
+def write_chart(report: Mapping[str, Any], path: Path) -> Path | None:
+    """NDCG@10 against model size for every stage with a size; None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.info("matplotlib is not installed: no chart (pip install 'edge-rec[plot]')")
+        return None
+    points = [
+        (name, st["size_bytes"], st["metrics"]["ndcg@10"])
+        for name, st in report["stages"].items()
+        if st["size_bytes"]
+    ]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, size, ndcg in points:
+        marker = "s" if name.startswith("tflite") else "o"
+        ax.scatter(size / 1024, ndcg, marker=marker, s=50)
+        ax.annotate(name, (size / 1024, ndcg), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    popularity = report["stages"].get("popularity")
+    if popularity:
+        ax.axhline(popularity["metrics"]["ndcg@10"], color="grey", linestyle="--", linewidth=1)
+        ax.text(ax.get_xlim()[0], popularity["metrics"]["ndcg@10"], " popularity", va="bottom", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("model size (KiB, TFLite; log scale)")
+    ax.set_ylabel("NDCG@10 (test split)")
+    ax.set_title("edge-rec: ranking quality against size per stage")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

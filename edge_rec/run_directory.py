@@ -1,0 +1,88 @@
+"""A build's run directory: what every stage produced, plus the config, versions, seed and timings.
+
+Layout::
+
+    RUN_DIR/config.json            the resolved configuration
+    RUN_DIR/run.json               versions, seed, command, per-stage seconds, status
+    RUN_DIR/models/<stage>/        saved Keras models (teacher, student_baseline, student, ...)
+    RUN_DIR/tflite/<name>.tflite   every TFLite conversion (int8.tflite, float32.tflite,
+                                   teacher_float32.tflite, ...)
+    RUN_DIR/bundle/                the verified device bundle
+    RUN_DIR/report.json, report.md, chart.png
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from device_runtime.atomic_file import write_bytes_atomic, write_text_atomic
+
+_PACKAGES = ("edge-rec", "numpy", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages a build depends on (None when absent)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+class RunDirectory:
+    """Records a pipeline run on disk; every file is written atomically."""
+
+    def __init__(self, path: str | Path, *, seed: int, config: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.timings: dict[str, float] = {}
+        self._run: dict[str, Any] = {
+            "command": sys.argv,
+            "seed": seed,
+            "versions": package_versions(),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "status": "running",
+            "timings_s": self.timings,
+        }
+        write_text_atomic(self.path / "config.json", json.dumps(config, indent=2) + "\n")
+        self._flush()
+
+    def model_dir(self, stage: str) -> Path:
+        """Directory where the Keras model of ``stage`` is saved."""
+        path = self.path / "models" / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_tflite(self, name: str, data: bytes) -> Path:
+        """Store a TFLite flatbuffer as ``tflite/<name>.tflite``."""
+        return write_bytes_atomic(self.path / "tflite" / f"{name}.tflite", data)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage and record its wall-clock seconds in run.json."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 2)
+            self._flush()
+
+    def finish(self, status: str, **fields: Any) -> None:
+        """Mark the run finished (``ok``, ``gate-failed`` or ``failed``) with extra fields."""
+        self._run.update(fields)
+        self._run["status"] = status
+        self._run["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self._flush()
+
+    def _flush(self) -> None:
+        write_text_atomic(self.path / "run.json", json.dumps(self._run, indent=2, default=str) + "\n")

@@ -1,0 +1,344 @@
+"""The pipeline stages: each is ``stage(inputs, config) -> artifact`` with a frozen config.
+
+A stage does one named thing to its inputs and returns what it made; it never reaches into
+another stage's internals, and it does not write to the run directory (``pipeline.py`` records).
+This module imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from converters.legacy_keras import keras, set_global_seed
+from converters.parity import ParityResult, check_parity
+from converters.tflite import convert_to_tflite
+from converters.tflite_evaluation import evaluate_tflite
+from device_runtime.metrics import evaluate_scores
+from edge_rec.compress.lowrank import factorize_output_layer
+from edge_rec.compress.pruning import prune_student, pruning_callbacks, sparsity_report, strip_pruning
+from edge_rec.compress.qat import quantize_student
+from edge_rec.config import (
+    ConvertConfig,
+    DataConfig,
+    DistillConfig,
+    FitConfig,
+    LowRankConfig,
+    PruneConfig,
+    QATConfig,
+    StudentConfig,
+    TeacherConfig,
+)
+from edge_rec.data import (
+    LeaveLastOutSplit,
+    SequenceDataset,
+    generate_synthetic,
+    load_interactions,
+    prepare_dataset,
+)
+from edge_rec.data.synthetic import PRESETS
+from edge_rec.distill.training import TrainResult, score_model, train_sequence_model
+from edge_rec.models import build_student, build_teacher, student_serving_model
+from edge_rec.models.warm_start import warm_start_student
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The interaction log turned into sequences and a leave-last-out split."""
+
+    source: str
+    dataset: SequenceDataset
+    split: LeaveLastOutSplit
+    history_length: int
+    interactions: int
+    skipped_lines: int
+
+    @property
+    def catalog_size(self) -> int:
+        """Number of logits a model produces: real items + PAD + OOV."""
+        return self.dataset.vocab.size
+
+    def summary(self) -> dict[str, Any]:
+        """The ``dataset`` section of the report."""
+        return {
+            "source": self.source,
+            "users": len(self.dataset.user_ids),
+            "items": self.dataset.vocab.size - 2,
+            "interactions": self.interactions,
+            "test_users": len(self.split.eval_set("test", self.history_length).targets),
+            "history_length": self.history_length,
+            "skipped_lines": self.skipped_lines,
+        }
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained Keras model in both forms: sequence (training) and serving (last position)."""
+
+    name: str
+    sequence_model: Any
+    serving_model: Any
+    train: TrainResult | None
+    seconds: float
+
+    @property
+    def params(self) -> int:
+        """Parameters of the serving model (what a device would carry)."""
+        return int(self.serving_model.count_params())
+
+
+def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_format: str | None = None) -> PreparedData:
+    """Load (or generate) the log, build vocabulary and sequences, split leave-last-out."""
+    source = path or cfg.source
+    if path is None and cfg.source in PRESETS:
+        log_ = generate_synthetic(
+            cfg.source, seed=seed, users=cfg.synthetic_users, items=cfg.synthetic_items
+        )
+    else:
+        log_ = load_interactions(source, format=data_format or cfg.format, on_bad_line=cfg.on_bad_line)
+    dataset = prepare_dataset(
+        log_,
+        min_user_interactions=cfg.min_user_interactions,
+        min_item_interactions=cfg.min_item_interactions,
+    )
+    interactions = int(sum(len(s) for s in dataset.sequences))
+    return PreparedData(
+        source=str(source),
+        dataset=dataset,
+        split=dataset.split(),
+        history_length=cfg.history_length,
+        interactions=interactions,
+        skipped_lines=log_.skipped_lines,
+    )
+
+
+def _fit(
+    name: str,
+    sequence_model: Any,
+    teacher: Any | None,
+    data: PreparedData,
+    fit: FitConfig,
+    distill: DistillConfig,
+    *,
+    quiet: bool,
+    callbacks: tuple = (),
+) -> tuple[TrainResult, float]:
+    log.info("stage %s: training (%d epochs max)", name, fit.epochs)
+    start = time.perf_counter()
+    result = train_sequence_model(
+        sequence_model,
+        teacher,
+        data.split,
+        fit=fit,
+        distill=distill,
+        history_length=data.history_length,
+        quiet=quiet,
+        extra_callbacks=callbacks,
+    )
+    return result, time.perf_counter() - start
+
+
+def train_teacher(data: PreparedData, cfg: TeacherConfig, *, seed: int, quiet: bool = False) -> TrainedModel:
+    """Train the sequential teacher with next-item cross-entropy at every position."""
+    set_global_seed(seed)
+    model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
+    result, seconds = _fit("teacher", model, None, data, cfg.fit, DistillConfig(alpha=1.0), quiet=quiet)
+    serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
+    serving.set_weights(model.get_weights())
+    return TrainedModel("teacher", model, serving, result, seconds)
+
+
+def train_student(
+    data: PreparedData,
+    teacher: TrainedModel | None,
+    cfg: StudentConfig,
+    distill: DistillConfig,
+    *,
+    seed: int,
+    name: str,
+    quiet: bool = False,
+) -> TrainedModel:
+    """Train the student: distilled from ``teacher``, or alone (α=1) when ``teacher`` is None.
+
+    Both use the same Distiller code path, seeds and epochs, so the comparison is fair.
+    """
+    set_global_seed(seed)
+    model = build_student(cfg, data.catalog_size, data.history_length, sequence=True)
+    if cfg.warm_start and teacher is not None:
+        warm_start_student(model, teacher.sequence_model)
+    if teacher is None:
+        distill = DistillConfig(alpha=1.0, beta=0.0, gamma=0.0, temperature=distill.temperature)
+    result, seconds = _fit(
+        name, model, teacher.sequence_model if teacher else None, data, cfg.fit, distill, quiet=quiet
+    )
+    serving = student_serving_model(model, cfg, data.catalog_size, data.history_length)
+    return TrainedModel(name, model, serving, result, seconds)
+
+
+def prune(
+    data: PreparedData,
+    student: TrainedModel,
+    teacher: TrainedModel,
+    cfg: PruneConfig,
+    student_cfg: StudentConfig,
+    distill: DistillConfig,
+    *,
+    seed: int,
+    quiet: bool = False,
+) -> tuple[TrainedModel, dict[str, float]]:
+    """Magnitude-prune the student's Dense and Embedding layers, fine-tuning with the teacher on."""
+    set_global_seed(seed)
+    users = len(data.split.train_sequences)
+    steps_per_epoch = max(1, -(-users // cfg.fit.batch_size))
+    wrapped = prune_student(student.sequence_model, cfg, steps_per_epoch=steps_per_epoch)
+    result, seconds = _fit(
+        "pruned",
+        wrapped,
+        teacher.sequence_model,
+        data,
+        cfg.fit,
+        distill,
+        quiet=quiet,
+        callbacks=tuple(pruning_callbacks()),
+    )
+    stripped = strip_pruning(wrapped)
+    serving = student_serving_model(stripped, student_cfg, data.catalog_size, data.history_length)
+    report = sparsity_report(stripped)
+    return TrainedModel("pruned", stripped, serving, result, seconds), report
+
+
+def quantization_aware_training(
+    data: PreparedData,
+    pruned: TrainedModel,
+    teacher: TrainedModel,
+    cfg: QATConfig,
+    student_cfg: StudentConfig,
+    distill: DistillConfig,
+    *,
+    seed: int,
+    quiet: bool = False,
+) -> TrainedModel:
+    """Pruning-preserving QAT of the pruned student, fine-tuned with the teacher still teaching."""
+    set_global_seed(seed)
+    qat = quantize_student(pruned.sequence_model)
+    result, seconds = _fit("qat", qat, teacher.sequence_model, data, cfg.fit, distill, quiet=quiet)
+    serving = quantize_student(
+        student_serving_model(pruned.sequence_model, student_cfg, data.catalog_size, data.history_length)
+    )
+    serving.set_weights(qat.get_weights())
+    return TrainedModel("qat", qat, serving, result, seconds)
+
+
+def low_rank(
+    data: PreparedData,
+    student: TrainedModel,
+    teacher: TrainedModel,
+    cfg: LowRankConfig,
+    student_cfg: StudentConfig,
+    distill: DistillConfig,
+    *,
+    seed: int,
+    quiet: bool = False,
+) -> TrainedModel:
+    """Factorize the student's output layer to rank ``cfg.rank`` and fine-tune with distillation."""
+    set_global_seed(seed)
+    factorized = factorize_output_layer(student.sequence_model, cfg.rank)
+    result, seconds = _fit("lowrank", factorized, teacher.sequence_model, data, cfg.fit, distill, quiet=quiet)
+    serving = factorize_output_layer(student.serving_model, cfg.rank)
+    serving.set_weights(factorized.get_weights())
+    return TrainedModel("lowrank", factorized, serving, result, seconds)
+
+
+def representative_histories(data: PreparedData, count: int, *, seed: int) -> np.ndarray:
+    """Real training histories (every-prefix examples) to calibrate int8 activations."""
+    histories, _ = data.split.prefix_examples(data.history_length)
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(histories), size=min(count, len(histories)), replace=False)
+    return histories[np.sort(pick)]
+
+
+def convert(model: TrainedModel, variant: str, data: PreparedData, cfg: ConvertConfig, *, seed: int) -> bytes:
+    """Convert a serving model to a TFLite variant with top-K in the graph."""
+    calibration = (
+        representative_histories(data, cfg.representative_samples, seed=seed) if variant == "int8" else None
+    )
+    return convert_to_tflite(
+        model.serving_model,
+        variant,
+        history_length=data.history_length,
+        top_k=min(cfg.top_k, data.catalog_size - 2),
+        representative_histories=calibration,
+        sparsity_encoding=cfg.sparsity_encoding,
+    )
+
+
+def evaluate_keras(model: Any, data: PreparedData) -> dict[str, float]:
+    """Test-split metrics of a Keras serving model (full ranking, seen excluded)."""
+    test = data.split.eval_set("test", data.history_length)
+    scores = score_model(model, test.histories)
+    return evaluate_scores(scores, test.targets, test.seen, data.catalog_size)
+
+
+def evaluate_popularity(data: PreparedData) -> dict[str, float]:
+    """Test-split metrics of the most-popular baseline (training counts, seen excluded)."""
+    test = data.split.eval_set("test", data.history_length)
+    popularity = data.split.popularity().astype(np.float32)
+    scores = np.broadcast_to(popularity, (len(test.targets), popularity.shape[0]))
+    return evaluate_scores(scores, test.targets, test.seen, data.catalog_size)
+
+
+def evaluate_tflite_model(tflite: bytes, data: PreparedData) -> dict[str, float]:
+    """Test-split metrics of a TFLite model, obtained by running it in the interpreter."""
+    test = data.split.eval_set("test", data.history_length)
+    return evaluate_tflite(tflite, test, data.catalog_size)
+
+
+def parity(qat: TrainedModel, tflite: bytes, data: PreparedData) -> ParityResult:
+    """Keras QAT model vs its int8 TFLite conversion on the test split."""
+    test = data.split.eval_set("test", data.history_length)
+    return check_parity(qat.serving_model, tflite, test, data.catalog_size)
+
+
+def gzip_size(data: bytes) -> int:
+    """Size after gzip -9: what pruned zeros save on the wire."""
+    return len(gzip.compress(data, compresslevel=9))
+
+
+def keras_sparsity(model: Any) -> float:
+    """Share of exact zeros over every kernel and embedding matrix of a model."""
+    total = zeros = 0
+    for weight in model.weights:
+        name = weight.name
+        if "kernel" in name or "embeddings" in name:
+            values = np.asarray(weight.numpy())
+            total += values.size
+            zeros += int(np.count_nonzero(values == 0))
+    return zeros / total if total else 0.0
+
+
+__all__ = [
+    "PreparedData",
+    "TrainedModel",
+    "convert",
+    "evaluate_keras",
+    "evaluate_popularity",
+    "evaluate_tflite_model",
+    "gzip_size",
+    "keras",
+    "keras_sparsity",
+    "low_rank",
+    "parity",
+    "prepare_data",
+    "prune",
+    "quantization_aware_training",
+    "representative_histories",
+    "train_student",
+    "train_teacher",
+]

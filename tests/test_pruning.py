@@ -1,0 +1,89 @@
+"""TF-MOT magnitude pruning of the student: wrapping, schedule, achieved sparsity, stripping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converters.legacy_keras import keras
+from edge_rec.compress.pruning import (
+    is_prunable,
+    overall_sparsity,
+    prune_student,
+    pruning_callbacks,
+    pruning_schedule,
+    sparsity_report,
+    strip_pruning,
+)
+from edge_rec.config import FitConfig, PruneConfig
+from tests import tiny_student
+
+STEPS_PER_EPOCH = 8  # 512 rows / batch 64
+
+
+@pytest.fixture(scope="module")
+def pruned_and_stripped():
+    source = tiny_student.build_serving_student(seed=0)
+    before = [w.copy() for w in source.get_weights()]
+    cfg = PruneConfig(target_sparsity=0.5, frequency=2, fit=FitConfig(epochs=2, batch_size=64))
+    wrapped = prune_student(source, cfg, STEPS_PER_EPOCH)
+    tiny_student.fit_last_position(wrapped, epochs=2, callbacks=pruning_callbacks())
+    return source, before, wrapped, strip_pruning(wrapped)
+
+
+def test_every_pruned_layer_reaches_target_within_two_points(pruned_and_stripped):
+    _source, _before, _wrapped, stripped = pruned_and_stripped
+    report = sparsity_report(stripped)
+    assert set(report) == {"item_embedding", "hidden", "logits"}
+    for layer, sparsity in report.items():
+        assert abs(sparsity - 0.5) <= 0.02, (layer, sparsity)
+    assert abs(overall_sparsity(stripped) - 0.5) <= 0.02
+
+
+def test_mask_embedding_and_source_model_are_untouched(pruned_and_stripped):
+    source, before, _wrapped, stripped = pruned_and_stripped
+    mask = stripped.get_layer("mask").get_weights()[0]
+    expected = np.ones_like(mask)
+    expected[0] = 0.0
+    np.testing.assert_array_equal(mask, expected)
+    for old, new in zip(before, source.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+    assert sparsity_report(source)["logits"] < 0.01
+
+
+def test_stripped_model_is_plain_keras_with_same_outputs(pruned_and_stripped):
+    _source, _before, wrapped, stripped = pruned_and_stripped
+    assert not any(isinstance(layer, keras.layers.Wrapper) for layer in stripped.layers)
+    assert stripped.output_names == ["logits", "hidden"]
+    histories, _ = tiny_student.clustered_histories(16, seed=5)
+    np.testing.assert_allclose(
+        wrapped.predict(histories, verbose=0)[0], stripped.predict(histories, verbose=0)[0], atol=1e-5
+    )
+
+
+def test_is_prunable_skips_frozen_one_column_embedding():
+    model = tiny_student.build_serving_student()
+    assert not is_prunable(model.get_layer("mask"))
+    assert is_prunable(model.get_layer("item_embedding"))
+    assert is_prunable(model.get_layer("logits"))
+    assert not is_prunable(model.get_layer("pooling"))
+
+
+def test_schedule_ends_inside_fine_tuning_on_a_pruning_step():
+    cfg = PruneConfig(target_sparsity=0.6, frequency=20, fit=FitConfig(epochs=2))
+    schedule = pruning_schedule(cfg, steps_per_epoch=5)  # 10 steps: frequency must shrink
+    config = schedule.get_config()["config"]
+    assert config["end_step"] <= 10 and config["end_step"] % config["frequency"] == 0
+    assert config["final_sparsity"] == 0.6
+
+
+def test_schedule_rejects_too_short_fine_tuning():
+    with pytest.raises(ValueError, match="prune.fit.epochs"):
+        pruning_schedule(PruneConfig(fit=FitConfig(epochs=1)), steps_per_epoch=1)
+
+
+def test_prune_student_rejects_a_model_without_prunable_layers():
+    ids = keras.Input((3,), dtype="int32", name="history")
+    model = keras.Model(ids, keras.layers.Embedding(5, 1, trainable=False, name="mask")(ids))
+    with pytest.raises(ValueError, match="no trainable Dense or Embedding"):
+        prune_student(model, PruneConfig(), steps_per_epoch=10)
