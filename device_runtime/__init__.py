@@ -1,4 +1,25 @@
 """device_runtime: serve an edge-rec bundle on a device with numpy and a TFLite interpreter.
 
-This package never imports TensorFlow, tf_keras, TF-MOT, ``edge_rec`` or ``converters``.
+This package never imports tf_keras, TF-MOT, ``edge_rec`` or ``converters``; TensorFlow is
+imported only when its ``tensorflow.lite`` interpreter is the backend chosen (last in ``auto``,
+after ``ai_edge_litert`` and ``tflite_runtime``).
+
+    from device_runtime import Recommender
+    rec = Recommender.load("runs/demo/bundle")
+    for r in rec.recommend(["show-12", "show-40"], k=10):
+        print(r.rank, r.item_id, r.score)
 """
+
+from device_runtime.bundle import BundleError, verify_bundle
+from device_runtime.interpreter import InterpreterUnavailableError, ModelFormatError
+from device_runtime.recommender import Recommendation, RecommendationList, Recommender
+
+__all__ = [
+    "BundleError",
+    "InterpreterUnavailableError",
+    "ModelFormatError",
+    "Recommendation",
+    "RecommendationList",
+    "Recommender",
+    "verify_bundle",
+]

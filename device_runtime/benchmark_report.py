@@ -44,8 +44,13 @@ def _get(*keys: str, digits: int = 1, scale: float = 1.0) -> Callable[[dict[str,
 
 def _ops(result: dict[str, Any]) -> str:
     ops = result.get("ops") or {}
-    shown = ", ".join(f"{name}x{count}" for name, count in list(ops.items())[:TOP_OPS])
-    return shown + (", ..." if len(ops) > TOP_OPS else "") if ops else "-"
+    return f"{sum(ops.values())} ({len(ops)} kinds)" if ops else "-"
+
+
+def _op_histogram(result: dict[str, Any]) -> str:
+    ops = result.get("ops") or {}
+    shown = ", ".join(f"{name} {count}" for name, count in list(ops.items())[:TOP_OPS])
+    return shown + (", ..." if len(ops) > TOP_OPS else "")
 
 
 def _batch(result: dict[str, Any]) -> str:
@@ -66,8 +71,7 @@ def _budget(key: str) -> Callable[[dict[str, Any]], str]:
         if entry["value"] is None:
             return status
         relation = "<=" if BUDGETS[key][1] == "max" else ">="
-        digits = 3 if key == "min_ndcg_at_10" else 1
-        return f"{status} {entry['value']:.{digits}f} {relation} {entry['limit']:g} {entry['unit']}".rstrip()
+        return f"{status} {entry['value']:.3g} {relation} {entry['limit']:g} {entry['unit']}".rstrip()
 
     return read
 
@@ -108,7 +112,7 @@ ROWS: list[Row] = [
     ("NDCG@10", _get("metrics", "ndcg@10", digits=4)),
     ("MRR", _get("metrics", "mrr", digits=4)),
     ("coverage@10", _get("metrics", "coverage@10", digits=4)),
-    ("ops", _ops),
+    ("ops (kinds)", _ops),
     *[(f"budget {key}", _budget(key)) for key in BUDGETS],
     ("profile", _verdict),
 ]
@@ -134,9 +138,12 @@ def _notes(results: Sequence[dict[str, Any]]) -> list[str]:
     for label, result in zip(target_labels(results), results, strict=True):
         if result.get("error"):
             notes.append(f"{label}: ERROR {result['error']}")
-        elif (result.get("metrics") or {}).get("error"):
+            continue
+        if result.get("ops"):
+            notes.append(f"{label} ops: {_op_histogram(result)}")
+        if (result.get("metrics") or {}).get("error"):
             notes.append(f"{label}: no metrics: {result['metrics']['error']}")
-        elif (result.get("batch") or {}).get("error"):
+        if (result.get("batch") or {}).get("error"):
             notes.append(f"{label}: batch signature failed: {result['batch']['error']}")
     return notes
 

@@ -21,11 +21,12 @@ NDCG without ``--eval-data``), and the profile passes when no budget fails.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 BUILTIN_PROFILES = ("smart-speaker", "tv")
 MIB = 1024 * 1024

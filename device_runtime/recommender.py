@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,7 +23,6 @@ from device_runtime.bundle import (
     HISTORY_INPUT,
     OOV_INDEX,
     PAD_INDEX,
-    SIGNATURE_KEY,
     TOP_IDS_OUTPUT,
     TOP_SCORES_OUTPUT,
     BundleError,
@@ -38,13 +37,13 @@ SOURCE_POPULARITY = "popularity"
 SOURCE_MIXED = "model+popularity"
 
 
-@dataclass(frozen=True)
-class Recommendation:
-    """One recommended item: external ``item_id``, model ``score`` and 1-based ``rank``.
+class Recommendation(NamedTuple):
+    """One recommended item (immutable): external ``item_id``, model ``score``, 1-based ``rank``.
 
     ``source`` is ``"model"`` when the item came from the model's top-K, ``"popularity"`` when it
     came from the bundle's popularity order (its ``score`` is then 0.0 and means nothing).
-    ``title`` is the item's title from ``items.tsv`` ("" when none).
+    ``title`` is the item's title from ``items.tsv`` ("" when none). A NamedTuple rather than a
+    frozen dataclass: it is as immutable and about 6x cheaper to build (``recommend`` builds k).
     """
 
     item_id: str
@@ -57,6 +56,9 @@ class Recommendation:
         """JSON-ready form."""
         return {"item_id": self.item_id, "score": self.score, "rank": self.rank,
                 "source": self.source, "title": self.title}
+
+
+_new_recommendation = tuple.__new__  # all five fields given: skips NamedTuple's Python __new__
 
 
 @dataclass(frozen=True)
@@ -93,19 +95,24 @@ class RecommendationList:
                 "unknown_ids": self.unknown_ids}
 
 
-def _as_key(value: Any, where: str) -> str:
+def _as_key(value: Any, what: str) -> str:
     """External ids are strings; ints (and numpy integers) are compared as their str."""
     if type(value) is str:
         return value
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{where} is {value!r} ({type(value).__name__}); item ids must be str or int")
+        raise TypeError(f"{what} contains {value!r} ({type(value).__name__}); item ids must be "
+                        "str or int")
     return str(int(value))
 
 
-def _as_id_list(values: Any, what: str) -> list[str]:
+def _check_id_list(values: Any, what: str) -> None:
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise TypeError(f"{what} must be a list of item ids (str or int), got {type(values).__name__}")
-    return [_as_key(value, f"{what}[{i}]") for i, value in enumerate(values)]
+
+
+def _as_id_list(values: Any, what: str) -> list[str]:
+    _check_id_list(values, what)
+    return [value if type(value) is str else _as_key(value, what) for value in values]
 
 
 class _Slot:
@@ -203,8 +210,10 @@ class _ServingModel:
         try:
             buffer = slot.buffer
             tail = indices[-self.history_length:]
-            buffer.fill(PAD_INDEX)
-            buffer[0, self.history_length - len(tail):] = tail
+            start = self.history_length - len(tail)
+            if start:
+                buffer[0, :start] = PAD_INDEX
+            buffer[0, start:] = tail
             if slot.runner is None:
                 interpreter = slot.interpreter
                 interpreter.set_tensor(self.input_index, buffer)
@@ -231,10 +240,11 @@ class Recommender:
     grows to the peak number of concurrent callers and no more. This is "interpreter per thread"
     without ``threading.local``: ``ThreadingHTTPServer`` starts a new thread per request, which
     would create (and throw away) an interpreter per request with ``threading.local``. It was
-    measured against one shared interpreter behind a lock (``benchmarks/runtime.py``, 4 threads,
-    tiny bundle, 2 shared cores: pool ~1.0-1.3x the lock's throughput; invoke releases the GIL, so
-    the pool wins more on larger models and more cores) and costs one extra interpreter's memory
-    per concurrent caller.
+    measured against one shared interpreter behind a lock (``benchmarks/runtime.py``, 4 threads on
+    2 cores shared with other jobs: pool/lock throughput ranged 0.7-1.7x on the tiny test bundle
+    (Python-bound, 2 us invoke) and 1.1-1.5x on a demo-shaped one (40 us invoke, which releases
+    the GIL); the pool is chosen because it scales with cores where invoke dominates) and costs
+    one interpreter's memory per concurrent caller.
 
     ``reload`` builds and checks the new model completely, then swaps one reference: a call in
     flight finishes on the model it started with, and a failed reload leaves the old model serving.
@@ -317,13 +327,26 @@ class Recommender:
             raise ValueError(f"k={k} is out of range: the catalog has {serving.real_items} items, "
                              f"so k must be in 1..{serving.real_items}")
         index_of = serving.index_of
-        indices = [index_of.get(key, OOV_INDEX) for key in _as_id_list(history, "history")]
-        unknown = indices.count(OOV_INDEX)
+        _check_id_list(history, "history")
+        get = index_of.get
+        history = history if type(history) is list else list(history)
+        try:
+            indices = list(map(get, history))  # C-speed lookups; None = unknown or not a str
+        except TypeError:  # an unhashable element
+            indices = [None] * len(history)
+        unknown = 0
+        if None in indices:
+            for position, index in enumerate(indices):
+                if index is None:
+                    index = get(_as_key(history[position], "history"), OOV_INDEX)
+                    indices[position] = index
+                    unknown += index == OOV_INDEX
         banned = set(indices) if exclude_seen else set()
-        for key in _as_id_list(exclude, "exclude"):
-            index = index_of.get(key)
-            if index is not None:
-                banned.add(index)
+        if type(exclude) is not tuple or exclude:  # skip the common empty default cheaply
+            for key in _as_id_list(exclude, "exclude"):
+                index = get(key)
+                if index is not None:
+                    banned.add(index)
         item_ids, titles = serving.item_ids, serving.titles
         chosen: list[Recommendation] = []
         if unknown < len(indices):
@@ -332,8 +355,8 @@ class Recommender:
                 if index < 2 or index >= serving.catalog_size or index in banned:
                     continue
                 banned.add(index)
-                chosen.append(Recommendation(item_ids[index], score, len(chosen) + 1, SOURCE_MODEL,
-                                             titles[index]))
+                chosen.append(_new_recommendation(
+                    Recommendation, (item_ids[index], score, len(chosen) + 1, SOURCE_MODEL, titles[index])))
                 if len(chosen) == k:
                     return RecommendationList(tuple(chosen), SOURCE_MODEL, unknown)
             source = SOURCE_MIXED
@@ -347,8 +370,8 @@ class Recommender:
                 continue
             banned.add(index)
             filled = True
-            chosen.append(Recommendation(item_ids[index], 0.0, len(chosen) + 1, SOURCE_POPULARITY,
-                                         titles[index]))
+            chosen.append(_new_recommendation(
+                Recommendation, (item_ids[index], 0.0, len(chosen) + 1, SOURCE_POPULARITY, titles[index])))
         if source == SOURCE_MIXED and not filled:
             source = SOURCE_MODEL
         return RecommendationList(tuple(chosen), source, unknown)

@@ -210,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, TypeError) as exc:
             raise RequestError(400, str(exc)) from None
         payload = result.to_dict()
-        payload["manifest_sha256"] = recommender.info()["manifest_sha256"]
+        payload["manifest_sha256"] = recommender.bundle.manifest_sha256
         self._send(200, payload)
 
     def _reload(self) -> None:

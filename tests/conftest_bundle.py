@@ -1,20 +1,17 @@
-"""Session-scoped tiny bundles for the device-runtime tests (import the fixtures you use).
+"""Session-scoped tiny bundles for the device-runtime tests, loaded as a pytest plugin.
 
 Usage in a test module::
 
-    from conftest_bundle import tiny_bundle_dir  # noqa: F401  (pytest fixture)
+    pytest_plugins = ["conftest_bundle"]
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 from tiny_bundle import build_tiny_bundle
-
-from device_runtime.bundle import MANIFEST_FILE, manifest_digest
 
 
 @pytest.fixture(scope="session")
@@ -34,12 +31,3 @@ def bundle_copy(tiny_bundle_dir, tmp_path) -> Path:
     """A private copy of the tiny bundle that a test may tamper with."""
     return Path(shutil.copytree(tiny_bundle_dir, tmp_path / "bundle"))
 
-
-def rewrite_manifest(bundle_dir: Path, change, *, resign: bool = True) -> None:
-    """Apply ``change(manifest_dict)`` to a bundle's manifest; re-sign its digest when ``resign``."""
-    path = bundle_dir / MANIFEST_FILE
-    manifest = json.loads(path.read_text())
-    change(manifest)
-    if resign:
-        manifest["manifest_sha256"] = manifest_digest(manifest)
-    path.write_text(json.dumps(manifest, indent=2))

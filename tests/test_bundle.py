@@ -9,7 +9,6 @@ import tarfile
 
 import numpy as np
 import pytest
-from conftest_bundle import bundle_copy, rewrite_manifest, tiny_bundle_dir  # noqa: F401
 from tiny_bundle import (
     TINY_CATALOG,
     TINY_HISTORY_LENGTH,
@@ -17,6 +16,7 @@ from tiny_bundle import (
     TINY_POPULARITY,
     TINY_TITLES,
     TINY_TOP_K,
+    rewrite_manifest,
 )
 
 from converters.bundle_writer import archive_bundle, write_bundle
@@ -31,6 +31,8 @@ from device_runtime.bundle import (
     manifest_digest,
     verify_bundle,
 )
+
+pytest_plugins = ["conftest_bundle"]  # the tiny bundle fixtures
 
 
 def _write(out_dir, tflite_bytes, **changes):

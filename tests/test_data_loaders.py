@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import run_without_tensorflow
 from fixtures.movielens_formats import (
     movielens_like_triples,
     write_movielens_1m,
@@ -182,3 +183,17 @@ def test_unknown_format_and_policy_are_value_errors(tmp_path):
         load_interactions(path, "parquet")
     with pytest.raises(ValueError, match="on_bad_line"):
         load_interactions(path, on_bad_line="ignore")
+
+
+def test_data_layer_is_numpy_only(tmp_path):
+    path = write_movielens_1m(tmp_path / "ratings.dat")
+    code = (
+        "import sys\n"
+        "from edge_rec.data import load_interactions, prepare_dataset\n"
+        f"ds = prepare_dataset(load_interactions({str(path)!r}))\n"
+        "assert not any(m.split('.')[0] in ('tensorflow', 'tf_keras', 'converters') for m in sys.modules)\n"
+        "print(len(ds.user_ids))\n"
+    )
+    proc = run_without_tensorflow(["-c", code])
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) == 30

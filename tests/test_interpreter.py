@@ -7,7 +7,6 @@ import textwrap
 
 import pytest
 from conftest import run_without_tensorflow
-from conftest_bundle import tiny_bundle_dir  # noqa: F401
 from tiny_bundle import TINY_HISTORY_LENGTH, TINY_TOP_K
 
 from device_runtime import interpreter as interp_module
@@ -21,6 +20,8 @@ from device_runtime.interpreter import (
     describe_model,
     resolve_backend,
 )
+
+pytest_plugins = ["conftest_bundle"]  # the tiny bundle fixtures
 
 
 def test_auto_prefers_ai_edge_litert():

@@ -7,8 +7,20 @@ import pytest
 
 from converters.legacy_keras import keras
 from converters.tflite import convert_to_tflite
-from edge_rec.compress.pruning import main_weight, prune_student, pruning_callbacks, sparsity_report, strip_pruning
-from edge_rec.compress.qat import is_quantization_aware, qat_scope, quantization_plan, quantize_student
+from edge_rec.compress.pruning import (
+    main_weight,
+    prune_student,
+    pruning_callbacks,
+    sparsity_report,
+    strip_pruning,
+)
+from edge_rec.compress.qat import (
+    is_quantization_aware,
+    load_qat_model,
+    quantization_plan,
+    quantize_student,
+    save_qat_model,
+)
 from edge_rec.config import FitConfig, PruneConfig
 from edge_rec.models import CUSTOM_OBJECTS, build_student
 from tests import tiny_student
@@ -71,16 +83,22 @@ def test_pruned_zeros_survive_int8_conversion(pruned_and_qat):
     assert any(np.all(kernel[pruned_zeros] == 0) for kernel in kernels)
 
 
-def test_qat_model_saves_and_reloads(pruned_and_qat, tmp_path):
+@pytest.mark.parametrize("name", ["qat_savedmodel", "qat.h5"])
+def test_qat_model_saves_and_reloads(pruned_and_qat, tmp_path, name):
     _pruned, qat = pruned_and_qat
-    path = tmp_path / "qat.keras"
-    with qat_scope(CUSTOM_OBJECTS):
-        qat.save(path)
-        reloaded = keras.models.load_model(path)
+    path = save_qat_model(qat, tmp_path / name, CUSTOM_OBJECTS)
+    reloaded = load_qat_model(path, CUSTOM_OBJECTS)
+    assert is_quantization_aware(reloaded)
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no staging left behind
     histories, _ = tiny_student.clustered_histories(8, seed=4)
     np.testing.assert_allclose(
         qat.predict(histories, verbose=0)[0], reloaded.predict(histories, verbose=0)[0], atol=1e-5
     )
+
+
+def test_qat_model_refuses_keras_v3_format(pruned_and_qat, tmp_path):
+    with pytest.raises(ValueError, match=r"\.keras format"):
+        save_qat_model(pruned_and_qat[1], tmp_path / "qat.keras")
 
 
 def test_qat_sequence_weights_transfer_to_qat_serving_model():

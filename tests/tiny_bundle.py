@@ -8,9 +8,12 @@ over columns 2..C-1 inside the graph), converted with the TFLite converter and w
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+
+from device_runtime.bundle import MANIFEST_FILE, manifest_digest
 
 TINY_ITEMS = 30
 TINY_CATALOG = TINY_ITEMS + 2
@@ -62,6 +65,16 @@ def build_tiny_bundle(out_dir: Path, *, seed: int = 0) -> Path:
         metrics={"ndcg@10": 0.1},
         build_info={"seed": seed, "source": "tests/tiny_bundle.py"},
     )
+
+
+def rewrite_manifest(bundle_dir: Path, change, *, resign: bool = True) -> None:
+    """Apply ``change(manifest_dict)`` to a bundle's manifest; re-sign its digest when ``resign``."""
+    path = bundle_dir / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    if resign:
+        manifest["manifest_sha256"] = manifest_digest(manifest)
+    path.write_text(json.dumps(manifest, indent=2))
 
 
 if __name__ == "__main__":  # build one by hand: python tests/tiny_bundle.py OUT_DIR

@@ -19,7 +19,12 @@ import click
 from device_runtime.benchmark import BenchmarkSettings, EvalExamples, file_sizes, target_kind
 from device_runtime.benchmark_child import ChildProcessError, run_in_fresh_process
 from device_runtime.benchmark_report import format_table, write_json, write_markdown
-from device_runtime.device_profile import BUILTIN_PROFILES, ProfileError, check_budgets, load_profile
+from device_runtime.device_profile import (
+    BUILTIN_PROFILES,
+    ProfileError,
+    check_budgets,
+    load_profile,
+)
 
 DATA_FORMATS = ("auto", "movielens-100k", "movielens-1m", "movielens-latest", "csv")
 

@@ -1,9 +1,201 @@
-"""edge-rec convert commands (placeholder until implemented)."""
+"""``edge-rec convert``: a saved student / QAT model (or a run directory) -> a verified bundle.
+
+TensorFlow is imported only inside the command function.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
 
 import click
 
+from edge_rec.config import ConfigError, EdgeRecConfig, config_from_dict
+
+log = logging.getLogger(__name__)
+
+#: Stages of a run directory tried in order (the most compressed model first).
+RUN_DIR_STAGES = ("qat", "pruned", "student")
+VARIANT_CHOICES = ("int8", "float16", "dynamic", "float32")
+
+
+def _resolve_model(model_path: Path) -> tuple[Path, EdgeRecConfig]:
+    """The saved model to convert and the config it was built with (defaults outside a run)."""
+    if not model_path.exists():
+        raise click.BadParameter(f"{model_path}: no such model file or directory", param_hint="MODEL")
+    config_file = model_path / "config.json"
+    if model_path.is_dir() and (model_path / "models").is_dir() and config_file.is_file():
+        try:
+            cfg = config_from_dict(json.loads(config_file.read_text(encoding="utf-8")), source=str(config_file))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{config_file}: not valid JSON ({exc})") from None
+        for stage in RUN_DIR_STAGES:
+            stage_dir = model_path / "models" / stage
+            if stage_dir.is_dir() and any(stage_dir.iterdir()):
+                return _saved_model_in(stage_dir), cfg
+        raise click.BadParameter(
+            f"{model_path}: run directory has no saved model under models/{{{','.join(RUN_DIR_STAGES)}}}",
+            param_hint="MODEL",
+        )
+    return _saved_model_in(model_path), EdgeRecConfig()
+
+
+def _saved_model_in(path: Path) -> Path:
+    """``path`` itself (SavedModel dir, .h5, .keras) or the one model file inside a directory."""
+    if path.is_file() or (path / "saved_model.pb").is_file():
+        return path
+    candidates = sorted([*path.glob("*.keras"), *path.glob("*.h5"), *(p.parent for p in path.glob("*/saved_model.pb"))])
+    if len(candidates) != 1:
+        raise click.BadParameter(
+            f"{path}: expected a SavedModel directory, a .keras / .h5 file or a directory holding "
+            f"exactly one of them, found {len(candidates)}",
+            param_hint="MODEL",
+        )
+    return candidates[0]
+
+
+def _load_dataset(data_cfg, data_path: str, data_format: str | None, seed: int):
+    """Vocabulary, sequences and split of ``data_path`` (a synthetic preset name or a log file)."""
+    from edge_rec.data import PRESETS, generate_synthetic, load_interactions, prepare_dataset
+
+    if data_path in PRESETS:
+        interactions = generate_synthetic(
+            data_path, seed=seed, users=data_cfg.synthetic_users, items=data_cfg.synthetic_items
+        )
+    else:
+        interactions = load_interactions(
+            data_path, format=data_format or data_cfg.format, on_bad_line=data_cfg.on_bad_line
+        )
+    return prepare_dataset(
+        interactions,
+        min_user_interactions=data_cfg.min_user_interactions,
+        min_item_interactions=data_cfg.min_item_interactions,
+    )
+
+
+def _calibration_histories(split, history_length: int, count: int, seed: int):
+    """Up to ``count`` real training histories (every-prefix examples), sampled with ``seed``."""
+    import numpy as np
+
+    histories, _ = split.prefix_examples(history_length)
+    pick = np.random.default_rng(seed).choice(len(histories), size=min(count, len(histories)), replace=False)
+    return histories[np.sort(pick)]
+
+
+def _non_causal_config(value: Any) -> Any:
+    """A copy of a model config with every ``SequencePooling`` switched to serving (non-causal)."""
+    if isinstance(value, dict):
+        out = {k: _non_causal_config(v) for k, v in value.items()}
+        if str(out.get("class_name", "")).endswith("SequencePooling") and isinstance(out.get("config"), dict):
+            out["config"] = {**out["config"], "causal": False}
+        return out
+    if isinstance(value, list):
+        return [_non_causal_config(v) for v in value]
+    return value
+
+
+def _serving_form(model):
+    """The serving form of a loaded model: itself if its logits are [B, C], else rebuilt non-causal."""
+    from converters.legacy_keras import keras
+    from edge_rec.compress.qat import qat_scope
+    from edge_rec.models import CUSTOM_OBJECTS
+
+    names = list(model.output_names)
+    logits = model.outputs[names.index("logits") if "logits" in names else 0]
+    if len(logits.shape) == 2:
+        return model
+    with qat_scope(CUSTOM_OBJECTS):
+        serving = keras.Model.from_config(_non_causal_config(model.get_config()))
+    serving.set_weights(model.get_weights())
+    return serving
+
 
 @click.command(name="convert")
-def convert() -> None:
-    """Not implemented yet."""
-    raise click.ClickException("not implemented yet")
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Bundle directory to write (model.tflite, manifest.json, items.tsv).")
+@click.option("--quantize", "variant", type=click.Choice(VARIANT_CHOICES), default="int8", show_default=True,
+              help="TFLite variant.")
+@click.option("--data", "data_path", required=True,
+              help="Interaction log the model was trained on (vocabulary, calibration, parity split).")
+@click.option("--data-format", default=None, help="movielens-100k, movielens-1m, movielens-latest, csv or auto.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None,
+              help="Recommendations returned by the graph (default: [convert] top_k).")
+@click.option("--parity-threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Minimum mean top-10 overlap with the Keras model (default: [convert] parity_threshold, 0.8).")
+@click.option("--sparsity-encoding", is_flag=True, help="Store pruned weights with TFLite's sparse encoding.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+def convert(model_path, out_dir, variant, data_path, data_format, top_k, parity_threshold,
+            sparsity_encoding, as_json) -> None:
+    """Convert MODEL (a saved student or QAT model, or a run directory) to a verified bundle.
+
+    The TFLite model is run on the test split of --data and compared with the Keras model; the
+    command fails without writing a bundle when the top-10 overlap is below the threshold.
+    """
+    from converters.bundle_writer import BundleError, write_bundle
+    from converters.parity import ParityError, check_parity, require_parity
+    from converters.tflite import ConversionError, convert_to_tflite, serving_catalog_size
+    from edge_rec.compress.qat import load_qat_model
+    from edge_rec.data import DataFormatError
+    from edge_rec.models import CUSTOM_OBJECTS
+
+    try:
+        saved, cfg = _resolve_model(model_path)
+        log.info("loading %s", saved)
+        try:
+            model = _serving_form(load_qat_model(saved, CUSTOM_OBJECTS))
+        except (OSError, ValueError, TypeError) as exc:
+            raise click.ClickException(f"{saved}: cannot load a Keras model ({exc})") from None
+        history_length = int(model.inputs[0].shape[1])
+        dataset = _load_dataset(cfg.data, data_path, data_format, cfg.seed)
+        split = dataset.split()
+        catalog_size = serving_catalog_size(model, history_length)
+        if catalog_size != dataset.vocab.size:
+            raise click.ClickException(
+                f"{saved}: the model scores {catalog_size} items but {data_path} gives a vocabulary of "
+                f"{dataset.vocab.size}; pass the log the model was trained on with the same "
+                "[data] min_user_interactions / min_item_interactions"
+            )
+        k = min(top_k or cfg.convert.top_k, catalog_size - 2)
+        calibration = (
+            _calibration_histories(split, history_length, cfg.convert.representative_samples, cfg.seed)
+            if variant == "int8" else None
+        )
+        tflite = convert_to_tflite(model, variant, history_length=history_length, top_k=k,
+                                   representative_histories=calibration, sparsity_encoding=sparsity_encoding)
+        test = split.eval_set("test", history_length)
+        threshold = cfg.convert.parity_threshold if parity_threshold is None else parity_threshold
+        parity = require_parity(check_parity(model, tflite, test, catalog_size), threshold, variant=variant)
+        popularity = split.popularity()
+        bundle = write_bundle(
+            out_dir,
+            tflite_bytes=tflite,
+            vocabulary_ids=dataset.vocab.ids,
+            titles=dataset.vocab.titles,
+            history_length=history_length,
+            top_k=k,
+            quantization={"variant": variant, "sparsity_encoding": bool(sparsity_encoding)},
+            popularity_order=[int(i) for i in (-popularity).argsort(kind="stable") if i >= 2],
+            metrics={key: float(v) for key, v in parity.tflite_metrics.items()},
+            build_info={"source": str(data_path), "model": str(saved), "seed": cfg.seed,
+                        "parity_top10_overlap": parity.top10_overlap,
+                        "keras_ndcg@10": parity.keras_ndcg},
+        )
+    except (ConfigError, DataFormatError, ConversionError, ParityError, BundleError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    result = {
+        "bundle": str(bundle),
+        "variant": variant,
+        "size_bytes": len(tflite),
+        "top_k": k,
+        "parity": {"top10_overlap": parity.top10_overlap, "keras_ndcg@10": parity.keras_ndcg,
+                   "tflite_ndcg@10": parity.tflite_ndcg, "users": parity.users},
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"bundle: {bundle} ({variant}, {len(tflite)} bytes, top-{k})")
+        click.echo(f"parity: top-10 overlap {parity.top10_overlap:.3f}, NDCG@10 Keras "
+                   f"{parity.keras_ndcg:.4f} vs TFLite {parity.tflite_ndcg:.4f} on {parity.users} users")

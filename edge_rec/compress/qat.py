@@ -7,16 +7,19 @@ calibration, and applies ``Default8BitPrunePreserveQuantizeScheme`` so that weig
 stay zero during fine-tuning. Nothing that consumes the int32 id tensor is annotated: TF-MOT
 would put a FakeQuant on it and fail.
 
-Save and reload a QAT model inside :func:`qat_scope`::
-
-    with qat_scope(CUSTOM_OBJECTS):
-        model = keras.models.load_model(path)
+Save and reload a QAT model with :func:`save_qat_model` / :func:`load_qat_model` (SavedModel
+directory or ``.h5``; the ``.keras`` format loses the wrapped kernels on reload), or inside
+:func:`qat_scope`.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import tensorflow_model_optimization as tfmot
@@ -143,3 +146,38 @@ def quantize_student(model: keras.Model) -> keras.Model:
 def is_quantization_aware(model: keras.Model) -> bool:
     """True when ``model`` holds TF-MOT quantize wrappers (it came from :func:`quantize_student`)."""
     return any(isinstance(layer, _quant.QuantizeWrapperV2 | _quant.QuantizeWrapper) for layer in model.layers)
+
+
+def save_qat_model(model: keras.Model, path: str | Path, custom_objects: Mapping[str, Any] | None = None) -> Path:
+    """Save a QAT model as a SavedModel directory (or ``.h5`` file), atomically.
+
+    The Keras v3 ``.keras`` format is refused: reloading it loses the kernels TF-MOT's
+    ``QuantizeWrapperV2`` tracks (``expected 6 variables, but received 8``).
+    """
+    path = Path(path)
+    if path.suffix == ".keras":
+        raise ValueError(
+            f"{path}: QAT models cannot round-trip through the .keras format; save to a directory "
+            "(SavedModel) or a .h5 file instead"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    target = staging / path.name
+    try:
+        with qat_scope(custom_objects):
+            model.save(str(target))
+        if path.is_dir():
+            shutil.rmtree(path)
+        os.replace(target, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def load_qat_model(path: str | Path, custom_objects: Mapping[str, Any] | None = None) -> keras.Model:
+    """Load a model written by :func:`save_qat_model` (``custom_objects``: the model's custom layers)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no saved QAT model here")
+    with qat_scope(custom_objects):
+        return keras.models.load_model(str(path))

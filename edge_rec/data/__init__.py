@@ -9,7 +9,7 @@ from edge_rec.data.loaders import FORMATS, detect_format, load_interactions
 from edge_rec.data.sequences import SequenceDataset, left_pad, prepare_dataset
 from edge_rec.data.split import EvalSet, LeaveLastOutSplit
 from edge_rec.data.statistics import LogStatistics, compute_statistics
-from edge_rec.data.synthetic import PRESETS, generate_synthetic
+from edge_rec.data.synthetic import PRESETS, SyntheticPreset, generate_synthetic, get_preset
 from edge_rec.data.vocabulary import OOV_INDEX, PAD_INDEX, Vocabulary
 
 __all__ = [
@@ -23,10 +23,12 @@ __all__ = [
     "PAD_INDEX",
     "PRESETS",
     "SequenceDataset",
+    "SyntheticPreset",
     "Vocabulary",
     "compute_statistics",
     "detect_format",
     "generate_synthetic",
+    "get_preset",
     "left_pad",
     "load_interactions",
     "prepare_dataset",

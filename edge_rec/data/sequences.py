@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edge_rec.data.factorize import factorize
 from edge_rec.data.interactions import InteractionLog
 from edge_rec.data.vocabulary import PAD_INDEX, Vocabulary
 
@@ -87,8 +88,8 @@ def prepare_dataset(
         )
     if min_item_interactions < 1:
         raise ValueError(f"min_item_interactions must be >= 1, got {min_item_interactions}")
-    user_names, user_codes = np.unique(log.users, return_inverse=True)
-    item_names, item_codes = np.unique(log.items, return_inverse=True)
+    user_names, user_codes = factorize(log.users)
+    item_names, item_codes = factorize(log.items)
     keep = _kcore(user_codes, item_codes, min_user_interactions, min_item_interactions)
     if not keep.any():
         raise ValueError(

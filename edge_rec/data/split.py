@@ -9,7 +9,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from edge_rec.data.sequences import left_pad
-from edge_rec.data.vocabulary import PAD_INDEX, OOV_INDEX
+from edge_rec.data.vocabulary import OOV_INDEX, PAD_INDEX
 
 if TYPE_CHECKING:
     from edge_rec.data.sequences import SequenceDataset

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from edge_rec.data.factorize import factorize
 from edge_rec.data.interactions import InteractionLog
 
 
@@ -63,8 +64,8 @@ def compute_statistics(log: InteractionLog) -> LogStatistics:
     """Compute :class:`LogStatistics` of ``log`` (raw, before any minimum-count filtering)."""
     if len(log) == 0:
         raise ValueError(f"{log.source}: the log has no interactions")
-    _, per_user = np.unique(log.users, return_counts=True)
-    _, per_item = np.unique(log.items, return_counts=True)
+    per_user = np.bincount(factorize(log.users)[1])
+    per_item = np.bincount(factorize(log.items)[1])
     n_users, n_items, n = len(per_user), len(per_item), len(log)
     p10, p50, p90 = np.percentile(per_user, [10, 50, 90])
     top = max(1, math.ceil(0.01 * n_items))

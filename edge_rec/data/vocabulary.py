@@ -6,8 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-PAD_INDEX = 0
-OOV_INDEX = 1
+from device_runtime.bundle import OOV_INDEX, PAD_INDEX  # the single authority on reserved indices
+
+__all__ = ["OOV_INDEX", "OOV_TOKEN", "PAD_INDEX", "PAD_TOKEN", "Vocabulary"]
 PAD_TOKEN = "<pad>"
 OOV_TOKEN = "<oov>"
 

@@ -45,13 +45,21 @@ class SequencePooling(keras.layers.Layer):
       exactly the running mean at the last position, with the same weights.
 
     ``weighting="position"`` learns one positive weight per distance from the current position
-    (distance 0 = the newest item), initialised to a mild recency decay; ``"mean"`` uses equal
+    (distance 0 = the newest item), initialised to ``exp(-initial_decay * distance)``; ``"mean"`` uses equal
     weights and has no variables. The serving graph uses only Mul, Sum, Maximum and Div on
     activations (the weights are constants after conversion).
     """
 
-    def __init__(self, history_length: int, weighting: str = "mean", causal: bool = False, **kwargs):
+    def __init__(
+        self,
+        history_length: int,
+        weighting: str = "mean",
+        causal: bool = False,
+        initial_decay: float = 0.3,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        self.initial_decay = float(initial_decay)
         if weighting not in ("mean", "position"):
             raise ValueError(f"SequencePooling.weighting: expected 'mean' or 'position', got {weighting!r}")
         if history_length < 1:
@@ -62,7 +70,7 @@ class SequencePooling(keras.layers.Layer):
 
     def build(self, input_shape):
         if self.weighting == "position":
-            decay = 0.05 * tf.range(self.history_length, dtype=tf.float32)
+            decay = self.initial_decay * tf.range(self.history_length, dtype=tf.float32)
             self.distance_logits = self.add_weight(
                 name="distance_logits",
                 shape=(self.history_length,),
@@ -105,7 +113,12 @@ class SequencePooling(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(history_length=self.history_length, weighting=self.weighting, causal=self.causal)
+        config.update(
+            history_length=self.history_length,
+            weighting=self.weighting,
+            causal=self.causal,
+            initial_decay=self.initial_decay,
+        )
         return config
 
 

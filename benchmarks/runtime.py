@@ -1,0 +1,236 @@
+"""Device-runtime overhead, cold start and memory for one bundle; writes benchmarks/results/runtime.json.
+
+    .venv/bin/python benchmarks/runtime.py [BUNDLE] [--runs 3000] [--warmup 300]
+
+BUNDLE defaults to runs/demo/bundle, or to a tiny bundle built at first use (benchmarks/work/)
+when the demo has not been built. This process never imports TensorFlow.
+
+Measured, on one interpreter thread, after a warm-up:
+- ``recommend()`` p50/p99 next to the raw interpreter (set_tensor + invoke + get_tensor, and
+  invoke alone) on the same model, measured in interleaved blocks in the same process; the
+  overhead ratio is recommend p50 / raw p50 (goal <= 1.5x);
+- cold start in fresh subprocesses (import + load + first recommendation; goal <= 300 ms) and the
+  child's peak RSS from ``resource.getrusage`` (goal <= 80 MB), median of several children;
+- concurrent throughput of the interpreter pool versus one interpreter behind a lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from device_runtime.atomic_file import write_text_atomic  # noqa: E402
+from device_runtime.interpreter import create_interpreter, read_signatures  # noqa: E402
+from device_runtime.recommender import Recommender  # noqa: E402
+
+DEFAULT_BUNDLE = REPO / "runs" / "demo" / "bundle"
+TINY_BUNDLE = REPO / "benchmarks" / "work" / "tiny_bundle"
+RESULTS = REPO / "benchmarks" / "results" / "runtime.json"
+
+COLD_START_CHILD = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from device_runtime.recommender import Recommender
+t_import = time.perf_counter()
+rec = Recommender.load(sys.argv[1])
+t_load = time.perf_counter()
+rec.recommend(json.loads(sys.argv[2]), k=10)
+t_first = time.perf_counter()
+print(json.dumps({
+    "import_ms": (t_import - t0) * 1e3, "load_ms": (t_load - t_import) * 1e3,
+    "first_recommendation_ms": (t_first - t_load) * 1e3, "total_ms": (t_first - t0) * 1e3,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "tensorflow_imported": any(m.split(".")[0] in ("tensorflow", "tf_keras") for m in sys.modules),
+}))
+"""
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    """p50/p90/p99/mean in microseconds."""
+    us = np.asarray(samples_ns, dtype=np.float64) / 1e3
+    return {"p50": float(np.percentile(us, 50)), "p90": float(np.percentile(us, 90)),
+            "p99": float(np.percentile(us, 99)), "mean": float(us.mean()), "n": int(us.size)}
+
+
+def resolve_bundle(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    if DEFAULT_BUNDLE.exists():
+        return DEFAULT_BUNDLE
+    if not (TINY_BUNDLE / "manifest.json").exists():
+        print(f"{DEFAULT_BUNDLE} not found; building a tiny bundle in {TINY_BUNDLE} (TensorFlow "
+              "runs in a child process)", file=sys.stderr)
+        subprocess.run([sys.executable, str(REPO / "tests" / "tiny_bundle.py"), str(TINY_BUNDLE)],
+                       check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    return TINY_BUNDLE
+
+
+def measure_latency(rec: Recommender, histories: list[list[str]], runs: int, warmup: int) -> dict:
+    bundle = rec.bundle
+    interpreter = create_interpreter(bundle.model_bytes, num_threads=1)
+    signature = read_signatures(interpreter)["serving_default"]  # holds no runner
+    in_index = signature.inputs["history"][2]
+    out_ids = signature.outputs["top_ids"][2]
+    out_scores = signature.outputs["top_scores"][2]
+    index_of = {item_id: i for i, item_id in enumerate(bundle.item_ids)}
+    L = rec.history_length
+    rows = []
+    for history in histories:
+        row = np.zeros((1, L), dtype=np.int32)
+        tail = [index_of[h] for h in history][-L:]
+        row[0, L - len(tail):] = tail
+        rows.append(row)
+
+    def raw_full(row):
+        interpreter.set_tensor(in_index, row)
+        interpreter.invoke()
+        interpreter.get_tensor(out_ids)
+        interpreter.get_tensor(out_scores)
+
+    clock = time.perf_counter_ns
+    for i in range(warmup):
+        rec.recommend(histories[i % len(histories)], k=10)
+        raw_full(rows[i % len(rows)])
+    samples: dict[str, list[int]] = {"recommend": [], "raw_set_invoke_get": [], "raw_invoke": []}
+    block = 100
+    for start in range(0, runs, block):  # interleaved blocks: machine noise hits all three alike
+        for i in range(start, min(start + block, runs)):
+            h = histories[i % len(histories)]
+            t = clock()
+            rec.recommend(h, k=10)
+            samples["recommend"].append(clock() - t)
+        for i in range(start, min(start + block, runs)):
+            row = rows[i % len(rows)]
+            t = clock()
+            raw_full(row)
+            samples["raw_set_invoke_get"].append(clock() - t)
+        for i in range(start, min(start + block, runs)):
+            interpreter.set_tensor(in_index, rows[i % len(rows)])
+            t = clock()
+            interpreter.invoke()
+            samples["raw_invoke"].append(clock() - t)
+    stats = {name: percentiles(values) for name, values in samples.items()}
+    stats["overhead_ratio_vs_set_invoke_get"] = stats["recommend"]["p50"] / stats["raw_set_invoke_get"]["p50"]
+    stats["overhead_ratio_vs_invoke"] = stats["recommend"]["p50"] / stats["raw_invoke"]["p50"]
+    return stats
+
+
+def measure_cold_start(bundle: Path, history: list[str], repeats: int) -> dict:
+    children = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", COLD_START_CHILD, str(bundle), json.dumps(history)],
+                             capture_output=True, text=True, check=True, cwd=REPO,
+                             env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+        child = json.loads(out.stdout.strip().splitlines()[-1])
+        child["process_wall_ms"] = (time.perf_counter() - t0) * 1e3
+        children.append(child)
+    keys = ("import_ms", "load_ms", "first_recommendation_ms", "total_ms", "process_wall_ms", "peak_rss_mb")
+    summary = {key: statistics.median(c[key] for c in children) for key in keys}
+    summary["max_peak_rss_mb"] = max(c["peak_rss_mb"] for c in children)
+    summary["repeats"] = repeats
+    summary["tensorflow_imported"] = any(c["tensorflow_imported"] for c in children)
+    return summary
+
+
+def measure_concurrency(rec: Recommender, histories: list[list[str]], threads: int, per_thread: int) -> dict:
+    lock = threading.Lock()
+
+    def pool_call(h):
+        rec.recommend(h, k=10)
+
+    def locked_call(h):
+        with lock:
+            rec.recommend(h, k=10)
+
+    def throughput(call) -> float:
+        start = threading.Barrier(threads + 1)
+
+        def worker(offset):
+            start.wait()
+            for i in range(per_thread):
+                call(histories[(offset + i) % len(histories)])
+
+        workers = [threading.Thread(target=worker, args=(n * 7,)) for n in range(threads)]
+        for w in workers:
+            w.start()
+        start.wait()
+        t0 = time.perf_counter()
+        for w in workers:
+            w.join()
+        return threads * per_thread / (time.perf_counter() - t0)
+
+    results = {"pool": [], "lock": []}
+    for _ in range(3):  # alternate, take the median
+        results["pool"].append(throughput(pool_call))
+        results["lock"].append(throughput(locked_call))
+    pool, locked = statistics.median(results["pool"]), statistics.median(results["lock"])
+    return {"threads": threads, "requests_per_thread": per_thread, "pool_rps": pool,
+            "lock_rps": locked, "pool_over_lock": pool / locked}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundle", nargs="?", help="bundle directory or .tar.gz")
+    parser.add_argument("--runs", type=int, default=3000)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--cold-starts", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    bundle_path = resolve_bundle(args.bundle)
+    rec = Recommender.load(bundle_path, num_threads=1)
+    rng = random.Random(0)
+    items = list(rec.bundle.item_ids[2:])
+    L = rec.history_length
+    histories = [[rng.choice(items) for _ in range(rng.randint(1, 2 * L))] for _ in range(512)]
+
+    result = {
+        "bundle": str(bundle_path),
+        "info": {k: v for k, v in rec.info().items() if k not in ("metrics", "build")},
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "processor": platform.machine()},
+        "latency_us": measure_latency(rec, histories, args.runs, args.warmup),
+        "cold_start": measure_cold_start(bundle_path, histories[0], args.cold_starts),
+        "concurrency": measure_concurrency(rec, histories, args.threads, 500),
+        "goals": {"overhead_ratio_max": 1.5, "cold_start_ms_max": 300, "peak_rss_mb_max": 80},
+    }
+    lat, cold = result["latency_us"], result["cold_start"]
+    result["goals_met"] = {
+        "overhead_ratio": lat["overhead_ratio_vs_set_invoke_get"] <= 1.5,
+        "cold_start": cold["total_ms"] <= 300,
+        "peak_rss": cold["peak_rss_mb"] <= 80,
+    }
+    write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
+    print(f"bundle            {bundle_path}")
+    print(f"recommend()       p50 {lat['recommend']['p50']:8.1f} us   p99 {lat['recommend']['p99']:8.1f} us")
+    print(f"raw set+invoke+get p50 {lat['raw_set_invoke_get']['p50']:7.1f} us   invoke only p50 "
+          f"{lat['raw_invoke']['p50']:.1f} us")
+    print(f"overhead ratio    {lat['overhead_ratio_vs_set_invoke_get']:.2f}x (vs set+invoke+get), "
+          f"{lat['overhead_ratio_vs_invoke']:.2f}x (vs invoke)   goal <= 1.5x")
+    print(f"cold start        {cold['total_ms']:.1f} ms in-process (import {cold['import_ms']:.1f}, load "
+          f"{cold['load_ms']:.1f}, first {cold['first_recommendation_ms']:.1f}); whole child process "
+          f"{cold['process_wall_ms']:.1f} ms   goal <= 300 ms")
+    print(f"peak RSS          {cold['peak_rss_mb']:.1f} MB (child, median)   goal <= 80 MB")
+    conc = result["concurrency"]
+    print(f"{conc['threads']} threads       pool {conc['pool_rps']:.0f} req/s, lock {conc['lock_rps']:.0f} "
+          f"req/s ({conc['pool_over_lock']:.2f}x)")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Keras vs TFLite parity through the interpreter, and the threshold that fails a build."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from converters.parity import (
+    ParityError,
+    ParityResult,
+    check_parity,
+    rank_graph_top_ids,
+    require_parity,
+)
+from converters.tflite import convert_to_tflite
+from device_runtime.metrics import evaluate_scores
+from tests import tiny_student
+
+L, C = tiny_student.HISTORY, tiny_student.CATALOG
+
+
+@pytest.fixture(scope="module")
+def student():
+    return tiny_student.trained_serving_student(epochs=4)
+
+
+@pytest.fixture(scope="module")
+def eval_set():
+    return tiny_student.eval_set(40, seed=2)
+
+
+def convert(model, variant):
+    calibration = tiny_student.clustered_histories(64, seed=11)[0]
+    return convert_to_tflite(model, variant, history_length=L, top_k=20, representative_histories=calibration)
+
+
+def test_float32_is_in_full_parity_and_ndcg_matches_the_shared_metrics(student, eval_set):
+    result = check_parity(student, convert(student, "float32"), eval_set, C)
+    assert result.users == 40 and result.k == 10
+    assert result.top10_overlap == pytest.approx(1.0) and result.min_overlap == pytest.approx(1.0)
+    logits = student.predict(eval_set.histories, verbose=0)[0]
+    expected = evaluate_scores(logits, eval_set.targets, eval_set.seen, C)
+    assert result.keras_ndcg == pytest.approx(expected["ndcg@10"])
+    assert result.tflite_ndcg == pytest.approx(result.keras_ndcg, abs=1e-6)
+    assert result.keras_ndcg > 0.1  # the tiny model learned the clusters
+
+
+def test_int8_agrees_on_the_tiny_model(student, eval_set):
+    result = check_parity(student, convert(student, "int8"), eval_set, C)
+    assert result.top10_overlap >= 0.8
+    assert require_parity(result, 0.8) is result
+    assert abs(result.tflite_ndcg - result.keras_ndcg) <= 0.1
+
+
+def test_a_different_model_fails_parity_with_a_clear_message(student, eval_set):
+    other = tiny_student.build_serving_student(seed=9)  # untrained: ranks unrelated items
+    result = check_parity(student, convert(other, "float32"), eval_set, C)
+    assert result.top10_overlap < 0.6
+    with pytest.raises(ParityError, match=r"int8 TFLite model's top-10 agrees .* \(threshold 0\.80\)"):
+        require_parity(result, 0.8)
+
+
+def test_seen_items_are_removed_from_the_graph_ranking_in_graph_order():
+    ranked = rank_graph_top_ids(np.array([[5, 3, 9, 4]]), [np.array([3, 4])], depth=4)
+    np.testing.assert_array_equal(ranked, [[5, 9, -1, -1]])
+
+
+def test_result_is_frozen_and_threshold_is_checked():
+    result = ParityResult(top10_overlap=0.9, keras_ndcg=0.2, tflite_ndcg=0.19, users=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.users = 4
+    with pytest.raises(ValueError, match="expected a number in"):
+        require_parity(result, 1.5)
+
+
+def test_mismatched_catalog_is_refused(student, eval_set):
+    with pytest.raises(ValueError, match="catalog_size"):
+        check_parity(student, b"", eval_set, C + 1)
