@@ -8,13 +8,13 @@ removed (what the device runtime serves); the Keras side ranks the full logits w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from converters.legacy_keras import keras
-from converters.tflite import run_tflite, serving_catalog_size
+from converters.tflite import serving_catalog_size
+from converters.tflite_evaluation import tflite_rankings
 from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores
 
 
@@ -49,15 +49,6 @@ def _keras_logits(model: keras.Model, histories: np.ndarray, batch_size: int = 2
     return np.asarray(outputs, dtype=np.float32)
 
 
-def rank_graph_top_ids(top_ids: np.ndarray, seen: Sequence[np.ndarray], depth: int) -> np.ndarray:
-    """The graph's top ids per row in graph order minus seen items, -1-padded to ``depth``."""
-    ranked = np.full((len(top_ids), depth), -1, dtype=np.int32)
-    for row, (ids, seen_row) in enumerate(zip(top_ids, seen, strict=True)):
-        kept = ids[~np.isin(ids, np.asarray(seen_row))][:depth]
-        ranked[row, : len(kept)] = kept
-    return ranked
-
-
 def check_parity(
     keras_serving_model: keras.Model,
     tflite_bytes: bytes,
@@ -82,10 +73,9 @@ def check_parity(
         raise ValueError(f"catalog_size: the model scores {model_catalog} items, got catalog_size={catalog_size}")
     logits = _keras_logits(keras_serving_model, histories)
     keras_ranked = rank_scores(logits, eval_set.seen, depth=EVAL_DEPTH)
-    top_ids, _scores = run_tflite(tflite_bytes, histories)
-    if top_ids.shape[1] < k:
-        raise ValueError(f"k: the TFLite graph returns top-{top_ids.shape[1]}, fewer than k={k}")
-    tflite_ranked = rank_graph_top_ids(top_ids, eval_set.seen, depth=top_ids.shape[1])
+    tflite_ranked = tflite_rankings(tflite_bytes, eval_set)
+    if tflite_ranked.shape[1] < k:
+        raise ValueError(f"k: the TFLite graph returns top-{tflite_ranked.shape[1]}, fewer than k={k}")
 
     overlaps = np.empty(len(histories), dtype=np.float64)
     for row in range(len(histories)):

@@ -180,8 +180,8 @@ def _run(
             titles=data.dataset.vocab.titles,
             history_length=data.history_length,
             top_k=min(cfg.convert.top_k, data.catalog_size - 2),
-            quantization="int8",
-            popularity_order=[int(i) for i in (-data.split.popularity()).argsort(kind="stable") if i >= 2],
+            quantization={"variant": "int8", "scheme": "qat-prune-preserve" if cfg.qat.enabled else "post-training", "sparsity_encoding": cfg.convert.sparsity_encoding},
+            popularity_order=data.split.popularity_order(),
             metrics=dict(rec.records["tflite_int8"].metrics),
             build_info={"seed": seed, "source": data.source, "parity_top10_overlap": parity.top10_overlap},
         )

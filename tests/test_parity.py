@@ -11,10 +11,10 @@ from converters.parity import (
     ParityError,
     ParityResult,
     check_parity,
-    rank_graph_top_ids,
     require_parity,
 )
 from converters.tflite import convert_to_tflite
+from converters.tflite_evaluation import evaluate_tflite, rank_graph_top_ids
 from device_runtime.metrics import evaluate_scores
 from tests import tiny_student
 
@@ -78,3 +78,11 @@ def test_result_is_frozen_and_threshold_is_checked():
 def test_mismatched_catalog_is_refused(student, eval_set):
     with pytest.raises(ValueError, match="catalog_size"):
         check_parity(student, b"", eval_set, C + 1)
+
+
+def test_evaluate_tflite_equals_the_parity_tflite_metrics(student, eval_set):
+    tflite = convert(student, "int8")
+    metrics = evaluate_tflite(tflite, eval_set, C)
+    result = check_parity(student, tflite, eval_set, C)
+    assert metrics == result.tflite_metrics
+    assert 0.0 <= metrics["ndcg@10"] <= metrics["hr@10"] <= 1.0

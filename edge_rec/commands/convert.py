@@ -168,7 +168,6 @@ def convert(model_path, out_dir, variant, data_path, data_format, top_k, parity_
         test = split.eval_set("test", history_length)
         threshold = cfg.convert.parity_threshold if parity_threshold is None else parity_threshold
         parity = require_parity(check_parity(model, tflite, test, catalog_size), threshold, variant=variant)
-        popularity = split.popularity()
         bundle = write_bundle(
             out_dir,
             tflite_bytes=tflite,
@@ -177,7 +176,7 @@ def convert(model_path, out_dir, variant, data_path, data_format, top_k, parity_
             history_length=history_length,
             top_k=k,
             quantization={"variant": variant, "sparsity_encoding": bool(sparsity_encoding)},
-            popularity_order=[int(i) for i in (-popularity).argsort(kind="stable") if i >= 2],
+            popularity_order=split.popularity_order(),
             metrics={key: float(v) for key, v in parity.tflite_metrics.items()},
             build_info={"source": str(data_path), "model": str(saved), "seed": cfg.seed,
                         "parity_top10_overlap": parity.top10_overlap,

@@ -62,6 +62,14 @@ class LeaveLastOutSplit:
         counts[[PAD_INDEX, OOV_INDEX]] = 0.0
         return counts
 
+    def popularity_order(self) -> list[int]:
+        """Real item indices, most popular in training first (ties: lower index first).
+
+        This is the cold-start order a bundle carries for empty or all-unknown histories.
+        """
+        order = np.argsort(-self.popularity(), kind="stable")
+        return [int(i) for i in order if i > OOV_INDEX]
+
     def sequence_examples(self, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Whole-sequence training examples for models that predict every position at once.
 

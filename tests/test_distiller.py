@@ -1,0 +1,109 @@
+"""The Distiller: plain CE equivalence, frozen teacher, every loss term alive, no projection exported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converters.legacy_keras import keras, set_global_seed
+from edge_rec.config import DistillConfig, StudentConfig, TeacherConfig
+from edge_rec.distill.distiller import Distiller, TermWeights
+from edge_rec.models import build_student, build_teacher
+
+C, L, B = 30, 6, 8
+STUDENT = StudentConfig(embedding_dim=6, hidden=(8,), dropout=0.0)
+TEACHER = TeacherConfig(hidden=16, blocks=1, heads=2, dropout=0.0)
+
+
+def _batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    seq = rng.integers(2, C, size=(B, L + 1)).astype(np.int32)
+    for r in range(B):
+        seq[r, : r % 4] = 0
+    return seq[:, :-1].copy(), seq[:, 1:].copy()  # targets are 0 where the input is padding
+
+
+def _models():
+    set_global_seed(0)
+    return build_student(STUDENT, C, L), build_teacher(TEACHER, C, L)
+
+
+def test_alpha_one_equals_a_plainly_compiled_student():
+    student, teacher = _models()
+    x, y = _batch()
+    assert (y == 0).any()  # the ignore index is exercised
+    distiller = Distiller(student, teacher, DistillConfig(alpha=1.0, beta=0.0, gamma=0.0))
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0))
+    ours = distiller.evaluate(x, y, batch_size=B, verbose=0, return_dict=True)["loss"]
+    student.compile(
+        optimizer="sgd",
+        loss={"logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)},
+    )
+    plain = student.evaluate(x, {"logits": y}, batch_size=B, verbose=0, return_dict=True)["loss"]
+    assert ours == pytest.approx(plain, rel=1e-5)
+    # ... and without a teacher the configured alpha is irrelevant: CE alone.
+    alone = Distiller(student, None, DistillConfig(alpha=0.3))
+    alone.compile(optimizer=keras.optimizers.SGD(0.0))
+    assert alone.evaluate(x, y, batch_size=B, verbose=0, return_dict=True)["loss"] == pytest.approx(plain, rel=1e-5)
+
+
+def test_fit_leaves_the_teacher_unchanged_and_moves_the_student():
+    student, teacher = _models()
+    teacher_before = [w.copy() for w in teacher.get_weights()]
+    student_before = [w.copy() for w in student.get_weights()]
+    x, y = _batch()
+    distiller = Distiller(student, teacher, DistillConfig(alpha=0.5, beta=0.5, gamma=0.5, ranking_top_k=3))
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = distiller.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    for name in ("loss", "ce", "kd", "hint", "rank"):
+        assert len(history.history[name]) == 2 and np.isfinite(history.history[name]).all()
+    for before, after in zip(teacher_before, teacher.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    changed = [not np.array_equal(b, a) for b, a in zip(student_before, student.get_weights(), strict=True)]
+    assert changed[0]  # item embedding
+    np.testing.assert_array_equal(student.get_layer("mask").get_weights()[0], student_before[1])  # frozen
+
+
+@pytest.mark.parametrize("term", ["ce", "kd", "hint", "rank"])
+def test_each_term_alone_is_finite_and_moves_the_student(term):
+    student, teacher = _models()
+    weights = TermWeights(**{name: float(name == term) for name in ("ce", "kd", "hint", "rank")})
+    distiller = Distiller(
+        student, teacher, DistillConfig(temperature=2.0, ranking_top_k=4), term_weights=weights
+    )
+    distiller.compile(optimizer=keras.optimizers.SGD(0.5))
+    x, y = _batch()
+    before = distiller.evaluate(x, y, batch_size=B, verbose=0, return_dict=True)
+    assert set(before) == {"loss", term} and np.isfinite(before["loss"]) and before["loss"] > 0
+    logits_before = student.get_layer("hidden").get_weights()[0].copy()
+    distiller.fit(x, y, batch_size=B, epochs=3, verbose=0, shuffle=False)
+    after = distiller.evaluate(x, y, batch_size=B, verbose=0, return_dict=True)
+    assert not np.array_equal(logits_before, student.get_layer("hidden").get_weights()[0])
+    assert after["loss"] < before["loss"]
+
+
+def test_kd_term_is_zero_when_student_matches_teacher():
+    student, teacher = _models()
+    distiller = Distiller(teacher, teacher, DistillConfig(alpha=0.0, temperature=3.0))
+    terms = distiller.loss_terms(*_batch(), training=False)
+    assert float(terms["kd"]) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_projection_belongs_to_the_distiller_not_the_exported_student(tmp_path):
+    student, teacher = _models()
+    params = student.count_params()
+    distiller = Distiller(student, teacher, DistillConfig(alpha=0.5, beta=1.0))
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    distiller.fit(*_batch(), batch_size=B, epochs=1, verbose=0)
+    assert distiller.projection is not None and distiller.projection.trainable_weights
+    assert all("projection" not in layer.name for layer in student.layers)
+    assert student.count_params() == params
+    student.save(tmp_path / "student.keras")
+    reloaded = keras.models.load_model(tmp_path / "student.keras")
+    assert [layer.name for layer in reloaded.layers] == [layer.name for layer in student.layers]
+
+
+def test_distillation_terms_without_a_teacher_are_refused():
+    student, _ = _models()
+    with pytest.raises(ValueError, match="no teacher"):
+        Distiller(student, None, DistillConfig(), term_weights=TermWeights(ce=0.5, kd=0.5, hint=0, rank=0))
