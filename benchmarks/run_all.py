@@ -1,0 +1,120 @@
+"""``make bench``: every benchmark, then one Markdown summary.
+
+1. data loading (1M interactions),
+2. the demo build (``runs/demo``; reused when its report exists, ``--rebuild`` to redo it),
+3. compression sizes and ratios from the demo report,
+4. distillation (teacher vs baseline vs distilled student; also on ``EDGE_REC_DATA``),
+5. the device runtime (overhead, cold start, peak RSS) on the demo bundle,
+6. ``edge-rec benchmark`` of int8 / float32 / teacher TFLite side by side, with the raw loop.
+
+Results: ``benchmarks/results/*.json`` and ``benchmarks/results/SUMMARY.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from device_runtime.atomic_file import write_text_atomic  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+RUN_DIR = REPO / "runs" / "demo"
+EDGE_REC = Path(sys.executable).parent / "edge-rec"
+
+
+def run(step: str, args: list[str]) -> float:
+    """Run one benchmark step as a child process; fail loudly when it fails."""
+    print(f"\n=== {step}: {' '.join(args)}", flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(args, cwd=REPO)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark step {step!r} failed with exit status {proc.returncode}")
+    print(f"=== {step}: {seconds:.0f} s", flush=True)
+    return seconds
+
+
+def compression_summary(report: dict) -> tuple[dict, str]:
+    """Sizes and ratios the compression issue asks for, read from the demo build report."""
+    stages = report["stages"]
+    int8 = stages["tflite_int8"]["size_bytes"]
+    student32 = stages["tflite_float32"]["size_bytes"]
+    teacher32 = stages["teacher"]["size_bytes"]
+    teacher_ndcg = stages["teacher"]["metrics"]["ndcg@10"]
+    result = {
+        "int8_over_student_float32": int8 / student32,
+        "int8_over_teacher_float32": int8 / teacher32,
+        "int8_ndcg_over_teacher": stages["tflite_int8"]["metrics"]["ndcg@10"] / teacher_ndcg,
+        "goals": {"int8_over_student_float32": 0.3, "int8_over_teacher_float32": 1 / 20,
+                  "int8_ndcg_over_teacher": 0.95},
+        "sparsity_sizes": report.get("compression", {}),
+        "stages": {name: {k: st[k] for k in ("params", "size_bytes", "gzip_bytes", "sparsity")}
+                   for name, st in stages.items()},
+    }
+    lines = [
+        "## Compression (demo build)",
+        "",
+        "| measure | value | goal |",
+        "|---|---:|---:|",
+        f"| int8 size / student float32 size | {result['int8_over_student_float32']:.3f} | ≤ 0.300 |",
+        f"| int8 size / teacher float32 size | {result['int8_over_teacher_float32']:.4f} | ≤ 0.0500 |",
+        f"| int8 NDCG@10 / teacher NDCG@10 | {result['int8_ndcg_over_teacher']:.3f} | ≥ 0.950 |",
+        "",
+    ]
+    sizes = report.get("compression", {})
+    if sizes:
+        lines += ["| model | sparsity | size (bytes) | gzip (bytes) |", "|---|---:|---:|---:|"]
+        for name, entry in sizes.items():
+            lines.append(f"| {name} | {entry['sparsity']:.2f} | {entry['size_bytes']:,} | {entry['gzip_bytes']:,} |")
+        lines.append("")
+    return result, "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rebuild", action="store_true", help="rebuild runs/demo even if it exists")
+    parser.add_argument("--skip-distill", action="store_true", help="skip the separate distillation run")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+    timings = {}
+
+    timings["data_loading"] = run("data loading", [py, "benchmarks/data_loading.py"])
+    if args.rebuild or not (RUN_DIR / "report.json").exists():
+        timings["demo_build"] = run(
+            "demo build",
+            [str(EDGE_REC), "build", "--config", "examples/tv/config.toml", "--out", str(RUN_DIR), "--quiet"],
+        )
+    report = json.loads((RUN_DIR / "report.json").read_text())
+    compression, compression_md = compression_summary(report)
+    write_text_atomic(RESULTS / "compression.json", json.dumps(compression, indent=2) + "\n")
+    write_text_atomic(RESULTS / "compression.md", compression_md)
+    if not args.skip_distill:
+        timings["distill"] = run("distillation", [py, "benchmarks/distill.py", "--quiet"])
+    timings["runtime"] = run("device runtime", [py, "benchmarks/runtime.py", str(RUN_DIR / "bundle")])
+    timings["device"] = run("edge-rec benchmark", [py, "benchmarks/device.py"])
+
+    parts = ["# edge-rec benchmark summary", "",
+             f"Machine: 2 shared cores; generated {time.strftime('%Y-%m-%d %H:%M')}. "
+             "Every number is a median or percentile over many runs after warm-up.", "",
+             "## Demo build report", "", (RUN_DIR / "report.md").read_text(), compression_md]
+    for name in ("distill", "runtime", "device", "data_loading"):
+        md = RESULTS / f"{name}.md"
+        if md.exists():
+            parts += [md.read_text(), ""]
+        else:
+            parts += [f"## {name}", "", "```json", (RESULTS / f"{name}.json").read_text().strip(), "```", ""]
+    parts += ["## Benchmark wall time (s)", "", "```json", json.dumps({k: round(v) for k, v in timings.items()}), "```", ""]
+    path = write_text_atomic(RESULTS / "SUMMARY.md", "\n".join(parts))
+    print(f"\nsummary: {path}")
+
+
+if __name__ == "__main__":
+    main()
