@@ -59,7 +59,9 @@ class TeacherConfig:
     blocks: int = 2
     heads: int = 2
     dropout: float = 0.2
-    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=20, batch_size=64))
+    fit: FitConfig = field(
+        default_factory=lambda: FitConfig(epochs=8, batch_size=64, learning_rate=3e-3, patience=2)
+    )
 
 
 @dataclass(frozen=True)
@@ -71,20 +73,22 @@ class StudentConfig:
     """
 
     embedding_dim: int = 16
-    hidden: tuple[int, ...] = (32,)
+    hidden: tuple[int, ...] = (12,)
     pooling: str = "position"
     tie_output: bool = False
     warm_start: bool = False
     dropout: float = 0.1
-    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=20, batch_size=64))
+    fit: FitConfig = field(
+        default_factory=lambda: FitConfig(epochs=5, batch_size=64, learning_rate=1e-2, patience=2)
+    )
 
 
 @dataclass(frozen=True)
 class DistillConfig:
     """Loss = alpha*CE + (1-alpha)*T^2*KL + beta*hint + gamma*ranking (each term can be off)."""
 
-    alpha: float = 0.3
-    temperature: float = 2.0
+    alpha: float = 0.5
+    temperature: float = 1.0
     beta: float = 0.0
     gamma: float = 0.0
     ranking_top_k: int = 10
@@ -330,6 +334,6 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
         "prune": {"fit": {"epochs": 1}},
         "qat": {"fit": {"epochs": 1}},
         "lowrank": {"rank": 4, "fit": {"epochs": 1}},
-        "convert": {"representative_samples": 32, "top_k": 20},
+        "convert": {"representative_samples": 32, "top_k": 50},
     }
 }

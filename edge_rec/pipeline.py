@@ -6,14 +6,18 @@ The pipeline only chains :mod:`edge_rec.stages` and records their artifacts in a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from converters.bundle_writer import write_bundle
+from converters.parity import require_parity
 from edge_rec import stages
 from edge_rec.config import EdgeRecConfig, config_to_dict
+from edge_rec.data import write_interactions_csv
+from edge_rec.model_store import save_model_pair
 from edge_rec.report import GateResult, StageRecord, build_report, evaluate_gate, write_report
 from edge_rec.run_directory import RunDirectory
 
@@ -43,12 +47,15 @@ class _Recorder:
             metrics = stages.evaluate_keras(model.serving_model, self.data)
             tflite = stages.convert(model, "float32", self.data, self.cfg.convert, seed=self.cfg.seed)
         path = self.run.write_tflite(f"{model.name}_float32", tflite)
+        save_model_pair(
+            self.run.model_dir(model.name), serving=model.serving_model, sequence=model.sequence_model
+        )
         train = model.train
         self.records[model.name] = StageRecord(
             params=model.params,
             size_bytes=len(tflite),
             gzip_bytes=stages.gzip_size(tflite),
-            sparsity=stages.keras_sparsity(model.serving_model) if sparsity is None else sparsity,
+            sparsity=stages.overall_sparsity(model.serving_model) if sparsity is None else sparsity,
             metrics=metrics,
             seconds=round(model.seconds, 2),
             artifact=str(path),
@@ -106,6 +113,9 @@ def _run(
     with run.stage("data"):
         data = stages.prepare_data(cfg.data, seed=seed, path=data_path, data_format=data_format)
     log.info("data: %s", data.summary())
+    if data.log is not None and data_path is None:
+        # a generated log is kept beside the run, so `edge-rec benchmark --eval-data` can use it
+        write_interactions_csv(data.log, run.path / "data" / "interactions.csv")
     rec = _Recorder(run, data, cfg)
 
     rec.records["popularity"] = StageRecord(
@@ -150,7 +160,7 @@ def _run(
             quantized = stages.quantization_aware_training(
                 data, compressed, teacher, cfg.qat, cfg.student, cfg.distill, seed=seed, quiet=quiet
             )
-        rec.keras(quantized, sparsity=stages.keras_sparsity(compressed.serving_model))
+        rec.keras(quantized, sparsity=stages.overall_sparsity(compressed.serving_model))
 
     # TFLite variants: float32/float16/dynamic of the distilled student, int8 of the QAT model.
     variants: dict[str, bytes] = {"float32": student_float32}
@@ -171,6 +181,35 @@ def _run(
     with run.stage("parity"):
         parity = stages.parity(quantized, int8, data)
     log.info("parity: top-10 overlap %.3f", parity.top10_overlap)
+    require_parity(parity, cfg.convert.parity_threshold)
+
+    # What pruning buys on the wire: int8 at sparsity 0 (post-training, the distilled student)
+    # next to the int8 model of the pipeline (pruned + QAT).
+    with run.stage("convert_int8_unpruned"):
+        dense_int8 = stages.convert(student, "int8", data, cfg.convert, seed=seed)
+    compression = {
+        "int8_sparsity_0": {
+            "sparsity": 0.0,
+            "size_bytes": len(dense_int8),
+            "gzip_bytes": stages.gzip_size(dense_int8),
+        },
+        f"int8_sparsity_{cfg.prune.target_sparsity if cfg.prune.enabled else 0.0:g}": {
+            "sparsity": rec.records["tflite_int8"].sparsity or 0.0,
+            "size_bytes": len(int8),
+            "gzip_bytes": stages.gzip_size(int8),
+        },
+        "float32_sparsity_0": {
+            "sparsity": 0.0,
+            "size_bytes": rec.records["student"].size_bytes,
+            "gzip_bytes": rec.records["student"].gzip_bytes,
+        },
+    }
+    if "pruned" in rec.records:
+        compression[f"float32_sparsity_{cfg.prune.target_sparsity:g}"] = {
+            "sparsity": rec.records["pruned"].sparsity,
+            "size_bytes": rec.records["pruned"].size_bytes,
+            "gzip_bytes": rec.records["pruned"].gzip_bytes,
+        }
 
     with run.stage("bundle"):
         bundle_dir = write_bundle(
@@ -191,10 +230,10 @@ def _run(
     report = build_report(
         dataset=data.summary(),
         stages=rec.records,
-        parity={"top10_overlap": parity.top10_overlap, **parity.as_dict()},
+        parity=dataclasses.asdict(parity),
         bundle={"path": str(bundle_dir), "size_bytes": bundle_size},
         gate=gate,
-        extra={"timings_s": dict(run.timings), "seed": seed},
+        extra={"timings_s": dict(run.timings), "seed": seed, "compression": compression},
     )
     paths = write_report(report, run.path)
     return BuildResult(run.path, bundle_dir, report, paths, gate)

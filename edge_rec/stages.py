@@ -21,7 +21,13 @@ from converters.tflite import convert_to_tflite
 from converters.tflite_evaluation import evaluate_tflite
 from device_runtime.metrics import evaluate_scores
 from edge_rec.compress.lowrank import factorize_output_layer
-from edge_rec.compress.pruning import prune_student, pruning_callbacks, sparsity_report, strip_pruning
+from edge_rec.compress.pruning import (
+    overall_sparsity,
+    prune_student,
+    pruning_callbacks,
+    sparsity_report,
+    strip_pruning,
+)
 from edge_rec.compress.qat import quantize_student
 from edge_rec.config import (
     ConvertConfig,
@@ -35,6 +41,7 @@ from edge_rec.config import (
     TeacherConfig,
 )
 from edge_rec.data import (
+    InteractionLog,
     LeaveLastOutSplit,
     SequenceDataset,
     generate_synthetic,
@@ -59,6 +66,7 @@ class PreparedData:
     history_length: int
     interactions: int
     skipped_lines: int
+    log: InteractionLog | None = None
 
     @property
     def catalog_size(self) -> int:
@@ -116,6 +124,7 @@ def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_fo
         history_length=cfg.history_length,
         interactions=interactions,
         skipped_lines=log_.skipped_lines,
+        log=log_,
     )
 
 
@@ -129,6 +138,7 @@ def _fit(
     *,
     quiet: bool,
     callbacks: tuple = (),
+    restore_best: bool = True,
 ) -> tuple[TrainResult, float]:
     log.info("stage %s: training (%d epochs max)", name, fit.epochs)
     start = time.perf_counter()
@@ -141,6 +151,7 @@ def _fit(
         history_length=data.history_length,
         quiet=quiet,
         extra_callbacks=callbacks,
+        restore_best=restore_best,
     )
     return result, time.perf_counter() - start
 
@@ -207,6 +218,7 @@ def prune(
         distill,
         quiet=quiet,
         callbacks=tuple(pruning_callbacks()),
+        restore_best=False,
     )
     stripped = strip_pruning(wrapped)
     serving = student_serving_model(stripped, student_cfg, data.catalog_size, data.history_length)
@@ -311,18 +323,6 @@ def gzip_size(data: bytes) -> int:
     return len(gzip.compress(data, compresslevel=9))
 
 
-def keras_sparsity(model: Any) -> float:
-    """Share of exact zeros over every kernel and embedding matrix of a model."""
-    total = zeros = 0
-    for weight in model.weights:
-        name = weight.name
-        if "kernel" in name or "embeddings" in name:
-            values = np.asarray(weight.numpy())
-            total += values.size
-            zeros += int(np.count_nonzero(values == 0))
-    return zeros / total if total else 0.0
-
-
 __all__ = [
     "PreparedData",
     "TrainedModel",
@@ -332,8 +332,8 @@ __all__ = [
     "evaluate_tflite_model",
     "gzip_size",
     "keras",
-    "keras_sparsity",
     "low_rank",
+    "overall_sparsity",
     "parity",
     "prepare_data",
     "prune",

@@ -31,12 +31,12 @@ def build(config_path, data_path, data_format, run_dir, profile, quiet, as_json)
         cfg = load_config(config_path, profile=profile)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    from edge_rec.build_errors import USER_ERRORS
+    from edge_rec.input_errors import INPUT_ERRORS
     from edge_rec.pipeline import run_build
 
     try:
         result = run_build(cfg, run_dir, data_path=data_path, data_format=data_format, quiet=quiet)
-    except USER_ERRORS as exc:
+    except INPUT_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(result.report, indent=2))

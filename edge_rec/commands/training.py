@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -79,17 +76,9 @@ def _test_metrics(model, split, history_length: int) -> dict[str, float]:
 def _save_run(out: str, *, serving, sequence, cfg: EdgeRecConfig, metrics: dict[str, Any]) -> Path:
     """Write the models, config.json and metrics.json into ``out``, each file renamed into place."""
     from device_runtime.atomic_file import write_text_atomic
+    from edge_rec.model_store import save_model_pair
 
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
-    try:
-        serving.save(staging / SERVING_FILE)
-        sequence.save(staging / SEQUENCE_FILE)
-        for name in (SERVING_FILE, SEQUENCE_FILE):
-            os.replace(staging / name, out_dir / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    out_dir = save_model_pair(out, serving=serving, sequence=sequence)
     write_text_atomic(out_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2) + "\n")
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return out_dir

@@ -94,11 +94,22 @@ class RankingValidation(keras.callbacks.Callback):
 
     Adds ``val_ndcg@10``, ``val_hr@10`` and ``val_mrr`` to the epoch logs. Stops training when
     NDCG@10 has not improved for ``patience`` epochs; at the end of training the weights of the
-    best epoch are put back into ``model``.
+    best epoch are put back into ``model`` (unless ``restore_best`` is False: pruning must keep
+    its last, fully sparse weights).
     """
 
-    def __init__(self, model: keras.Model, valid: EvalSet, catalog_size: int, *, patience: int, quiet: bool):
+    def __init__(
+        self,
+        model: keras.Model,
+        valid: EvalSet,
+        catalog_size: int,
+        *,
+        patience: int,
+        quiet: bool,
+        restore_best: bool = True,
+    ):
         super().__init__()
+        self.restore_best = restore_best
         self.scored_model = model
         self.valid = valid
         self.catalog_size = catalog_size
@@ -129,7 +140,7 @@ class RankingValidation(keras.callbacks.Callback):
                 self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.best_weights is not None:
+        if self.restore_best and self.best_weights is not None:
             self.scored_model.set_weights(self.best_weights)
 
 
@@ -143,13 +154,15 @@ def train_sequence_model(
     history_length: int,
     quiet: bool = False,
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+    restore_best: bool = True,
 ) -> TrainResult:
     """Fit ``model`` (sequence mode) on ``split.sequence_examples(history_length)`` via a Distiller.
 
     ``teacher=None`` (or ``distill=None``, or α=1 with β=γ=0) trains on next-item cross-entropy
     alone — the teacher and the baseline student use this same path. Validation NDCG@10 on
     ``split.eval_set("valid", history_length)`` is computed each epoch; early stopping with
-    ``fit.patience`` restores the best weights into ``model``. ``quiet`` hides progress bars.
+    ``fit.patience`` restores the best weights into ``model`` (``restore_best=False`` keeps the
+    last epoch's, as pruning needs). ``quiet`` hides progress bars.
     Seed TensorFlow beforehand (``set_global_seed``) for repeatable shuffling and dropout.
     """
     if fit.epochs < 1 or fit.batch_size < 1:
@@ -169,7 +182,9 @@ def train_sequence_model(
     valid = split.eval_set("valid", history_length)
     distiller = Distiller(model, teacher, distill or DistillConfig(alpha=1.0, beta=0.0, gamma=0.0))
     distiller.compile(optimizer=keras.optimizers.Adam(fit.learning_rate))
-    validation = RankingValidation(model, valid, catalog_size, patience=fit.patience, quiet=quiet)
+    validation = RankingValidation(
+        model, valid, catalog_size, patience=fit.patience, quiet=quiet, restore_best=restore_best
+    )
     start = time.perf_counter()
     history = distiller.fit(
         inputs,
