@@ -69,7 +69,11 @@ class StudentConfig:
     """The small int8-friendly student.
 
     ``pooling`` is ``mean`` (masked mean) or ``position`` (learned position-weighted mean);
-    ``warm_start`` initialises item embeddings from the teacher's by PCA.
+    ``warm_start`` initialises item embeddings from the teacher's by PCA. ``initial_decay`` sets
+    the starting recency weights ``exp(-decay * distance)`` of the position pooling;
+    ``recency_heads`` lists the initial decays of extra position-weighted pooling heads whose
+    outputs are concatenated with the main one (e.g. ``[2.0]``: a head that mostly sees the
+    newest item).
     """
 
     embedding_dim: int = 16
@@ -78,6 +82,8 @@ class StudentConfig:
     tie_output: bool = False
     warm_start: bool = False
     dropout: float = 0.1
+    initial_decay: float = 0.3
+    recency_heads: tuple[float, ...] = ()
     fit: FitConfig = field(
         default_factory=lambda: FitConfig(epochs=5, batch_size=64, learning_rate=1e-2, patience=2)
     )
@@ -225,6 +231,8 @@ def _validate(cfg: EdgeRecConfig) -> None:
     checks = [
         (cfg.teacher.kind in ("sasrec", "gru"), "teacher.kind", "'sasrec' or 'gru'"),
         (cfg.student.pooling in ("mean", "position"), "student.pooling", "'mean' or 'position'"),
+        (cfg.student.initial_decay >= 0, "student.initial_decay", "a number >= 0"),
+        (all(d >= 0 for d in cfg.student.recency_heads), "student.recency_heads", "a list of numbers >= 0"),
         (0.0 <= cfg.distill.alpha <= 1.0, "distill.alpha", "a number in [0, 1]"),
         (cfg.distill.temperature > 0, "distill.temperature", "a positive number"),
         (0.0 <= cfg.prune.target_sparsity < 1.0, "prune.target_sparsity", "a number in [0, 1)"),

@@ -22,16 +22,16 @@ def _histories(rows: int = 5, seed: int = 0) -> np.ndarray:
 
 
 def _randomize_pooling(model: keras.Model, seed: int = 1) -> None:
-    pooling = next(layer for layer in model.layers if layer.__class__.__name__ == "SequencePooling")
-    if pooling.weights:
-        rng = np.random.default_rng(seed)
-        pooling.set_weights([rng.normal(size=L).astype(np.float32)])
+    rng = np.random.default_rng(seed)
+    for pooling in (layer for layer in model.layers if layer.__class__.__name__ == "SequencePooling"):
+        if pooling.weights:
+            pooling.set_weights([rng.normal(size=L).astype(np.float32)])
 
 
 def test_student_uses_only_int8_friendly_layers_and_only_embeddings_read_ids():
     model = build_student(StudentConfig(), C, L, sequence=False)
     kinds = {layer.__class__.__name__ for layer in model.layers}
-    assert kinds <= {"InputLayer", "Embedding", "SequencePooling", "Dropout", "Dense"}
+    assert kinds <= {"InputLayer", "Embedding", "SequencePooling", "Concatenate", "Dropout", "Dense"}
     readers = [node.layer for node in model.get_layer("history")._outbound_nodes]
     assert sorted(layer.name for layer in readers) == ["item_embedding", "mask"]
     assert model.output_names == ["logits", "hidden"]
@@ -41,9 +41,11 @@ def test_student_uses_only_int8_friendly_layers_and_only_embeddings_read_ids():
     assert table.shape == (C, 1) and table[0, 0] == 0.0 and np.all(table[1:] == 1.0)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "position"])
-def test_sequence_last_position_equals_serving_output(pooling):
-    cfg = StudentConfig(embedding_dim=8, hidden=(12,), pooling=pooling)
+@pytest.mark.parametrize(
+    ("pooling", "recency_heads"), [("mean", ()), ("position", ()), ("position", (2.0,)), ("mean", (1.0, 3.0))]
+)
+def test_sequence_last_position_equals_serving_output(pooling, recency_heads):
+    cfg = StudentConfig(embedding_dim=8, hidden=(12,), pooling=pooling, recency_heads=recency_heads)
     sequence = build_student(cfg, C, L, sequence=True)
     _randomize_pooling(sequence)
     serving = student_serving_model(sequence, cfg, C, L)
@@ -55,8 +57,9 @@ def test_sequence_last_position_equals_serving_output(pooling):
     np.testing.assert_allclose(seq_hidden.numpy()[:, -1], hidden.numpy(), atol=1e-5)
 
 
-def test_sequence_mode_is_causal():
-    cfg = StudentConfig(embedding_dim=8, hidden=(12,))
+@pytest.mark.parametrize("recency_heads", [(), (2.0,)])
+def test_sequence_mode_is_causal(recency_heads):
+    cfg = StudentConfig(embedding_dim=8, hidden=(12,), recency_heads=recency_heads)
     model = build_student(cfg, C, L, sequence=True)
     x = _histories(rows=2)
     changed = x.copy()
@@ -75,8 +78,30 @@ def test_mean_pooling_is_the_plain_masked_mean():
     np.testing.assert_allclose(model(x)[1].numpy(), expected, atol=1e-6)
 
 
-def test_saved_and_reloaded_student_gives_the_same_scores(tmp_path):
-    cfg = StudentConfig(embedding_dim=8, hidden=(12,))
+def test_recency_heads_are_concatenated_and_start_from_their_decay():
+    cfg = StudentConfig(embedding_dim=8, hidden=(), initial_decay=0.5, recency_heads=(3.0,))
+    model = build_student(cfg, C, L, sequence=False)
+    assert model.get_layer("hidden").__class__.__name__ == "Concatenate"
+    assert model.outputs[1].shape[-1] == 16  # two heads of width 8
+    main, sharp = model.get_layer("pooling"), model.get_layer("recency_pooling_0")
+    np.testing.assert_allclose(main.distance_weights().numpy(), np.exp(-0.5 * np.arange(L)), rtol=1e-5)
+    np.testing.assert_allclose(sharp.distance_weights().numpy(), np.exp(-3.0 * np.arange(L)), rtol=1e-5)
+    x = _histories()
+    table = model.get_layer("item_embedding").get_weights()[0]
+    weights = np.exp(-3.0 * np.arange(L))[::-1]
+    expected = np.stack([(table[row] * (weights * (row != 0))[:, None]).sum(0) / (weights * (row != 0)).sum()
+                         for row in x])
+    np.testing.assert_allclose(model(x)[1].numpy()[:, 8:], expected, atol=1e-5)
+
+
+def test_negative_decays_are_refused():
+    with pytest.raises(ValueError, match="recency_heads"):
+        build_student(StudentConfig(recency_heads=(-1.0,)), C, L)
+
+
+@pytest.mark.parametrize("recency_heads", [(), (2.0,)])
+def test_saved_and_reloaded_student_gives_the_same_scores(tmp_path, recency_heads):
+    cfg = StudentConfig(embedding_dim=8, hidden=(12,), recency_heads=recency_heads)
     model = build_student(cfg, C, L, sequence=False)
     _randomize_pooling(model)
     path = tmp_path / "model.keras"

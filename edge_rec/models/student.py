@@ -16,6 +16,9 @@ def build_student(
     1 otherwise — the only other layer that reads ids), ``pooling`` (:class:`SequencePooling`,
     masked mean or learned recency-weighted mean), Dense + ReLU layers of ``cfg.hidden`` widths
     (the last is named ``hidden``; with no hidden layers the pooling is), and ``logits`` Dense(C).
+    ``cfg.recency_heads`` adds one position-weighted pooling head per listed initial decay
+    (``recency_pooling_<i>``, e.g. a sharp one that mostly sees the newest item); all heads are
+    concatenated (``pooled_heads``) before the Dense layers.
 
     ``sequence=True`` pools causally (running mean, outputs [B, L, ...]) for training;
     ``sequence=False`` pools over the whole history (outputs [B, ...]) for serving. Both have the
@@ -41,12 +44,31 @@ def build_student(
     weighting = "position" if cfg.pooling == "position" else "mean"
     if cfg.pooling not in ("mean", "position"):
         raise ValueError(f"student.pooling: expected 'mean' or 'position', got {cfg.pooling!r}")
-    x = SequencePooling(
-        history_length,
-        weighting=weighting,
-        causal=sequence,
-        name="hidden" if not cfg.hidden else "pooling",
-    )([embeddings, mask])
+    if any(decay < 0 for decay in (cfg.initial_decay, *cfg.recency_heads)):
+        raise ValueError(
+            f"student.initial_decay and student.recency_heads: expected decays >= 0, got "
+            f"{cfg.initial_decay} and {list(cfg.recency_heads)}"
+        )
+    heads = [
+        SequencePooling(
+            history_length,
+            weighting=weighting,
+            causal=sequence,
+            initial_decay=cfg.initial_decay,
+            name="hidden" if not cfg.hidden and not cfg.recency_heads else "pooling",
+        )([embeddings, mask])
+    ]
+    for i, decay in enumerate(cfg.recency_heads):
+        heads.append(
+            SequencePooling(
+                history_length, weighting="position", causal=sequence, initial_decay=decay,
+                name=f"recency_pooling_{i}",
+            )([embeddings, mask])
+        )
+    if len(heads) == 1:
+        x = heads[0]
+    else:
+        x = keras.layers.Concatenate(name="hidden" if not cfg.hidden else "pooled_heads")(heads)
     for i, width in enumerate(cfg.hidden):
         x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i}")(x)
         last = i == len(cfg.hidden) - 1
