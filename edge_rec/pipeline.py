@@ -113,7 +113,7 @@ def _run(
     with run.stage("data"):
         data = stages.prepare_data(cfg.data, seed=seed, path=data_path, data_format=data_format)
     log.info("data: %s", data.summary())
-    if data.log is not None and data_path is None:
+    if data.log is not None and not Path(data.source).is_file():
         # a generated log is kept beside the run, so `edge-rec benchmark --eval-data` can use it
         write_interactions_csv(data.log, run.path / "data" / "interactions.csv")
     rec = _Recorder(run, data, cfg)

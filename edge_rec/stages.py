@@ -103,11 +103,14 @@ class TrainedModel:
 
 
 def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_format: str | None = None) -> PreparedData:
-    """Load (or generate) the log, build vocabulary and sequences, split leave-last-out."""
+    """Load (or generate) the log, build vocabulary and sequences, split leave-last-out.
+
+    ``path`` (a file or a synthetic preset name) overrides ``cfg.source``.
+    """
     source = path or cfg.source
-    if path is None and cfg.source in PRESETS:
+    if source in PRESETS:
         log_ = generate_synthetic(
-            cfg.source, seed=seed, users=cfg.synthetic_users, items=cfg.synthetic_items
+            source, seed=seed, users=cfg.synthetic_users, items=cfg.synthetic_items
         )
     else:
         log_ = load_interactions(source, format=data_format or cfg.format, on_bad_line=cfg.on_bad_line)

@@ -5,6 +5,7 @@ TensorFlow is imported only inside the command function.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -26,11 +27,13 @@ def _resolve_model(model_path: Path) -> tuple[Path, EdgeRecConfig]:
     if not model_path.exists():
         raise click.BadParameter(f"{model_path}: no such model file or directory", param_hint="MODEL")
     config_file = model_path / "config.json"
-    if model_path.is_dir() and (model_path / "models").is_dir() and config_file.is_file():
+    cfg = EdgeRecConfig()
+    if model_path.is_dir() and config_file.is_file():
         try:
             cfg = config_from_dict(json.loads(config_file.read_text(encoding="utf-8")), source=str(config_file))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{config_file}: not valid JSON ({exc})") from None
+    if model_path.is_dir() and (model_path / "models").is_dir():
         for stage in RUN_DIR_STAGES:
             stage_dir = model_path / "models" / stage
             if stage_dir.is_dir() and any(stage_dir.iterdir()):
@@ -39,13 +42,20 @@ def _resolve_model(model_path: Path) -> tuple[Path, EdgeRecConfig]:
             f"{model_path}: run directory has no saved model under models/{{{','.join(RUN_DIR_STAGES)}}}",
             param_hint="MODEL",
         )
-    return _saved_model_in(model_path), EdgeRecConfig()
+    return _saved_model_in(model_path), cfg
 
 
 def _saved_model_in(path: Path) -> Path:
-    """``path`` itself (SavedModel dir, .h5, .keras) or the one model file inside a directory."""
+    """``path`` itself (SavedModel dir, .h5, .keras), the serving ``model.*`` of a model directory,
+    or the one model file inside a directory."""
+    from edge_rec.model_store import find_saved_model
+
     if path.is_file() or (path / "saved_model.pb").is_file():
         return path
+    try:
+        return find_saved_model(path)
+    except FileNotFoundError:
+        pass
     candidates = sorted([*path.glob("*.keras"), *path.glob("*.h5"), *(p.parent for p in path.glob("*/saved_model.pb"))])
     if len(candidates) != 1:
         raise click.BadParameter(
@@ -54,34 +64,6 @@ def _saved_model_in(path: Path) -> Path:
             param_hint="MODEL",
         )
     return candidates[0]
-
-
-def _load_dataset(data_cfg, data_path: str, data_format: str | None, seed: int):
-    """Vocabulary, sequences and split of ``data_path`` (a synthetic preset name or a log file)."""
-    from edge_rec.data import PRESETS, generate_synthetic, load_interactions, prepare_dataset
-
-    if data_path in PRESETS:
-        interactions = generate_synthetic(
-            data_path, seed=seed, users=data_cfg.synthetic_users, items=data_cfg.synthetic_items
-        )
-    else:
-        interactions = load_interactions(
-            data_path, format=data_format or data_cfg.format, on_bad_line=data_cfg.on_bad_line
-        )
-    return prepare_dataset(
-        interactions,
-        min_user_interactions=data_cfg.min_user_interactions,
-        min_item_interactions=data_cfg.min_item_interactions,
-    )
-
-
-def _calibration_histories(split, history_length: int, count: int, seed: int):
-    """Up to ``count`` real training histories (every-prefix examples), sampled with ``seed``."""
-    import numpy as np
-
-    histories, _ = split.prefix_examples(history_length)
-    pick = np.random.default_rng(seed).choice(len(histories), size=min(count, len(histories)), replace=False)
-    return histories[np.sort(pick)]
 
 
 def _non_causal_config(value: Any) -> Any:
@@ -134,23 +116,26 @@ def convert(model_path, out_dir, variant, data_path, data_format, top_k, parity_
     The TFLite model is run on the test split of --data and compared with the Keras model; the
     command fails without writing a bundle when the top-10 overlap is below the threshold.
     """
-    from converters.bundle_writer import BundleError, write_bundle
-    from converters.parity import ParityError, check_parity, require_parity
-    from converters.tflite import ConversionError, convert_to_tflite, serving_catalog_size
-    from edge_rec.compress.qat import load_qat_model
-    from edge_rec.data import DataFormatError
-    from edge_rec.models import CUSTOM_OBJECTS
+    from converters.bundle_writer import write_bundle
+    from converters.parity import check_parity, require_parity
+    from converters.tflite import convert_to_tflite, serving_catalog_size
+    from edge_rec import stages
+    from edge_rec.input_errors import INPUT_ERRORS
+    from edge_rec.model_store import load_saved_model
 
     try:
         saved, cfg = _resolve_model(model_path)
         log.info("loading %s", saved)
         try:
-            model = _serving_form(load_qat_model(saved, CUSTOM_OBJECTS))
+            model = _serving_form(load_saved_model(saved))
         except (OSError, ValueError, TypeError) as exc:
             raise click.ClickException(f"{saved}: cannot load a Keras model ({exc})") from None
         history_length = int(model.inputs[0].shape[1])
-        dataset = _load_dataset(cfg.data, data_path, data_format, cfg.seed)
-        split = dataset.split()
+        data = dataclasses.replace(
+            stages.prepare_data(cfg.data, seed=cfg.seed, path=data_path, data_format=data_format),
+            history_length=history_length,
+        )
+        dataset, split = data.dataset, data.split
         catalog_size = serving_catalog_size(model, history_length)
         if catalog_size != dataset.vocab.size:
             raise click.ClickException(
@@ -160,7 +145,7 @@ def convert(model_path, out_dir, variant, data_path, data_format, top_k, parity_
             )
         k = min(top_k or cfg.convert.top_k, catalog_size - 2)
         calibration = (
-            _calibration_histories(split, history_length, cfg.convert.representative_samples, cfg.seed)
+            stages.representative_histories(data, cfg.convert.representative_samples, seed=cfg.seed)
             if variant == "int8" else None
         )
         tflite = convert_to_tflite(model, variant, history_length=history_length, top_k=k,
@@ -182,7 +167,7 @@ def convert(model_path, out_dir, variant, data_path, data_format, top_k, parity_
                         "parity_top10_overlap": parity.top10_overlap,
                         "keras_ndcg@10": parity.keras_ndcg},
         )
-    except (ConfigError, DataFormatError, ConversionError, ParityError, BundleError, FileNotFoundError) as exc:
+    except INPUT_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
     result = {
         "bundle": str(bundle),

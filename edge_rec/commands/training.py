@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,6 @@ import click
 from edge_rec.config import ConfigError, EdgeRecConfig, apply_overrides, config_to_dict, load_config
 
 log = logging.getLogger(__name__)
-
-SERVING_FILE = "model.keras"
-SEQUENCE_FILE = "sequence_model.keras"
-
 
 def _load_config(path: str | None, overrides: dict[str, Any]) -> EdgeRecConfig:
     try:
@@ -34,43 +29,14 @@ def _load_config(path: str | None, overrides: dict[str, Any]) -> EdgeRecConfig:
 
 
 def _prepare(cfg: EdgeRecConfig, data: str | None):
-    """(dataset, split) from a preset name or an interaction file (``--data``), else ``[data]``."""
-    from edge_rec.data import (
-        PRESETS,
-        DataFormatError,
-        generate_synthetic,
-        load_interactions,
-        prepare_dataset,
-    )
+    """The prepared data of ``--data`` (a preset name or an interaction file), else ``[data]``."""
+    from edge_rec import stages
+    from edge_rec.input_errors import INPUT_ERRORS
 
-    source = data or cfg.data.source
     try:
-        if source in PRESETS:
-            interactions = generate_synthetic(
-                source, seed=cfg.seed, users=cfg.data.synthetic_users, items=cfg.data.synthetic_items
-            )
-        else:
-            if not Path(source).is_file():
-                raise click.ClickException(
-                    f"--data {source}: no such file; give an interaction log or one of {', '.join(PRESETS)}"
-                )
-            interactions = load_interactions(source, cfg.data.format, on_bad_line=cfg.data.on_bad_line)
-        dataset = prepare_dataset(
-            interactions,
-            min_user_interactions=cfg.data.min_user_interactions,
-            min_item_interactions=cfg.data.min_item_interactions,
-        )
-        return source, dataset, dataset.split()
-    except (DataFormatError, ValueError) as exc:
+        return stages.prepare_data(cfg.data, seed=cfg.seed, path=data)
+    except (*INPUT_ERRORS, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def _test_metrics(model, split, history_length: int) -> dict[str, float]:
-    from device_runtime.metrics import evaluate_scores
-    from edge_rec.distill.training import score_model
-
-    test = split.eval_set("test", history_length)
-    return evaluate_scores(score_model(model, test.histories), test.targets, test.seen, split.catalog_size)
 
 
 def _save_run(out: str, *, serving, sequence, cfg: EdgeRecConfig, metrics: dict[str, Any]) -> Path:
@@ -96,19 +62,23 @@ def _report(metrics: dict[str, Any], out_dir: Path, as_json: bool) -> None:
     )
 
 
-def _metrics(stage: str, result, model, split, history_length: int, source: str, **extra) -> dict[str, Any]:
+def _metrics(trained, data, **extra) -> dict[str, Any]:
+    """metrics.json: training history, best validation NDCG@10, test metrics, params, seconds."""
+    from edge_rec import stages
+
+    result = trained.train
     return {
-        "stage": stage,
-        "data": source,
-        "catalog_size": split.catalog_size,
-        "history_length": history_length,
-        "params": int(model.count_params()),
+        "stage": trained.name,
+        "data": data.source,
+        "catalog_size": data.catalog_size,
+        "history_length": data.history_length,
+        "params": trained.params,
         "training_seconds": round(result.seconds, 3),
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "best_val_ndcg@10": result.best_val_ndcg,
         "history": result.history,
-        "test": _test_metrics(model, split, history_length),
+        "test": stages.evaluate_keras(trained.serving_model, data),
         **extra,
     }
 
@@ -137,23 +107,13 @@ def train_teacher(config_path, data, out, epochs, quiet, as_json) -> None:
     """Train the sequential teacher (next-item cross-entropy at every position) and save it."""
     overrides = {"teacher": {"fit": {"epochs": epochs}}} if epochs else {}
     cfg = _load_config(config_path, overrides)
-    from converters.legacy_keras import set_global_seed
-    from edge_rec.distill.training import train_sequence_model
-    from edge_rec.models import build_teacher
+    from edge_rec import stages
 
-    source, _, split = _prepare(cfg, data)
-    length, catalog = cfg.data.history_length, split.catalog_size
-    set_global_seed(cfg.seed)
-    sequence = build_teacher(cfg.teacher, catalog, length, sequence=True)
-    started = time.perf_counter()
-    result = train_sequence_model(
-        sequence, None, split, fit=cfg.teacher.fit, history_length=length, quiet=quiet
-    )
-    serving = build_teacher(cfg.teacher, catalog, length, sequence=False)
-    serving.set_weights(sequence.get_weights())
-    metrics = _metrics("teacher", result, serving, split, length, source,
-                       total_seconds=round(time.perf_counter() - started, 3))
-    out_dir = _save_run(out, serving=serving, sequence=sequence, cfg=cfg, metrics=metrics)
+    data = _prepare(cfg, data)
+    trained = stages.train_teacher(data, cfg.teacher, seed=cfg.seed, quiet=quiet)
+    metrics = _metrics(trained, data)
+    out_dir = _save_run(out, serving=trained.serving_model, sequence=trained.sequence_model,
+                        cfg=cfg, metrics=metrics)
     _report(metrics, out_dir, as_json)
 
 
@@ -178,36 +138,32 @@ def distill(config_path, data, out, epochs, quiet, as_json, teacher_dir, no_teac
     if epochs:
         overrides["student"] = {"fit": {"epochs": epochs}}
     cfg = _load_config(config_path, overrides)
-    from converters.legacy_keras import keras, set_global_seed
-    from edge_rec.distill.training import train_sequence_model
-    from edge_rec.models import CUSTOM_OBJECTS, build_student, student_serving_model
-    from edge_rec.models.warm_start import warm_start_student
+    from edge_rec import stages
+    from edge_rec.model_store import find_saved_model, load_saved_model
 
-    source, _, split = _prepare(cfg, data)
-    length, catalog = cfg.data.history_length, split.catalog_size
+    data = _prepare(cfg, data)
     teacher = None
     if teacher_dir is not None:
-        path = Path(teacher_dir) / SEQUENCE_FILE
-        if not path.is_file():
-            raise click.ClickException(f"--teacher {teacher_dir}: no {SEQUENCE_FILE}; run edge-rec train-teacher first")
-        teacher = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
-        shape = (int(teacher.inputs[0].shape[-1]), int(teacher.outputs[0].shape[-1]))
-        if shape != (length, catalog):
+        try:
+            sequence = load_saved_model(find_saved_model(teacher_dir, sequence=True))
+        except (FileNotFoundError, OSError, ValueError) as exc:
+            raise click.ClickException(
+                f"--teacher {teacher_dir}: {exc}; run edge-rec train-teacher --out {teacher_dir} first"
+            ) from None
+        shape = (int(sequence.inputs[0].shape[-1]), int(sequence.outputs[0].shape[-1]))
+        if shape != (data.history_length, data.catalog_size):
             raise click.ClickException(
                 f"--teacher {teacher_dir}: trained for history length {shape[0]} and {shape[1]} items, "
-                f"but this data/config has {length} and {catalog}; use the same data and config"
+                f"but this data/config has {data.history_length} and {data.catalog_size}; "
+                "use the same data and config"
             )
-    set_global_seed(cfg.seed)
-    sequence = build_student(cfg.student, catalog, length, sequence=True)
-    if cfg.student.warm_start and teacher is not None:
-        warm_start_student(sequence, teacher)
-    result = train_sequence_model(
-        sequence, teacher, split, fit=cfg.student.fit, distill=cfg.distill, history_length=length, quiet=quiet
+        teacher = stages.TrainedModel("teacher", sequence, sequence, None, 0.0)
+    name = "student_baseline" if teacher is None else "student"
+    trained = stages.train_student(
+        data, teacher, cfg.student, cfg.distill, seed=cfg.seed, name=name, quiet=quiet
     )
-    serving = student_serving_model(sequence, cfg.student, catalog, length)
-    stage = "student_baseline" if teacher is None else "student"
-    metrics = _metrics(stage, result, serving, split, length, source,
-                       teacher=str(teacher_dir) if teacher_dir else None,
-                       teacher_params=int(teacher.count_params()) if teacher is not None else None)
-    out_dir = _save_run(out, serving=serving, sequence=sequence, cfg=cfg, metrics=metrics)
+    metrics = _metrics(trained, data, teacher=str(teacher_dir) if teacher_dir else None,
+                       teacher_params=int(teacher.sequence_model.count_params()) if teacher else None)
+    out_dir = _save_run(out, serving=trained.serving_model, sequence=trained.sequence_model,
+                        cfg=cfg, metrics=metrics)
     _report(metrics, out_dir, as_json)

@@ -1,0 +1,156 @@
+"""`edge-rec build` end to end on a tiny synthetic log: report schema, artifacts, bundle, gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from device_runtime import Recommender
+from device_runtime.bundle import verify_bundle
+from edge_rec.cli import main
+from edge_rec.report import StageRecord, evaluate_gate
+
+TINY = """
+seed = 3
+[data]
+source = "synthetic-tv"
+synthetic_users = 160
+synthetic_items = 120
+history_length = 12
+[teacher]
+hidden = 16
+blocks = 1
+fit = { epochs = 1, batch_size = 32 }
+[student]
+embedding_dim = 8
+hidden = [8]
+fit = { epochs = 1, batch_size = 32 }
+[prune]
+fit = { epochs = 1, batch_size = 32 }
+[qat]
+fit = { epochs = 1, batch_size = 32 }
+[convert]
+variants = ["float32", "int8"]
+top_k = 30
+representative_samples = 16
+parity_threshold = 0.0
+[gate]
+max_ndcg_drop = 1.0
+"""
+
+REQUIRED_STAGES = (
+    "popularity", "teacher", "student_baseline", "student", "pruned", "qat", "tflite_float32", "tflite_int8"
+)
+
+
+@pytest.fixture(scope="module")
+def build_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("build")
+    config = root / "tiny.toml"
+    config.write_text(TINY)
+    run_dir = root / "run"
+    result = CliRunner().invoke(main, ["build", "--config", str(config), "--out", str(run_dir), "--quiet", "--json"])
+    return result, run_dir
+
+
+def test_build_exits_zero_and_prints_the_report(build_run):
+    result, run_dir = build_run
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed == json.loads((run_dir / "report.json").read_text())
+
+
+def test_report_has_the_documented_shape(build_run):
+    _, run_dir = build_run
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["schema"] == 1
+    assert {"users", "items", "interactions", "test_users"} <= set(report["dataset"])
+    assert set(REQUIRED_STAGES) <= set(report["stages"])
+    for name in REQUIRED_STAGES:
+        stage = report["stages"][name]
+        assert {"params", "size_bytes", "gzip_bytes", "sparsity", "metrics"} <= set(stage), name
+        assert {"hr@10", "ndcg@10", "mrr", "coverage@10"} <= set(stage["metrics"]), name
+        for value in stage["metrics"].values():
+            assert 0.0 <= value <= 1.0 or value == report["dataset"]["test_users"]
+    for name in REQUIRED_STAGES[1:]:  # every model stage has a TFLite size, gzip smaller than raw
+        assert 0 < report["stages"][name]["gzip_bytes"] < report["stages"][name]["size_bytes"]
+    assert report["stages"]["pruned"]["sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert 0.0 <= report["parity"]["top10_overlap"] <= 1.0
+    assert report["gate"]["passed"] is True
+    assert Path(report["bundle"]["path"]) == run_dir / "bundle"
+    assert (run_dir / "report.md").read_text().startswith("# edge-rec build report")
+    assert (run_dir / "chart.png").stat().st_size > 1000
+
+
+def test_tflite_stages_are_measured_by_running_them(build_run):
+    _, run_dir = build_run
+    report = json.loads((run_dir / "report.json").read_text())
+    float32 = report["stages"]["tflite_float32"]
+    assert float32["size_bytes"] == report["stages"]["student"]["size_bytes"]
+    assert float32["size_bytes"] == (run_dir / "tflite" / "float32.tflite").stat().st_size
+    # int8 is smaller than float32 and was evaluated on its own (its numbers are its own)
+    int8 = report["stages"]["tflite_int8"]
+    assert int8["size_bytes"] < float32["size_bytes"]
+    assert int8["metrics"] == report["parity"]["tflite_metrics"]
+
+
+def test_run_directory_records_config_versions_and_models(build_run):
+    _, run_dir = build_run
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "ok" and run["seed"] == 3
+    assert run["versions"]["tensorflow"]
+    assert {"teacher", "student", "pruned", "qat", "bundle"} <= set(run["timings_s"])
+    assert json.loads((run_dir / "config.json").read_text())["data"]["history_length"] == 12
+    for stage in ("teacher", "student_baseline", "student", "pruned", "qat"):
+        assert any((run_dir / "models" / stage).glob("model.*")), stage
+    assert (run_dir / "data" / "interactions.csv").is_file()
+
+
+def test_bundle_verifies_and_serves(build_run):
+    _, run_dir = build_run
+    bundle = verify_bundle(run_dir / "bundle")
+    assert bundle.manifest.history_length == 12
+    rec = Recommender.load(run_dir / "bundle")
+    history = list(bundle.item_ids[:3])
+    result = rec.recommend(history, k=5)
+    assert len(result) == 5 and not set(history) & {r.item_id for r in result}
+
+
+def test_convert_cli_turns_a_saved_student_into_a_float32_bundle(build_run, tmp_path):
+    _, run_dir = build_run
+    out = tmp_path / "bundle32"
+    result = CliRunner().invoke(
+        main,
+        ["convert", str(run_dir / "models" / "student"), "--out", str(out), "--quantize", "float32",
+         "--top-k", "500", "--data", str(run_dir / "data" / "interactions.csv"),
+         "--parity-threshold", "0.99", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["parity"]["top10_overlap"] >= 0.99
+    assert verify_bundle(out).manifest.model.quantization["variant"] == "float32"
+    assert summary["top_k"] == verify_bundle(out).manifest.catalog_size - 2  # capped at the catalog
+
+
+def test_convert_cli_reports_a_missing_model_cleanly(tmp_path):
+    result = CliRunner().invoke(main, ["convert", str(tmp_path / "nope"), "--out", str(tmp_path / "b"),
+                                       "--data", "synthetic-tv"])
+    assert result.exit_code != 0
+    assert "no such model" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "b").exists()
+
+
+def _record(ndcg: float) -> StageRecord:
+    return StageRecord(params=1, size_bytes=1, gzip_bytes=1, sparsity=0.0, metrics={"ndcg@10": ndcg})
+
+
+@pytest.mark.parametrize(("teacher", "int8", "allowed", "passed"), [
+    (0.40, 0.39, 0.05, True), (0.40, 0.37, 0.05, False), (0.40, 0.41, 0.0, True), (0.40, 0.30, 0.26, True),
+])
+def test_gate_compares_relative_drop(teacher, int8, allowed, passed):
+    gate = evaluate_gate({"teacher": _record(teacher), "tflite_int8": _record(int8)}, allowed)
+    assert gate.passed is passed
+    assert gate.relative_drop == pytest.approx((teacher - int8) / teacher)
