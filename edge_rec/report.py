@@ -190,15 +190,28 @@ def write_chart(report: Mapping[str, Any], path: Path) -> Path | None:
         for name, st in report["stages"].items()
         if st["size_bytes"]
     ]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    groups: dict[tuple[int, float], list[tuple[str, float]]] = {}
     for name, size, ndcg in points:
         marker = "s" if name.startswith("tflite") else "o"
         ax.scatter(size / 1024, ndcg, marker=marker, s=50)
-        ax.annotate(name, (size / 1024, ndcg), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        # stages at (nearly) the same point share one label instead of overprinting
+        key = next(
+            (k for k in groups if abs(k[0] - size) <= 0.02 * size and abs(k[1] - ndcg) <= 0.015),
+            (size, ndcg),
+        )
+        groups.setdefault(key, []).append((name, ndcg))
+    for i, ((size, _), members) in enumerate(sorted(groups.items())):
+        top = max(ndcg for _, ndcg in members)
+        label = "\n".join(name for name, _ in sorted(members, key=lambda m: -m[1]))
+        below = i % 2 == 1  # alternate above/below so neighbouring labels do not collide
+        ax.annotate(label, (size / 1024, top), textcoords="offset points", xytext=(6, -8 if below else 4),
+                    fontsize=7, va="top" if below else "bottom")
     popularity = report["stages"].get("popularity")
     if popularity:
         ax.axhline(popularity["metrics"]["ndcg@10"], color="grey", linestyle="--", linewidth=1)
-        ax.text(ax.get_xlim()[0], popularity["metrics"]["ndcg@10"], " popularity", va="bottom", fontsize=8)
+        ax.annotate("popularity", (0.01, popularity["metrics"]["ndcg@10"]), xycoords=("axes fraction", "data"),
+                    textcoords="offset points", xytext=(0, 3), fontsize=8, color="grey")
     ax.set_xscale("log")
     ax.set_xlabel("model size (KiB, TFLite; log scale)")
     ax.set_ylabel("NDCG@10 (test split)")
