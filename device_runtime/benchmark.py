@@ -10,10 +10,14 @@ In order, it measures:
    bundle, "set inputs + invoke + read outputs" for a plain model;
 3. throughput with ``threads`` concurrent callers (a bundle's ``Recommender`` is shared, as in a
    device app; a plain model gets one interpreter per thread);
-4. ``peak_rss_mb``: the process's peak RSS at this point, i.e. of serving, before the benchmark
-   builds its own extra interpreters or loads evaluation data;
-5. the raw interpreter ``invoke()`` alone (inputs set before the clock starts), on a separate
-   interpreter for a bundle, so the runtime's own overhead is visible next to (2);
+4. ``peak_rss_mb``: this child process's own peak RSS (``VmHWM``, see
+   :mod:`device_runtime.process_memory`) at this point, i.e. of serving, before the benchmark
+   builds its own extra interpreters or loads evaluation data; ``peak_rss_total_mb`` is the same
+   high-water mark at the end of the whole run (raw interpreter, batch, evaluation included);
+5. ``raw_invoke_us``: ``interpreter.invoke()`` alone — inputs are set before the clock starts and
+   outputs are not read — cycling through ``INPUT_POOL`` distinct synthesized input sets (see
+   :data:`RAW_INVOKE_CALL`), on a separate interpreter for a bundle, so the runtime's own overhead
+   is visible next to (2). (For a plain model it is measured right after (2), on its interpreter.)
 6. batch throughput when the model has a batch signature (a dynamic batch dimension, or a second
    signature whose inputs have a static batch > 1), op histogram and tensor details;
 7. ranking quality on the evaluation examples, when given: through ``Recommender.recommend``
@@ -41,7 +45,7 @@ from device_runtime.bundle import MODEL_FILE, OOV_INDEX, PAD_INDEX, read_bundle_
 from device_runtime.interpreter import create_interpreter, describe_model, read_signatures
 from device_runtime.latency_stats import summarize_ns
 from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores
-from device_runtime.process_memory import current_rss_mb, peak_rss_mb
+from device_runtime.process_memory import current_rss_mb, peak_rss_mb, peak_rss_source
 from device_runtime.progress_line import ProgressLine
 from device_runtime.synthetic_inputs import id_upper_bounds, synthesize_input
 
@@ -50,6 +54,12 @@ EVAL_K = 10
 INPUT_POOL = 64  # distinct inputs cycled through timed calls
 THREAD_WARMUP_CALLS = 3
 TOP_IDS_NAME = "top_ids"
+RAW_INVOKE_CALL = (f"interpreter.invoke() alone: inputs set before the clock starts, outputs not read; "
+                   f"{INPUT_POOL} distinct synthesized input sets cycled (integer ids uniform over each "
+                   "embedding table's rows), one call per timed sample, after the same warm-up")
+PEAK_RSS_MOMENT = ("this process's own high-water mark after load, latency and throughput were "
+                   "measured; before any extra benchmark interpreter (a bundle's raw-invoke one, the "
+                   "batch one) and before the evaluation data is loaded")
 
 
 class BenchmarkError(RuntimeError):
@@ -261,7 +271,9 @@ def _full_call(interpreter: Any) -> Callable[[list[np.ndarray]], list[np.ndarray
 
 def time_raw_invoke(interpreter: Any, pool: Sequence[list[np.ndarray]], settings: BenchmarkSettings,
                     progress: ProgressLine) -> np.ndarray:
-    """Durations (ns) of ``interpreter.invoke()`` alone; inputs are set before the clock starts."""
+    """Durations (ns) of ``interpreter.invoke()`` alone, cycling through ``pool``: each sample's
+    inputs are set before the clock starts and no output is read (:data:`RAW_INVOKE_CALL`);
+    ``benchmarks/raw_litert_loop.py`` times exactly this by hand."""
     return time_calls(lambda _: interpreter.invoke(), pool, runs=settings.runs,
                       warmup=settings.warmup, progress=progress, phase="raw invoke",
                       prepare=_setter(interpreter))
@@ -469,8 +481,11 @@ def measure_bundle(target: Path, settings: BenchmarkSettings, *, progress: Progr
         "latency_call": f"Recommender.recommend(history, k={EVAL_K})",
         "latency_us": summarize_ns(latency).to_dict(),
         "raw_invoke_us": summarize_ns(raw_invoke).to_dict(),
+        "raw_invoke_call": RAW_INVOKE_CALL,
         "throughput_rps": throughput,
         "peak_rss_mb": serving_peak,
+        "peak_rss_moment": PEAK_RSS_MOMENT,
+        "peak_rss_source": peak_rss_source(),
         "batch": measure_batch(model_bytes, settings, rng),
         "bundle": {"history_length": bundle.manifest.history_length,
                    "catalog_size": bundle.manifest.catalog_size, "top_k": bundle.manifest.top_k,
@@ -523,8 +538,11 @@ def measure_tflite(target: Path, settings: BenchmarkSettings, *, progress: Progr
         "latency_call": "set inputs + invoke + read outputs",
         "latency_us": summarize_ns(latency).to_dict(),
         "raw_invoke_us": summarize_ns(raw_invoke).to_dict(),
+        "raw_invoke_call": RAW_INVOKE_CALL,
         "throughput_rps": throughput,
         "peak_rss_mb": serving_peak,
+        "peak_rss_moment": PEAK_RSS_MOMENT,
+        "peak_rss_source": peak_rss_source(),
         "batch": measure_batch(model_bytes, settings, rng),
         "bundle": None,
         **_model_facts(model_bytes, settings),

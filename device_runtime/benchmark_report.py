@@ -107,7 +107,8 @@ ROWS: list[Row] = [
                                       if r.get("throughput_rps") else "-")),
     ("batch throughput (items/s)", _batch),
     ("RSS after load (MiB)", _get("rss_after_load_mb")),
-    ("peak RSS (MiB)", _get("peak_rss_mb")),
+    ("peak RSS, serving (MiB)", _get("peak_rss_mb")),
+    ("peak RSS, whole run (MiB)", _get("peak_rss_total_mb")),
     ("HR@10", _get("metrics", "hr@10", digits=4)),
     ("NDCG@10", _get("metrics", "ndcg@10", digits=4)),
     ("MRR", _get("metrics", "mrr", digits=4)),
@@ -176,7 +177,26 @@ def format_markdown(results: Sequence[dict[str, Any]], *, title: str = "Device b
     notes = _notes(results)
     if notes:
         lines += ["", *[f"- {note}" for note in notes]]
+    lines += ["", *[f"- {note}" for note in _definitions(results)]]
     return "\n".join(lines) + "\n"
+
+
+def _definitions(results: Sequence[dict[str, Any]]) -> list[str]:
+    """What the latency, raw-invoke and memory rows measure, as the children reported it."""
+    measured = [r for r in results if not r.get("error")]
+    calls = sorted({str(r["latency_call"]) for r in measured if r.get("latency_call")})
+    raw = next((str(r["raw_invoke_call"]) for r in measured if r.get("raw_invoke_call")), None)
+    moment = next((str(r["peak_rss_moment"]) for r in measured if r.get("peak_rss_moment")), None)
+    source = next((str(r["peak_rss_source"]) for r in measured if r.get("peak_rss_source")), None)
+    definitions = []
+    if calls:
+        definitions.append("latency: " + "; ".join(f"`{c}`" for c in calls))
+    if raw:
+        definitions.append(f"raw invoke: {raw}")
+    if moment:
+        definitions.append(f"peak RSS, serving: {moment} (`{source}`); whole run: the same mark at "
+                           "the end of the child process")
+    return definitions
 
 
 def benchmark_document(results: Sequence[dict[str, Any]]) -> dict[str, Any]:

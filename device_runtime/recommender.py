@@ -14,6 +14,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress, count, filterfalse, islice, repeat
+from operator import not_
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -115,6 +117,24 @@ def _as_id_list(values: Any, what: str) -> list[str]:
     return [value if type(value) is str else _as_key(value, what) for value in values]
 
 
+def _allowed_positions(ids: list[int], banned: set[int], k: int) -> list[int]:
+    """Positions of the first (up to) ``k`` entries of ``ids`` not in ``banned``, lazily, in C."""
+    return list(islice(compress(count(), map(not_, map(banned.__contains__, ids))), k))
+
+
+def _checked_positions(ids: list[int], banned: set[int], k: int, catalog_size: int) -> list[int]:
+    """:func:`_allowed_positions` that also skips ids outside 0..C-1 and repeats (slow, Python)."""
+    positions: list[int] = []
+    taken = set(banned)
+    for position, index in enumerate(ids):
+        if len(positions) == k:
+            break
+        if 0 <= index < catalog_size and index not in taken:
+            taken.add(index)
+            positions.append(position)
+    return positions
+
+
 class _Slot:
     """One interpreter with its reusable input buffer; used by one thread at a time."""
 
@@ -204,8 +224,10 @@ class _ServingModel:
     def release(self, slot: _Slot) -> None:
         self._pool.append(slot)
 
-    def run(self, indices: list[int]) -> tuple[list[int], list[float]]:
-        """Top-K (ids, scores) of the graph for the last L indices (left-padded)."""
+    def run(self, indices: list[int], count: int) -> tuple[list[int], np.ndarray]:
+        """The graph's first ``count`` top ids (a list) and its K scores (a private copy) for the
+        last L ``indices`` (left-padded; at least one must be a real item: the int8 graph cannot
+        run on an all-padding row). Nothing returned refers to interpreter memory."""
         slot = self.acquire()
         try:
             buffer = slot.buffer
@@ -218,12 +240,12 @@ class _ServingModel:
                 interpreter = slot.interpreter
                 interpreter.set_tensor(self.input_index, buffer)
                 interpreter.invoke()
-                ids = interpreter.get_tensor(self.ids_index)[0].tolist()
-                scores = interpreter.get_tensor(self.scores_index)[0].tolist()
+                ids = interpreter.get_tensor(self.ids_index)[0, :count].tolist()
+                scores = interpreter.get_tensor(self.scores_index)[0]
             else:
                 out = slot.runner(**{HISTORY_INPUT: buffer})
-                ids = out[TOP_IDS_OUTPUT][0].tolist()
-                scores = out[TOP_SCORES_OUTPUT][0].tolist()
+                ids = out[TOP_IDS_OUTPUT][0, :count].tolist()
+                scores = out[TOP_SCORES_OUTPUT][0]
         finally:
             self.release(slot)
         return ids, scores
@@ -321,15 +343,18 @@ class Recommender:
 
     def _recommend(self, serving: _ServingModel, history: Any, k: Any, exclude: Iterable[Any],
                    exclude_seen: bool) -> RecommendationList:
-        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        # Hot path: every step is a C-level builtin (map, set, compress, islice) whose work grows
+        # with len(history) + k, never with K or the catalog (benchmarks/runtime.py: overhead).
+        if type(k) is not int and (isinstance(k, bool) or not isinstance(k, int | np.integer)):
             raise TypeError(f"k must be an integer, got {type(k).__name__}")
         if not 1 <= k <= serving.real_items:
             raise ValueError(f"k={k} is out of range: the catalog has {serving.real_items} items, "
                              f"so k must be in 1..{serving.real_items}")
-        index_of = serving.index_of
-        _check_id_list(history, "history")
-        get = index_of.get
-        history = history if type(history) is list else list(history)
+        k = int(k)
+        get = serving.index_of.get
+        if type(history) is not list:
+            _check_id_list(history, "history")
+            history = list(history)
         try:
             indices = list(map(get, history))  # C-speed lookups; None = unknown or not a str
         except TypeError:  # an unhashable element
@@ -341,40 +366,45 @@ class Recommender:
                     index = get(_as_key(history[position], "history"), OOV_INDEX)
                     indices[position] = index
                     unknown += index == OOV_INDEX
-        banned = set(indices) if exclude_seen else set()
+        banned = {PAD_INDEX, OOV_INDEX}  # never recommended, even if the graph ranks them
+        if exclude_seen:
+            banned.update(indices)
         if type(exclude) is not tuple or exclude:  # skip the common empty default cheaply
-            for key in _as_id_list(exclude, "exclude"):
-                index = get(key)
-                if index is not None:
-                    banned.add(index)
+            banned.update(map(get, _as_id_list(exclude, "exclude")))
+            banned.discard(None)  # excluded ids that are not in the catalog
         item_ids, titles = serving.item_ids, serving.titles
-        chosen: list[Recommendation] = []
+        items: tuple[Recommendation, ...] = ()
+        chosen: list[int] = []
         if unknown < len(indices):
-            ids, scores = serving.run(indices)
-            for index, score in zip(ids, scores, strict=True):
-                if index < 2 or index >= serving.catalog_size or index in banned:
-                    continue
-                banned.add(index)
-                chosen.append(_new_recommendation(
-                    Recommendation, (item_ids[index], score, len(chosen) + 1, SOURCE_MODEL, titles[index])))
-                if len(chosen) == k:
-                    return RecommendationList(tuple(chosen), SOURCE_MODEL, unknown)
+            # top ids are distinct (TopK), so at most len(banned) of the first k + len(banned)
+            # are banned: only those are converted to Python ints
+            ids, scores = serving.run(indices, k + len(banned))
+            positions = _allowed_positions(ids, banned, k)
+            chosen = list(map(ids.__getitem__, positions))
+            if chosen and (max(chosen) >= serving.catalog_size or min(chosen) < 0
+                           or len(set(chosen)) < len(chosen)):
+                # impossible for a TopK over C logits; checked because a bad id would index the
+                # catalog silently (negative) or repeat an item
+                positions = _checked_positions(ids, banned, k, serving.catalog_size)
+                chosen = list(map(ids.__getitem__, positions))
+            if chosen:
+                picked = scores[:positions[-1] + 1].tolist()
+                items = tuple(map(_new_recommendation, repeat(Recommendation), zip(
+                    map(item_ids.__getitem__, chosen), map(picked.__getitem__, positions),
+                    range(1, len(chosen) + 1), repeat(SOURCE_MODEL), map(titles.__getitem__, chosen))))
+            if len(chosen) == k:
+                return RecommendationList(items, SOURCE_MODEL, unknown)
             source = SOURCE_MIXED
         else:
             source = SOURCE_POPULARITY
-        filled = False
-        for index in serving.popularity:
-            if len(chosen) == k:
-                break
-            if index in banned:
-                continue
-            banned.add(index)
-            filled = True
-            chosen.append(_new_recommendation(
-                Recommendation, (item_ids[index], 0.0, len(chosen) + 1, SOURCE_POPULARITY, titles[index])))
-        if source == SOURCE_MIXED and not filled:
-            source = SOURCE_MODEL
-        return RecommendationList(tuple(chosen), source, unknown)
+        banned.update(chosen)
+        filler = list(islice(filterfalse(banned.__contains__, serving.popularity), k - len(chosen)))
+        if not filler:
+            return RecommendationList(items, SOURCE_MODEL if source == SOURCE_MIXED else source, unknown)
+        items += tuple(map(_new_recommendation, repeat(Recommendation), zip(
+            map(item_ids.__getitem__, filler), repeat(0.0), range(len(chosen) + 1, len(chosen) + len(filler) + 1),
+            repeat(SOURCE_POPULARITY), map(titles.__getitem__, filler))))
+        return RecommendationList(items, source, unknown)
 
     # ---- lifecycle --------------------------------------------------------------------------
     def reload(self, path: str | Path) -> dict[str, Any]:

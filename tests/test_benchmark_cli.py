@@ -7,8 +7,12 @@ importing TensorFlow raises, as on a device with only ``edge-rec[device]``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import resource
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,6 +103,8 @@ def test_three_targets_side_by_side_without_tensorflow(models):
             assert 0 < stats["p50"] <= stats["p90"] <= stats["p99"] <= stats["max"]
         assert 0 < result["gzip_bytes"] and result["size_bytes"] > 0
         assert result["throughput_rps"] > 0 and result["peak_rss_mb"] >= result["rss_after_load_mb"] > 0
+        assert result["peak_rss_total_mb"] >= result["peak_rss_mb"]
+        assert result["raw_invoke_call"].startswith("interpreter.invoke() alone")
         assert result["cold_start_ms"] >= result["load_ms"] + result["first_inference_ms"]
         assert result["profile"]["name"] == "generous" and result["profile"]["passed"] is True
         assert result["settings"]["threads"] == 2  # from the profile
@@ -124,6 +130,61 @@ def test_three_targets_side_by_side_without_tensorflow(models):
     for text in (proc.stdout, out_md.read_text()):
         assert "bundle" in text and "tiny.tflite" in text and "conv.tflite" in text
         assert "latency p99 (us)" in text and "PASS (generous)" in text
+        assert "peak RSS, serving (MiB)" in text and "peak RSS, whole run (MiB)" in text
+    assert "- raw invoke: interpreter.invoke() alone" in out_md.read_text()
+
+
+PARENT_BALLAST_MB = 256
+
+
+def test_peak_rss_is_the_childs_own_not_the_parents(models):
+    """Linux keeps ru_maxrss across fork + exec: a child that read it reported its parent's peak
+    (all three demo models showed the CLI's 116 MiB). The child's peak must be its own."""
+    from device_runtime.benchmark import BenchmarkSettings
+    from device_runtime.benchmark_child import run_in_fresh_process
+
+    ballast = np.ones(PARENT_BALLAST_MB * 1024 * 1024 // 8)  # every page touched: resident
+    del ballast
+    parent_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert parent_peak >= PARENT_BALLAST_MB
+    settings = BenchmarkSettings(runs=5, warmup=1).to_dict()
+    result = run_in_fresh_process(models["root"] / "tiny.tflite", settings, progress=False)
+    assert result["peak_rss_source"] == ("VmHWM" if sys.platform == "linux" else "ru_maxrss")
+    assert result["rss_after_load_mb"] <= result["peak_rss_mb"] <= result["peak_rss_total_mb"]
+    assert result["peak_rss_mb"] < parent_peak - PARENT_BALLAST_MB / 2, (result, parent_peak)
+
+
+def _hand_loop_module():
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "raw_litert_loop.py"
+    spec = importlib.util.spec_from_file_location("raw_litert_loop", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hand_loop_feeds_ids_over_the_whole_embedding_table(models):
+    """The reference loop must time the inputs the benchmark times (ids over the table's rows, not
+    a single repeated input of a few ids), or the 20% agreement check compares different things."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from device_runtime.benchmark import synthesized_pool
+
+    loop = _hand_loop_module()
+    model = models["bundle"] / "model.tflite"
+    interpreter = Interpreter(model_path=str(model))
+    interpreter.allocate_tensors()
+    history = interpreter.get_input_details()[0]["index"]
+    assert loop._gather_rows(interpreter) == {history: TINY_ITEMS + 2}
+    bench_ids = np.concatenate([inputs[0].ravel() for inputs in
+                                synthesized_pool(interpreter, np.random.default_rng(0))])
+    assert bench_ids.min() >= 0 and bench_ids.max() < TINY_ITEMS + 2 and len(set(bench_ids)) > 20
+    pool = loop.input_pool(interpreter)
+    hand_ids = np.concatenate([inputs[0][1].ravel() for inputs in pool])
+    assert len(pool) == 64 and all(inputs[0][0] == history for inputs in pool)
+    assert hand_ids.min() >= 0 and hand_ids.max() < TINY_ITEMS + 2 and len(set(hand_ids)) > 20
+    assert len({inputs[0][1].tobytes() for inputs in pool}) == 64  # no input repeats
+    result = loop.raw_invoke_p50(model, runs=5, warmup=1)
+    assert result["pool"] == 64 and result["p50_us"] > 0
 
 
 def test_failed_budget_exits_1(models):
