@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, count, filterfalse, islice, repeat
-from operator import not_
+from operator import itemgetter, not_
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -122,8 +122,23 @@ def _allowed_positions(ids: list[int], banned: set[int], k: int) -> list[int]:
     return list(islice(compress(count(), map(not_, map(banned.__contains__, ids))), k))
 
 
+def _pick(values: Sequence[Any], positions: list[int]) -> tuple[Any, ...]:
+    """``values`` at ``positions`` (non-empty) as a tuple, in one C call."""
+    if len(positions) == 1:
+        return (values[positions[0]],)
+    return itemgetter(*positions)(values)
+
+
+def _recommendations(serving: _ServingModel, chosen: list[int], scores: Iterable[float],
+                     first_rank: int, source: str) -> tuple[Recommendation, ...]:
+    """Recommendations for catalog indices ``chosen`` (non-empty), ranked from ``first_rank``."""
+    return tuple(map(_new_recommendation, repeat(Recommendation), zip(
+        _pick(serving.item_ids, chosen), scores, range(first_rank, first_rank + len(chosen)),
+        repeat(source), _pick(serving.titles, chosen))))
+
+
 def _checked_positions(ids: list[int], banned: set[int], k: int, catalog_size: int) -> list[int]:
-    """:func:`_allowed_positions` that also skips ids outside 0..C-1 and repeats (slow, Python)."""
+    """:func:`_allowed_positions` that also skips ids outside 0..C-1 (slow, Python)."""
     positions: list[int] = []
     taken = set(banned)
     for position, index in enumerate(ids):
@@ -350,7 +365,6 @@ class Recommender:
         if not 1 <= k <= serving.real_items:
             raise ValueError(f"k={k} is out of range: the catalog has {serving.real_items} items, "
                              f"so k must be in 1..{serving.real_items}")
-        k = int(k)
         get = serving.index_of.get
         if type(history) is not list:
             _check_id_list(history, "history")
@@ -359,39 +373,38 @@ class Recommender:
             indices = list(map(get, history))  # C-speed lookups; None = unknown or not a str
         except TypeError:  # an unhashable element
             indices = [None] * len(history)
+        banned = {PAD_INDEX, OOV_INDEX}  # never recommended, even if the graph ranks them
+        if exclude_seen:
+            banned.update(indices)  # the whole history, not only the last L
         unknown = 0
-        if None in indices:
+        if None in banned if exclude_seen else None in indices:  # set lookup beats a list scan
             for position, index in enumerate(indices):
                 if index is None:
                     index = get(_as_key(history[position], "history"), OOV_INDEX)
                     indices[position] = index
                     unknown += index == OOV_INDEX
-        banned = {PAD_INDEX, OOV_INDEX}  # never recommended, even if the graph ranks them
-        if exclude_seen:
-            banned.update(indices)
+            if exclude_seen:
+                banned.discard(None)
+                banned.update(indices)
         if type(exclude) is not tuple or exclude:  # skip the common empty default cheaply
             banned.update(map(get, _as_id_list(exclude, "exclude")))
             banned.discard(None)  # excluded ids that are not in the catalog
-        item_ids, titles = serving.item_ids, serving.titles
         items: tuple[Recommendation, ...] = ()
         chosen: list[int] = []
         if unknown < len(indices):
-            # top ids are distinct (TopK), so at most len(banned) of the first k + len(banned)
-            # are banned: only those are converted to Python ints
+            # top ids are distinct (a TopK's are), so at most len(banned) of the first
+            # k + len(banned) are banned: only those are converted to Python ints
             ids, scores = serving.run(indices, k + len(banned))
             positions = _allowed_positions(ids, banned, k)
             chosen = list(map(ids.__getitem__, positions))
-            if chosen and (max(chosen) >= serving.catalog_size or min(chosen) < 0
-                           or len(set(chosen)) < len(chosen)):
-                # impossible for a TopK over C logits; checked because a bad id would index the
-                # catalog silently (negative) or repeat an item
+            if chosen and (max(chosen) >= serving.catalog_size or min(chosen) < 0):
+                # impossible for a TopK over C logits; checked because a negative id would index
+                # the catalog silently
                 positions = _checked_positions(ids, banned, k, serving.catalog_size)
                 chosen = list(map(ids.__getitem__, positions))
             if chosen:
-                picked = scores[:positions[-1] + 1].tolist()
-                items = tuple(map(_new_recommendation, repeat(Recommendation), zip(
-                    map(item_ids.__getitem__, chosen), map(picked.__getitem__, positions),
-                    range(1, len(chosen) + 1), repeat(SOURCE_MODEL), map(titles.__getitem__, chosen))))
+                scores = _pick(scores[:positions[-1] + 1].tolist(), positions)
+                items = _recommendations(serving, chosen, scores, 1, SOURCE_MODEL)
             if len(chosen) == k:
                 return RecommendationList(items, SOURCE_MODEL, unknown)
             source = SOURCE_MIXED
@@ -401,9 +414,7 @@ class Recommender:
         filler = list(islice(filterfalse(banned.__contains__, serving.popularity), k - len(chosen)))
         if not filler:
             return RecommendationList(items, SOURCE_MODEL if source == SOURCE_MIXED else source, unknown)
-        items += tuple(map(_new_recommendation, repeat(Recommendation), zip(
-            map(item_ids.__getitem__, filler), repeat(0.0), range(len(chosen) + 1, len(chosen) + len(filler) + 1),
-            repeat(SOURCE_POPULARITY), map(titles.__getitem__, filler))))
+        items += _recommendations(serving, filler, repeat(0.0), len(chosen) + 1, SOURCE_POPULARITY)
         return RecommendationList(items, source, unknown)
 
     # ---- lifecycle --------------------------------------------------------------------------

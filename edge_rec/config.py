@@ -73,7 +73,8 @@ class StudentConfig:
     the starting recency weights ``exp(-decay * distance)`` of the position pooling;
     ``recency_heads`` lists the initial decays of extra position-weighted pooling heads whose
     outputs are concatenated with the main one (e.g. ``[2.0]``: a head that mostly sees the
-    newest item).
+    newest item). Off by default: on synthetic-tv it did not beat one head, and in a quick-profile
+    build the int8 model's top-10 parity with Keras fell to 0.43 (0.98 without it).
     """
 
     embedding_dim: int = 16
