@@ -4,8 +4,9 @@
 2. the demo build (``runs/demo``; reused when its report exists, ``--rebuild`` to redo it),
 3. compression sizes and ratios from the demo report,
 4. distillation (teacher vs baseline vs distilled student; also on ``EDGE_REC_DATA``),
-5. the device runtime (overhead, cold start, peak RSS) on the demo bundle,
-6. ``edge-rec benchmark`` of int8 / float32 / teacher TFLite side by side, with the raw loop.
+5. low-rank factorization of the demo student's output layer (size and quality),
+6. the device runtime (overhead, cold start, peak RSS) on the demo bundle,
+7. ``edge-rec benchmark`` of int8 / float32 / teacher TFLite side by side, with the raw loop.
 
 Results: ``benchmarks/results/*.json`` and ``benchmarks/results/SUMMARY.md``.
 """
@@ -98,6 +99,7 @@ def main() -> None:
     write_text_atomic(RESULTS / "compression.md", compression_md)
     if not args.skip_distill:
         timings["distill"] = run("distillation", [py, "benchmarks/distill.py", "--quiet"])
+    timings["lowrank"] = run("low-rank", [py, "benchmarks/lowrank.py", "--quiet"])
     timings["runtime"] = run("device runtime", [py, "benchmarks/runtime.py", str(RUN_DIR / "bundle")])
     timings["device"] = run("edge-rec benchmark", [py, "benchmarks/device.py"])
 
@@ -105,7 +107,7 @@ def main() -> None:
              f"Machine: 2 shared cores; generated {time.strftime('%Y-%m-%d %H:%M')}. "
              "Every number is a median or percentile over many runs after warm-up.", "",
              "## Demo build report", "", (RUN_DIR / "report.md").read_text(), compression_md]
-    for name in ("distill", "runtime", "device", "data_loading"):
+    for name in ("distill", "lowrank", "runtime", "device", "data_loading"):
         md = RESULTS / f"{name}.md"
         if md.exists():
             parts += [md.read_text(), ""]

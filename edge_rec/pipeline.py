@@ -43,6 +43,7 @@ class _Recorder:
         self.records: dict[str, StageRecord] = {}
 
     def keras(self, model: stages.TrainedModel, *, sparsity: float | None = None, **extra: Any) -> bytes:
+        """Evaluate, save and float32-convert a Keras stage; returns the float32 flatbuffer."""
         with self.run.stage(f"evaluate_{model.name}"):
             metrics = stages.evaluate_keras(model.serving_model, self.data)
             tflite = stages.convert(model, "float32", self.data, self.cfg.convert, seed=self.cfg.seed)
@@ -69,6 +70,7 @@ class _Recorder:
         return tflite
 
     def tflite(self, name: str, tflite: bytes, *, params: int, sparsity: float, seconds: float) -> None:
+        """Store a TFLite variant and evaluate it by running it in the interpreter."""
         path = self.run.write_tflite(name.removeprefix("tflite_"), tflite)
         with self.run.stage(f"evaluate_{name}"):
             metrics = stages.evaluate_tflite_model(tflite, self.data)

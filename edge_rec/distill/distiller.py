@@ -72,6 +72,7 @@ class Distiller(keras.Model):
 
     @property
     def metrics(self):
+        """One running mean per logged value (total loss and each active term), reset per epoch."""
         return list(self.trackers.values())
 
     def call(self, inputs, training=None):
@@ -123,6 +124,11 @@ class Distiller(keras.Model):
         return variables
 
     def train_step(self, data):
+        """One optimizer step on the student (and the hint projection); the teacher never moves.
+
+        ``data`` is ``(histories int32[B, L], targets int32[B, L])``; returns the batch's total loss
+        and every active term for the progress bar and the epoch logs.
+        """
         x, y = data[0], data[1]
         with tf.GradientTape() as tape:
             terms = self.loss_terms(x, y, training=True)
@@ -140,6 +146,7 @@ class Distiller(keras.Model):
         return self._record(total, terms)
 
     def test_step(self, data):
+        """The same loss terms without dropout and without an update."""
         x, y = data[0], data[1]
         terms = self.loss_terms(x, y, training=False)
         return self._record(self._total(terms), terms)
