@@ -49,8 +49,9 @@ PROPOSED_DEFAULTS = {
     "teacher": {"hidden": 128, "blocks": 2, "heads": 2, "dropout": 0.2,
                 "fit": {"epochs": 8, "batch_size": 64, "learning_rate": 3e-3, "patience": 2}},
     "student": {"embedding_dim": 16, "hidden": [12], "pooling": "position", "dropout": 0.1,
-                "fit": {"epochs": 5, "batch_size": 64, "learning_rate": 1e-2, "patience": 2}},
-    "distill": {"alpha": 0.5, "temperature": 1.0, "beta": 0.0, "gamma": 0.0},
+                "warm_start": True,
+                "fit": {"epochs": 8, "batch_size": 16, "learning_rate": 1e-2, "patience": 2}},
+    "distill": {"alpha": 0.3, "temperature": 1.0, "beta": 0.0, "gamma": 0.0},
 }
 
 

@@ -81,12 +81,12 @@ class StudentConfig:
     hidden: tuple[int, ...] = (12,)
     pooling: str = "position"
     tie_output: bool = False
-    warm_start: bool = False
+    warm_start: bool = True
     dropout: float = 0.1
     initial_decay: float = 0.3
     recency_heads: tuple[float, ...] = ()
     fit: FitConfig = field(
-        default_factory=lambda: FitConfig(epochs=5, batch_size=64, learning_rate=1e-2, patience=2)
+        default_factory=lambda: FitConfig(epochs=8, batch_size=16, learning_rate=1e-2, patience=2)
     )
 
 
@@ -94,7 +94,7 @@ class StudentConfig:
 class DistillConfig:
     """Loss = alpha*CE + (1-alpha)*T^2*KL + beta*hint + gamma*ranking (each term can be off)."""
 
-    alpha: float = 0.5
+    alpha: float = 0.3
     temperature: float = 1.0
     beta: float = 0.0
     gamma: float = 0.0

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edge_rec.config import ConfigError, load_config
+from edge_rec.config import ConfigError, apply_overrides, load_config
 
 
 @click.command()
@@ -16,12 +16,14 @@ from edge_rec.config import ConfigError, load_config
               help="Interaction log to train on (overrides [data] source; a preset name or a path).")
 @click.option("--data-format", default=None,
               help="movielens-100k, movielens-1m, movielens-latest, csv or auto.")
+@click.option("--skip-bad-lines", is_flag=True,
+              help="Skip and count malformed lines of --data instead of stopping ([data] on_bad_line).")
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory to write (bundle/, report.json, report.md, chart.png, models/, tflite/).")
 @click.option("--profile", default=None, help="A [profile.NAME] of the config, or the built-in 'quick'.")
 @click.option("--quiet", is_flag=True, help="No Keras progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def build(config_path, data_path, data_format, run_dir, profile, quiet, as_json) -> None:
+def build(config_path, data_path, data_format, skip_bad_lines, run_dir, profile, quiet, as_json) -> None:
     """Train teacher and students, compress, convert, check parity, bundle and report.
 
     Exits 1 when the quality gate ([gate] max_ndcg_drop, teacher -> int8) fails, after writing the
@@ -29,6 +31,8 @@ def build(config_path, data_path, data_format, run_dir, profile, quiet, as_json)
     """
     try:
         cfg = load_config(config_path, profile=profile)
+        if skip_bad_lines:
+            cfg = apply_overrides(cfg, {"data": {"on_bad_line": "skip"}}, source="--skip-bad-lines")
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     from edge_rec.input_errors import INPUT_ERRORS
