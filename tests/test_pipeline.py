@@ -154,3 +154,21 @@ def test_gate_compares_relative_drop(teacher, int8, allowed, passed):
     gate = evaluate_gate({"teacher": _record(teacher), "tflite_int8": _record(int8)}, allowed)
     assert gate.passed is passed
     assert gate.relative_drop == pytest.approx((teacher - int8) / teacher)
+
+
+def test_build_exits_3_when_the_gate_fails_after_writing_the_report(build_run, monkeypatch):
+    import dataclasses
+
+    from edge_rec import pipeline
+    from edge_rec.commands.build import GATE_FAILED_EXIT
+
+    _, run_dir = build_run
+    report = json.loads((run_dir / "report.json").read_text())
+    failed = evaluate_gate(
+        {"teacher": _record(0.5), "tflite_int8": _record(0.1)}, report["gate"]["max_ndcg_drop"] / 100
+    )
+    result = pipeline.BuildResult(run_dir, run_dir / "bundle", report, {"json": run_dir / "report.json"}, failed)
+    monkeypatch.setattr(pipeline, "run_build", lambda *a, **k: dataclasses.replace(result))
+    out = CliRunner().invoke(main, ["build", "--out", str(run_dir)])
+    assert out.exit_code == GATE_FAILED_EXIT == 3
+    assert "quality gate FAILED" in out.output and "bundle:" in out.output

@@ -8,6 +8,9 @@ import click
 
 from edge_rec.config import ConfigError, apply_overrides, load_config
 
+#: Exit status of a build whose bundle and report were written but whose quality gate failed.
+GATE_FAILED_EXIT = 3
+
 
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
@@ -26,8 +29,10 @@ from edge_rec.config import ConfigError, apply_overrides, load_config
 def build(config_path, data_path, data_format, skip_bad_lines, run_dir, profile, quiet, as_json) -> None:
     """Train teacher and students, compress, convert, check parity, bundle and report.
 
-    Exits 1 when the quality gate ([gate] max_ndcg_drop, teacher -> int8) fails, after writing the
-    report; exits 1 with a message when int8 parity falls below [convert] parity_threshold.
+    Exit status: 0 when the build passed; 3 when the quality gate ([gate] max_ndcg_drop, relative
+    NDCG@10 drop from teacher to int8) failed — the bundle and the report are written, so CI can
+    tell "built but not good enough" from an error; 1 for bad input or when int8 parity falls
+    below [convert] parity_threshold (no bundle is written then); 2 for usage errors.
     """
     try:
         cfg = load_config(config_path, profile=profile)
@@ -55,4 +60,4 @@ def build(config_path, data_path, data_format, skip_bad_lines, run_dir, profile,
             f"(allowed {result.gate.max_ndcg_drop:.0%})",
             err=True,
         )
-        raise SystemExit(1)
+        raise SystemExit(GATE_FAILED_EXIT)
