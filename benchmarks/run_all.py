@@ -99,7 +99,9 @@ def main() -> None:
     write_text_atomic(RESULTS / "compression.json", json.dumps(compression, indent=2) + "\n")
     write_text_atomic(RESULTS / "compression.md", compression_md)
     if not args.skip_distill:
-        timings["distill"] = run("distillation", [py, "benchmarks/distill.py", "--quiet"])
+        timings["distill"] = run(
+            "distillation", [py, "benchmarks/distill.py", "--quiet", "--from-report", str(RUN_DIR / "report.json")]
+        )
     timings["lowrank"] = run("low-rank", [py, "benchmarks/lowrank.py", "--quiet"])
     timings["runtime"] = run("device runtime", [py, "benchmarks/runtime.py", str(RUN_DIR / "bundle")])
     timings["device"] = run("edge-rec benchmark", [py, "benchmarks/device.py"])
