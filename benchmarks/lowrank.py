@@ -71,7 +71,7 @@ def main() -> None:
         )
         tuned = stages.low_rank(
             data, student, teacher, LowRankConfig(enabled=True, rank=rank, fit=cfg.lowrank.fit),
-            cfg.student, cfg.distill, seed=cfg.seed, quiet=args.quiet,
+            cfg.distill, seed=cfg.seed, quiet=args.quiet,
         )
         rows[f"lowrank_r{rank}"] = {
             "rank": rank,

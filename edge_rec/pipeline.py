@@ -151,16 +151,14 @@ def _run(
 
     if cfg.lowrank.enabled:
         with run.stage("lowrank"):
-            lowrank = stages.low_rank(
-                data, student, teacher, cfg.lowrank, cfg.student, cfg.distill, seed=seed, quiet=quiet
-            )
+            lowrank = stages.low_rank(data, student, teacher, cfg.lowrank, cfg.distill, seed=seed, quiet=quiet)
         rec.keras(lowrank, rank=cfg.lowrank.rank)
 
     quantized = compressed
     if cfg.qat.enabled:
         with run.stage("qat"):
             quantized = stages.quantization_aware_training(
-                data, compressed, teacher, cfg.qat, cfg.student, cfg.distill, seed=seed, quiet=quiet
+                data, compressed, teacher, cfg.qat, cfg.distill, seed=seed, quiet=quiet
             )
         rec.keras(quantized, sparsity=stages.overall_sparsity(compressed.serving_model))
 

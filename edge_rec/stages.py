@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,26 +230,42 @@ def prune(
     return TrainedModel("pruned", stripped, serving, result, seconds), report
 
 
+def _fine_tune_transformed(
+    name: str,
+    transform: Callable[[Any], Any],
+    source: TrainedModel,
+    teacher: TrainedModel,
+    data: PreparedData,
+    fit: FitConfig,
+    distill: DistillConfig,
+    *,
+    seed: int,
+    quiet: bool,
+) -> TrainedModel:
+    """Apply ``transform`` to both forms of ``source``, fine-tune the sequence form with the
+    teacher on, and copy the tuned weights into the transformed serving form."""
+    set_global_seed(seed)
+    sequence = transform(source.sequence_model)
+    result, seconds = _fit(name, sequence, teacher.sequence_model, data, fit, distill, quiet=quiet)
+    serving = transform(source.serving_model)
+    serving.set_weights(sequence.get_weights())
+    return TrainedModel(name, sequence, serving, result, seconds)
+
+
 def quantization_aware_training(
     data: PreparedData,
     pruned: TrainedModel,
     teacher: TrainedModel,
     cfg: QATConfig,
-    student_cfg: StudentConfig,
     distill: DistillConfig,
     *,
     seed: int,
     quiet: bool = False,
 ) -> TrainedModel:
     """Pruning-preserving QAT of the pruned student, fine-tuned with the teacher still teaching."""
-    set_global_seed(seed)
-    qat = quantize_student(pruned.sequence_model)
-    result, seconds = _fit("qat", qat, teacher.sequence_model, data, cfg.fit, distill, quiet=quiet)
-    serving = quantize_student(
-        student_serving_model(pruned.sequence_model, student_cfg, data.catalog_size, data.history_length)
+    return _fine_tune_transformed(
+        "qat", quantize_student, pruned, teacher, data, cfg.fit, distill, seed=seed, quiet=quiet
     )
-    serving.set_weights(qat.get_weights())
-    return TrainedModel("qat", qat, serving, result, seconds)
 
 
 def low_rank(
@@ -256,19 +273,23 @@ def low_rank(
     student: TrainedModel,
     teacher: TrainedModel,
     cfg: LowRankConfig,
-    student_cfg: StudentConfig,
     distill: DistillConfig,
     *,
     seed: int,
     quiet: bool = False,
 ) -> TrainedModel:
     """Factorize the student's output layer to rank ``cfg.rank`` and fine-tune with distillation."""
-    set_global_seed(seed)
-    factorized = factorize_output_layer(student.sequence_model, cfg.rank)
-    result, seconds = _fit("lowrank", factorized, teacher.sequence_model, data, cfg.fit, distill, quiet=quiet)
-    serving = factorize_output_layer(student.serving_model, cfg.rank)
-    serving.set_weights(factorized.get_weights())
-    return TrainedModel("lowrank", factorized, serving, result, seconds)
+    return _fine_tune_transformed(
+        "lowrank",
+        lambda model: factorize_output_layer(model, cfg.rank),
+        student,
+        teacher,
+        data,
+        cfg.fit,
+        distill,
+        seed=seed,
+        quiet=quiet,
+    )
 
 
 def representative_histories(data: PreparedData, count: int, *, seed: int) -> np.ndarray:

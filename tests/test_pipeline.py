@@ -32,6 +32,10 @@ fit = { epochs = 1, batch_size = 32 }
 fit = { epochs = 1, batch_size = 32 }
 [qat]
 fit = { epochs = 1, batch_size = 32 }
+[lowrank]
+enabled = true
+rank = 4
+fit = { epochs = 1, batch_size = 32 }
 [convert]
 variants = ["float32", "int8"]
 top_k = 30
@@ -78,6 +82,10 @@ def test_report_has_the_documented_shape(build_run):
     for name in REQUIRED_STAGES[1:]:  # every model stage has a TFLite size, gzip smaller than raw
         assert 0 < report["stages"][name]["gzip_bytes"] < report["stages"][name]["size_bytes"]
     assert report["stages"]["pruned"]["sparsity"] == pytest.approx(0.5, abs=0.02)
+    # the low-rank stage factorizes the output layer: fewer parameters, a smaller file
+    assert report["stages"]["lowrank"]["params"] < report["stages"]["student"]["params"]
+    assert report["stages"]["lowrank"]["size_bytes"] < report["stages"]["student"]["size_bytes"]
+    assert report["stages"]["lowrank"]["rank"] == 4
     assert 0.0 <= report["parity"]["top10_overlap"] <= 1.0
     assert report["gate"]["passed"] is True
     assert Path(report["bundle"]["path"]) == run_dir / "bundle"
