@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from device_runtime.atomic_file import write_text_atomic  # noqa: E402
+from device_runtime.benchmark import measure_throughput  # noqa: E402
 from device_runtime.interpreter import create_interpreter, read_signatures  # noqa: E402
 from device_runtime.recommender import Recommender  # noqa: E402
 
@@ -157,21 +158,7 @@ def measure_concurrency(rec: Recommender, histories: list[list[str]], threads: i
             rec.recommend(h, k=10)
 
     def throughput(call) -> float:
-        start = threading.Barrier(threads + 1)
-
-        def worker(offset):
-            start.wait()
-            for i in range(per_thread):
-                call(histories[(offset + i) % len(histories)])
-
-        workers = [threading.Thread(target=worker, args=(n * 7,)) for n in range(threads)]
-        for w in workers:
-            w.start()
-        start.wait()
-        t0 = time.perf_counter()
-        for w in workers:
-            w.join()
-        return threads * per_thread / (time.perf_counter() - t0)
+        return measure_throughput([call] * threads, histories, requests=threads * per_thread)
 
     results = {"pool": [], "lock": []}
     for _ in range(3):  # alternate, take the median

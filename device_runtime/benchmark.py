@@ -438,6 +438,33 @@ def _random_histories(item_ids: Sequence[str], length: int, rng: np.random.Gener
     return [list(rng.choice(real, size=length)) for _ in range(INPUT_POOL)]
 
 
+def _serving_result(*, kind: str, backend: str, load_ms: float, first_ms: float, first_wall: float,
+                    rss_after_load: float, latency_call: str, latency: Sequence[int],
+                    raw_invoke: Sequence[int], throughput: float, serving_peak: float,
+                    model_bytes: bytes, settings: BenchmarkSettings, rng: np.random.Generator,
+                    bundle: dict[str, Any] | None) -> dict[str, Any]:
+    """The measurement dict shared by bundles and plain models (the JSON schema's serving part)."""
+    return {
+        "kind": kind,
+        "backend": backend,
+        "load_ms": load_ms,
+        "first_inference_ms": first_ms,
+        "first_inference_wall": first_wall,
+        "rss_after_load_mb": rss_after_load,
+        "latency_call": latency_call,
+        "latency_us": summarize_ns(latency).to_dict(),
+        "raw_invoke_us": summarize_ns(raw_invoke).to_dict(),
+        "raw_invoke_call": RAW_INVOKE_CALL,
+        "throughput_rps": throughput,
+        "peak_rss_mb": serving_peak,
+        "peak_rss_moment": PEAK_RSS_MOMENT,
+        "peak_rss_source": peak_rss_source(),
+        "batch": measure_batch(model_bytes, settings, rng),
+        "bundle": bundle,
+        **_model_facts(model_bytes, settings),
+    }
+
+
 def measure_bundle(target: Path, settings: BenchmarkSettings, *, progress: ProgressLine,
                    load_eval: Callable[[], EvalExamples | None]) -> dict[str, Any]:
     """Measure a bundle through ``Recommender`` (see the module docstring for the phases)."""
@@ -471,27 +498,16 @@ def measure_bundle(target: Path, settings: BenchmarkSettings, *, progress: Progr
                              backend=settings.backend)
     raw_pool = synthesized_pool(raw, rng)
     raw_invoke = time_raw_invoke(raw, raw_pool, settings, progress)
-    result = {
-        "kind": "bundle",
-        "backend": recommender.backend,
-        "load_ms": load_ms,
-        "first_inference_ms": first_ms,
-        "first_inference_wall": first_wall,
-        "rss_after_load_mb": rss_after_load,
-        "latency_call": f"Recommender.recommend(history, k={EVAL_K})",
-        "latency_us": summarize_ns(latency).to_dict(),
-        "raw_invoke_us": summarize_ns(raw_invoke).to_dict(),
-        "raw_invoke_call": RAW_INVOKE_CALL,
-        "throughput_rps": throughput,
-        "peak_rss_mb": serving_peak,
-        "peak_rss_moment": PEAK_RSS_MOMENT,
-        "peak_rss_source": peak_rss_source(),
-        "batch": measure_batch(model_bytes, settings, rng),
-        "bundle": {"history_length": bundle.manifest.history_length,
-                   "catalog_size": bundle.manifest.catalog_size, "top_k": bundle.manifest.top_k,
-                   "quantization": dict(bundle.manifest.model.quantization)},
-        **_model_facts(model_bytes, settings),
-    }
+    result = _serving_result(
+        kind="bundle", backend=recommender.backend, load_ms=load_ms, first_ms=first_ms,
+        first_wall=first_wall, rss_after_load=rss_after_load,
+        latency_call=f"Recommender.recommend(history, k={EVAL_K})", latency=latency,
+        raw_invoke=raw_invoke, throughput=throughput, serving_peak=serving_peak,
+        model_bytes=model_bytes, settings=settings, rng=rng,
+        bundle={"history_length": bundle.manifest.history_length,
+                "catalog_size": bundle.manifest.catalog_size, "top_k": bundle.manifest.top_k,
+                "quantization": dict(bundle.manifest.model.quantization)},
+    )
     examples = load_eval()
     result["metrics"] = evaluate_recommender(recommender, examples, progress) if examples else None
     return result
@@ -528,25 +544,13 @@ def measure_tflite(target: Path, settings: BenchmarkSettings, *, progress: Progr
     throughput = measure_throughput(calls, pool, requests=settings.runs)
     progress.update("throughput", 1, 1)
     serving_peak = peak_rss_mb()
-    result = {
-        "kind": "tflite",
-        "backend": resolve_backend(settings.backend).name,
-        "load_ms": load_ms,
-        "first_inference_ms": first_ms,
-        "first_inference_wall": first_wall,
-        "rss_after_load_mb": rss_after_load,
-        "latency_call": "set inputs + invoke + read outputs",
-        "latency_us": summarize_ns(latency).to_dict(),
-        "raw_invoke_us": summarize_ns(raw_invoke).to_dict(),
-        "raw_invoke_call": RAW_INVOKE_CALL,
-        "throughput_rps": throughput,
-        "peak_rss_mb": serving_peak,
-        "peak_rss_moment": PEAK_RSS_MOMENT,
-        "peak_rss_source": peak_rss_source(),
-        "batch": measure_batch(model_bytes, settings, rng),
-        "bundle": None,
-        **_model_facts(model_bytes, settings),
-    }
+    result = _serving_result(
+        kind="tflite", backend=resolve_backend(settings.backend).name, load_ms=load_ms,
+        first_ms=first_ms, first_wall=first_wall, rss_after_load=rss_after_load,
+        latency_call="set inputs + invoke + read outputs", latency=latency, raw_invoke=raw_invoke,
+        throughput=throughput, serving_peak=serving_peak, model_bytes=model_bytes,
+        settings=settings, rng=rng, bundle=None,
+    )
     examples = load_eval()
     result["metrics"] = evaluate_interpreter(interpreter, examples, progress) if examples else None
     return result
