@@ -35,6 +35,7 @@ def test_partial_nested_table_keeps_other_defaults(tmp_path):
         ("[distill]\nalpha = 3\n", "distill.alpha", "[0, 1]"),
         ("[teacher]\nkind = 'lstm'\n", "teacher.kind", "'sasrec' or 'gru'"),
         ("[convert]\nvariants = ['int4']\n", "convert.variants", "subset"),
+        ("[student]\ntie_output = true\nembedding_dim = 8\nhidden = [4]\n", "student.hidden", "equal to student.embedding_dim (8)"),
     ],
 )
 def test_bad_values_name_file_and_field(tmp_path, text, field, expected):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -59,6 +61,22 @@ def test_stripped_model_is_plain_keras_with_same_outputs(pruned_and_stripped):
     np.testing.assert_allclose(
         wrapped.predict(histories, verbose=0)[0], stripped.predict(histories, verbose=0)[0], atol=1e-5
     )
+
+
+def test_tied_student_prunes_the_shared_table_once_and_keeps_the_tie():
+    cfg = dataclasses.replace(tiny_student.STUDENT_CFG, hidden=(8,), tie_output=True)
+    prune_cfg = PruneConfig(target_sparsity=0.5, frequency=2, fit=FitConfig(epochs=2, batch_size=64))
+    wrapped = prune_student(tiny_student.build_serving_student(seed=0, cfg=cfg), prune_cfg, STEPS_PER_EPOCH)
+    tiny_student.fit_last_position(wrapped, epochs=2, callbacks=pruning_callbacks())
+    stripped = strip_pruning(wrapped)
+    report = sparsity_report(stripped)
+    assert set(report) == {"item_embedding", "hidden"}  # the tied output has no kernel of its own
+    assert abs(report["item_embedding"] - 0.5) <= 0.02
+    histories, _ = tiny_student.clustered_histories(16, seed=5)
+    logits, hidden = stripped.predict(histories, verbose=0)
+    table = stripped.get_layer("item_embedding").get_weights()[0]
+    bias = stripped.get_layer("logits").get_weights()[0]
+    np.testing.assert_allclose(logits, hidden @ table.T + bias, rtol=1e-4, atol=1e-4)
 
 
 def test_is_prunable_skips_frozen_one_column_embedding():

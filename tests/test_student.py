@@ -143,6 +143,30 @@ def test_warm_start_copies_the_teacher_geometry_and_checks_the_catalog():
         warm_start_student(other, teacher)
 
 
-def test_tied_output_is_refused_with_an_explanation():
-    with pytest.raises(ValueError, match="tie_output"):
-        build_student(StudentConfig(tie_output=True), C, L)
+def test_tied_output_scores_against_the_item_embedding_table(tmp_path):
+    cfg = StudentConfig(embedding_dim=8, hidden=(8,), tie_output=True)
+    sequence = build_student(cfg, C, L, sequence=True)
+    _randomize_pooling(sequence)
+    bias = sequence.get_layer("logits")
+    bias.set_weights([np.random.default_rng(3).normal(size=C).astype(np.float32)])
+    serving = student_serving_model(sequence, cfg, C, L)
+    x = _histories()
+    logits, hidden = serving(x, training=False)
+    table = serving.get_layer("item_embedding").get_weights()[0]
+    expected = hidden.numpy() @ table.T + bias.get_weights()[0]
+    np.testing.assert_allclose(logits.numpy(), expected, rtol=1e-5, atol=1e-5)
+    seq_logits, _ = sequence(x, training=False)
+    np.testing.assert_allclose(seq_logits.numpy()[:, -1], logits.numpy(), atol=1e-5)
+    # the output costs one bias per item, not a second C x E matrix
+    untied = build_student(StudentConfig(embedding_dim=8, hidden=(8,)), C, L, sequence=False)
+    assert untied.count_params() - serving.count_params() == 8 * C
+    serving.save(tmp_path / "tied.keras")
+    reloaded = keras.models.load_model(tmp_path / "tied.keras", custom_objects=CUSTOM_OBJECTS)
+    np.testing.assert_allclose(reloaded(x)[0].numpy(), logits.numpy(), atol=1e-6)
+
+
+def test_tied_output_needs_the_last_hidden_width_to_match_the_embedding():
+    with pytest.raises(ValueError, match=r"hidden = \[16\]"):
+        build_student(StudentConfig(embedding_dim=16, hidden=(12,), tie_output=True), C, L)
+    model = build_student(StudentConfig(embedding_dim=6, hidden=(), tie_output=True), C, L, sequence=False)
+    assert model.outputs[0].shape[-1] == C

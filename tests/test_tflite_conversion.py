@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -81,6 +83,24 @@ def test_dynamic_variant_stores_large_weights_as_int8():
     large = {name: dtype for name, dtype in info.weight_dtypes.items() if "logits" in name or "item_embedding" in name}
     assert large and set(large.values()) == {"int8"}, info.weight_dtypes
     assert "float32" in info.tensor_dtypes.values()  # activations stay float
+
+
+def test_tied_student_converts_with_the_table_folded_into_constants(calibration):
+    cfg = dataclasses.replace(tiny_student.STUDENT_CFG, embedding_dim=8, hidden=(8,), tie_output=True)
+    model = tiny_student.trained_serving_student(epochs=4, cfg=cfg)
+    histories = tiny_student.eval_set(40, seed=2).histories
+    expected = keras_top(model, histories, 10)
+    for variant in ("float32", "int8"):
+        data = convert_to_tflite(model, variant, history_length=L, top_k=K, representative_histories=calibration)
+        info = describe_tflite(data)
+        # the catalog-ids lookup is folded: no RANGE op, one id GATHER per id-reading Embedding
+        assert "RANGE" not in info.ops and info.ops.count("GATHER") == 2, info.ops
+        assert info.ops.count("FULLY_CONNECTED") == 2, info.ops
+        if variant == "int8":
+            assert set(info.weight_dtypes.values()) == {"int8"}, info.weight_dtypes
+        ids, _ = run_tflite(data, histories)
+        overlap = np.mean([len(set(a[:10]) & set(b)) / 10 for a, b in zip(ids, expected, strict=True)])
+        assert overlap >= (0.99 if variant == "float32" else 0.8), (variant, overlap)
 
 
 def test_pad_and_oov_are_never_recommended_even_when_they_score_highest(calibration):

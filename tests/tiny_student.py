@@ -51,10 +51,10 @@ def eval_set(users: int = 40, seed: int = 1) -> TinyEvalSet:
     return TinyEvalSet(histories, targets, [row[row > 0] for row in histories])
 
 
-def build_serving_student(seed: int = 0) -> keras.Model:
+def build_serving_student(seed: int = 0, cfg: StudentConfig = STUDENT_CFG) -> keras.Model:
     """An untrained serving-mode student (real ``build_student``)."""
     set_global_seed(seed)
-    return build_student(STUDENT_CFG, CATALOG, HISTORY, sequence=False)
+    return build_student(cfg, CATALOG, HISTORY, sequence=False)
 
 
 def fit_last_position(model: keras.Model, epochs: int, *, seed: int = 0, callbacks=()) -> keras.Model:
@@ -69,6 +69,6 @@ def fit_last_position(model: keras.Model, epochs: int, *, seed: int = 0, callbac
     return model
 
 
-def trained_serving_student(seed: int = 0, epochs: int = 4) -> keras.Model:
+def trained_serving_student(seed: int = 0, epochs: int = 4, cfg: StudentConfig = STUDENT_CFG) -> keras.Model:
     """A serving-mode student whose top-10 per cluster is learned."""
-    return fit_last_position(build_serving_student(seed), epochs, seed=seed)
+    return fit_last_position(build_serving_student(seed, cfg), epochs, seed=seed)

@@ -2,8 +2,9 @@
 
 ``quantize_apply`` and ``clone_model`` rebuild a model from its config, so no layer here is a
 ``Lambda``; each is registered under the ``edge_rec`` package name. The student uses only
-:class:`PaddingMaskInitializer` (for its frozen ``mask`` embedding) and :class:`SequencePooling`;
-the others belong to the teacher, which may use any op.
+:class:`PaddingMaskInitializer` (for its frozen ``mask`` embedding), :class:`SequencePooling` and,
+with a tied output, :class:`CatalogIds` and :class:`TiedLogits`; the others belong to the teacher,
+which may use any op.
 """
 
 from __future__ import annotations
@@ -123,6 +124,64 @@ class SequencePooling(keras.layers.Layer):
 
 
 @keras.utils.register_keras_serializable(PACKAGE)
+class CatalogIds(keras.layers.Layer):
+    """``int32[1, C]``: the ids ``0 .. C-1`` of the whole catalog, whatever the input.
+
+    Takes the history only to sit in the functional graph; looking its output up in the item
+    Embedding gives the embedding table as a tensor (``[1, C, E]``), which :class:`TiedLogits`
+    scores against. After conversion the lookup of constant ids in constant weights folds into a
+    constant, so serving pays nothing for it.
+    """
+
+    def __init__(self, catalog_size: int, **kwargs):
+        super().__init__(**kwargs)
+        if catalog_size < 1:
+            raise ValueError(f"CatalogIds.catalog_size: expected >= 1, got {catalog_size}")
+        self.catalog_size = int(catalog_size)
+
+    def call(self, inputs):
+        return tf.range(self.catalog_size, dtype=tf.int32)[None, :]
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape([1, self.catalog_size])
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(catalog_size=self.catalog_size)
+        return config
+
+
+@keras.utils.register_keras_serializable(PACKAGE)
+class TiedLogits(keras.layers.Layer):
+    """Output layer tied to the item embedding: ``logits = hidden . table^T + bias``.
+
+    Inputs: ``[hidden float[B, E] or float[B, L, E], table float[1, C, E]]``; output
+    ``float[B, C]`` or ``float[B, L, C]``. Its only weight is one bias per item (``C``), so an
+    output of width E costs C parameters instead of ``E·C + C`` (parameter sharing).
+    """
+
+    def build(self, input_shape):
+        catalog_size = int(tf.TensorShape(input_shape[1])[1])
+        self.bias = self.add_weight(name="bias", shape=(catalog_size,), initializer="zeros", trainable=True)
+        super().build(input_shape)
+
+    def call(self, inputs):
+        hidden, table = inputs
+        table = table[0]
+        width = tf.shape(hidden)[-1]
+        flat = tf.reshape(hidden, (-1, width))
+        logits = tf.matmul(flat, table, transpose_b=True) + self.bias
+        if hidden.shape.rank == 2:
+            return logits
+        leading = tf.shape(hidden)[:-1]
+        return tf.reshape(logits, tf.concat([leading, tf.shape(table)[:1]], axis=0))
+
+    def compute_output_shape(self, input_shape):
+        hidden_shape = tf.TensorShape(input_shape[0])
+        return hidden_shape[:-1].concatenate([tf.TensorShape(input_shape[1])[1]])
+
+
+@keras.utils.register_keras_serializable(PACKAGE)
 class PositionEmbedding(keras.layers.Layer):
     """Scales item embeddings by sqrt(width) and adds one learned vector per position (SASRec)."""
 
@@ -189,6 +248,8 @@ CUSTOM_OBJECTS: dict[str, Any] = {
     for cls in (
         PaddingMaskInitializer,
         SequencePooling,
+        CatalogIds,
+        TiedLogits,
         PositionEmbedding,
         PaddingMask,
         CausalAttentionMask,

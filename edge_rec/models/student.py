@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from converters.legacy_keras import keras
 from edge_rec.config import StudentConfig
-from edge_rec.models.layers import PaddingMaskInitializer, SequencePooling
+from edge_rec.models.layers import CatalogIds, PaddingMaskInitializer, SequencePooling, TiedLogits
 
 
 def build_student(
@@ -15,7 +15,10 @@ def build_student(
     Layers: ``item_embedding`` (Embedding C x E), ``mask`` (frozen one-column Embedding, 0 for PAD,
     1 otherwise — the only other layer that reads ids), ``pooling`` (:class:`SequencePooling`,
     masked mean or learned recency-weighted mean), Dense + ReLU layers of ``cfg.hidden`` widths
-    (the last is named ``hidden``; with no hidden layers the pooling is), and ``logits`` Dense(C).
+    (the last is named ``hidden``; with no hidden layers the pooling is), and ``logits``: Dense(C),
+    or with ``cfg.tie_output`` a :class:`TiedLogits` that scores the hidden state against the item
+    embedding table itself (the last hidden width must then equal ``embedding_dim``; the output
+    costs C biases instead of H·C + C weights, so the same budget buys a wider model).
     ``cfg.recency_heads`` adds one position-weighted pooling head per listed initial decay
     (``recency_pooling_<i>``, e.g. a sharp one that mostly sees the newest item); all heads are
     concatenated (``pooled_heads``) before the Dense layers.
@@ -24,10 +27,11 @@ def build_student(
     ``sequence=False`` pools over the whole history (outputs [B, ...]) for serving. Both have the
     same weights in the same order.
     """
-    if cfg.tie_output:
+    if cfg.tie_output and (cfg.hidden[-1] if cfg.hidden else cfg.embedding_dim) != cfg.embedding_dim:
         raise ValueError(
-            "student.tie_output: tying the output layer to the item embedding is not supported by "
-            "the int8 student (its output must stay a Dense layer for TF-MOT); set tie_output = false"
+            f"student.hidden: with tie_output = true the last hidden width must equal "
+            f"student.embedding_dim ({cfg.embedding_dim}), got {list(cfg.hidden)}; "
+            f"use hidden = [{cfg.embedding_dim}] or hidden = []"
         )
     if catalog_size < 3:
         raise ValueError(f"catalog_size: expected >= 3 (PAD, OOV and at least one item), got {catalog_size}")
@@ -37,7 +41,8 @@ def build_student(
             f"{cfg.embedding_dim} and {list(cfg.hidden)}"
         )
     ids = keras.Input((history_length,), dtype="int32", name="history")
-    embeddings = keras.layers.Embedding(catalog_size, cfg.embedding_dim, name="item_embedding")(ids)
+    item_embedding = keras.layers.Embedding(catalog_size, cfg.embedding_dim, name="item_embedding")
+    embeddings = item_embedding(ids)
     mask = keras.layers.Embedding(
         catalog_size, 1, embeddings_initializer=PaddingMaskInitializer(), trainable=False, name="mask"
     )(ids)
@@ -74,7 +79,11 @@ def build_student(
         last = i == len(cfg.hidden) - 1
         x = keras.layers.Dense(width, activation="relu", name="hidden" if last else f"dense_{i}")(x)
     hidden = x
-    logits = keras.layers.Dense(catalog_size, name="logits")(hidden)
+    if cfg.tie_output:
+        table = item_embedding(CatalogIds(catalog_size, name="catalog_ids")(ids))
+        logits = TiedLogits(name="logits")([hidden, table])
+    else:
+        logits = keras.layers.Dense(catalog_size, name="logits")(hidden)
     return keras.Model(ids, [logits, hidden], name="student" if sequence else "student_serving")
 
 
