@@ -7,8 +7,8 @@ measures exactly what the benchmark's ``raw_invoke_us`` is documented to measure
 - one ``Interpreter(model_path, num_threads=1)`` (default delegates, i.e. XNNPACK, as the benchmark);
 - a pool of 64 distinct random input sets, cycled: integer inputs that index an embedding table
   (the indices operand of a ``GATHER``) get ids uniform over that table's rows, int8/uint8/int16
-  inputs their whole range, other integer inputs 0 or 1, float inputs standard-normal values. A realistic history is never all padding
-  (the int8 student cannot run on one), and the inputs change from call to call: repeating one
+  inputs their whole range, other integer inputs 0 or 1, float inputs standard-normal values. A realistic history is never all padding,
+  and the inputs change from call to call: repeating one
   input lets the CPU's branch predictor learn the model's data-dependent ops (TOPK_V2), which
   made an earlier single-input version of this loop report about half the time a device sees;
 - ``warmup`` untimed calls, then ``runs`` samples; each sample sets its inputs *before* the clock

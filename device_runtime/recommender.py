@@ -241,8 +241,8 @@ class _ServingModel:
 
     def run(self, indices: list[int], count: int) -> tuple[list[int], np.ndarray]:
         """The graph's first ``count`` top ids (a list) and its K scores (a private copy) for the
-        last L ``indices`` (left-padded; at least one must be a real item: the int8 graph cannot
-        run on an all-padding row). Nothing returned refers to interpreter memory."""
+        last L ``indices`` (left-padded; callers send at least one real item, since an empty
+        history is answered from popularity). Nothing returned refers to interpreter memory."""
         slot = self.acquire()
         try:
             buffer = slot.buffer

@@ -66,6 +66,13 @@ def test_every_variant_runs_and_ranks_like_keras(converted, student, variant):
     assert overlap >= (0.99 if variant in ("float32", "float16") else 0.8), overlap
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_runs_on_an_all_padding_history(converted, variant):
+    ids, scores = run_tflite(converted[variant], np.zeros((2, L), np.int32))
+    assert ids.min() >= 2 and ids.max() < C and np.all(np.isfinite(scores))
+    assert len(set(ids[0])) == K
+
+
 def test_weight_dtypes_per_variant(converted):
     weights = {v: set(describe_tflite(converted[v]).weight_dtypes.values()) for v in VARIANTS}
     assert weights["float32"] == {"float32"}
