@@ -94,6 +94,16 @@ class StudentConfig:
         default_factory=lambda: FitConfig(epochs=8, batch_size=16, learning_rate=1e-2, patience=2)
     )
 
+    @property
+    def hidden_width(self) -> int:
+        """Width of the state the output layer reads: the last Dense, else the pooled heads."""
+        return self.hidden[-1] if self.hidden else self.embedding_dim * (1 + len(self.recency_heads))
+
+    @property
+    def can_tie_output(self) -> bool:
+        """Whether a tied output fits: the hidden state must be as wide as the item embedding."""
+        return self.hidden_width == self.embedding_dim
+
 
 @dataclass(frozen=True)
 class DistillConfig:
@@ -239,7 +249,7 @@ def _validate(cfg: EdgeRecConfig) -> None:
         (cfg.student.pooling in ("mean", "position"), "student.pooling", "'mean' or 'position'"),
         (cfg.student.initial_decay >= 0, "student.initial_decay", "a number >= 0"),
         (
-            not cfg.student.tie_output or not cfg.student.hidden or cfg.student.hidden[-1] == cfg.student.embedding_dim,
+            not cfg.student.tie_output or cfg.student.can_tie_output,
             "student.hidden",
             f"a last width equal to student.embedding_dim ({cfg.student.embedding_dim}) when "
             "student.tie_output is true (the output scores against the embedding table)",

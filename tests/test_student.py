@@ -168,5 +168,7 @@ def test_tied_output_scores_against_the_item_embedding_table(tmp_path):
 def test_tied_output_needs_the_last_hidden_width_to_match_the_embedding():
     with pytest.raises(ValueError, match=r"hidden = \[16\]"):
         build_student(StudentConfig(embedding_dim=16, hidden=(12,), tie_output=True), C, L)
+    with pytest.raises(ValueError, match="got 12"):  # two pooled heads of width 6, no Dense
+        build_student(StudentConfig(embedding_dim=6, hidden=(), recency_heads=(2.0,), tie_output=True), C, L)
     model = build_student(StudentConfig(embedding_dim=6, hidden=(), tie_output=True), C, L, sequence=False)
     assert model.outputs[0].shape[-1] == C

@@ -27,11 +27,11 @@ def build_student(
     ``sequence=False`` pools over the whole history (outputs [B, ...]) for serving. Both have the
     same weights in the same order.
     """
-    if cfg.tie_output and (cfg.hidden[-1] if cfg.hidden else cfg.embedding_dim) != cfg.embedding_dim:
+    if cfg.tie_output and not cfg.can_tie_output:
         raise ValueError(
-            f"student.hidden: with tie_output = true the last hidden width must equal "
-            f"student.embedding_dim ({cfg.embedding_dim}), got {list(cfg.hidden)}; "
-            f"use hidden = [{cfg.embedding_dim}] or hidden = []"
+            f"student.hidden: with tie_output = true the hidden state must be student.embedding_dim "
+            f"({cfg.embedding_dim}) wide, got {cfg.hidden_width} (hidden = {list(cfg.hidden)}); "
+            f"use hidden = [{cfg.embedding_dim}]"
         )
     if catalog_size < 3:
         raise ValueError(f"catalog_size: expected >= 3 (PAD, OOV and at least one item), got {catalog_size}")
