@@ -61,7 +61,7 @@ def run_dataset(source: str, cfg: EdgeRecConfig, *, quiet: bool) -> dict:
     (α = 1) with the same seed, architecture and epochs as the distilled one.
     """
     data = stages.prepare_data(cfg.data, seed=cfg.seed, path=source)
-    rows = {"popularity": _row(stages.evaluate_popularity(data), 0, 0.0)}
+    rows = {"popularity": _row(stages.ranking_metrics(stages.rank_popularity(data), data), 0, 0.0)}
     teacher = stages.train_teacher(data, cfg.teacher, seed=cfg.seed, quiet=quiet)
     rows["teacher"] = _row(stages.evaluate_keras(teacher.serving_model, data), teacher.params,
                            teacher.train.seconds, teacher.train.epochs_run)

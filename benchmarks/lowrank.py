@@ -50,7 +50,7 @@ def _row(trained: stages.TrainedModel, data, cfg, *, seed: int) -> dict:
         "int8_bytes": len(int8),
         "int8_gzip_bytes": stages.gzip_size(int8),
         "ndcg@10": stages.evaluate_keras(trained.serving_model, data)["ndcg@10"],
-        "int8_ndcg@10": stages.evaluate_tflite_model(int8, data)["ndcg@10"],
+        "int8_ndcg@10": stages.ranking_metrics(stages.rank_tflite(int8, data), data)["ndcg@10"],
     }
 
 

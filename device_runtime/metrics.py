@@ -129,13 +129,10 @@ def evaluate_ranked(
         raise ValueError(f"k must be in [1, {depth}] (the ranked depth), got {k}")
     if catalog_size < 3:
         raise ValueError(f"catalog_size must be >= 3 (PAD, OOV and one item), got {catalog_size}")
-    hits = ranked == targets[:, None]
-    found = hits.any(axis=1)
-    position = np.where(found, hits.argmax(axis=1), depth)
-    in_top_k = position < k
-    hr = float(in_top_k.mean())
-    ndcg = float(np.where(in_top_k, 1.0 / np.log2(position + 2.0), 0.0).mean())
-    mrr = float(np.where(found, 1.0 / (position + 1.0), 0.0).mean())
+    gains = per_user_gains(ranked, targets, k=k)
+    hr = float(gains[f"hr@{k}"].mean())
+    ndcg = float(gains[f"ndcg@{k}"].mean())
+    mrr = float(gains["mrr"].mean())
     top_k = ranked[:, :k]
     distinct = np.unique(top_k[top_k >= 2])
     coverage = float(distinct.size / (catalog_size - 2))
@@ -145,6 +142,23 @@ def evaluate_ranked(
         "mrr": mrr,
         f"coverage@{k}": coverage,
         "users": int(rows),
+    }
+
+
+def per_user_gains(ranked: np.ndarray, targets: np.ndarray, k: int = 10) -> dict[str, np.ndarray]:
+    """Each row's HR@k, NDCG@k and reciprocal rank, float64[N] each (their means are the
+    metrics of :func:`evaluate_ranked`); the paired comparisons of two models use these."""
+    ranked = np.asarray(ranked)
+    targets = np.asarray(targets).ravel()
+    depth = ranked.shape[1]
+    hits = ranked == targets[:, None]
+    found = hits.any(axis=1)
+    position = np.where(found, hits.argmax(axis=1), depth)
+    in_top_k = position < k
+    return {
+        f"hr@{k}": in_top_k.astype(np.float64),
+        f"ndcg@{k}": np.where(in_top_k, 1.0 / np.log2(position + 2.0), 0.0),
+        "mrr": np.where(found, 1.0 / (position + 1.0), 0.0),
     }
 
 

@@ -25,12 +25,19 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class FitConfig:
-    """How one Keras model is fitted: epochs, batch size, learning rate, early-stopping patience."""
+    """How one Keras model is fitted: epochs, batch size, learning rate, early-stopping patience.
+
+    ``schedule`` is ``constant`` or ``cosine`` (linear warm-up over ``warmup_epochs``, then a
+    cosine decay over the remaining epochs); ``weight_decay`` > 0 uses AdamW (decoupled decay).
+    """
 
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 1e-3
     patience: int = 3
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    weight_decay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -107,14 +114,44 @@ class StudentConfig:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Loss = alpha*CE + (1-alpha)*T^2*KL + beta*hint + gamma*ranking (each term can be off)."""
+    """Loss = alpha*CE + (1-alpha)*T^2*KL + beta*hint + gamma*ranking + delta*relation.
+
+    Each term can be off (weight 0). ``relation`` keeps the teacher's item-item cosine
+    similarities among up to ``relation_items`` of each batch's target items.
+    """
 
     alpha: float = 0.3
     temperature: float = 1.0
     beta: float = 0.0
     gamma: float = 0.0
+    delta: float = 0.0
     ranking_top_k: int = 10
     ranking_lambda: float = 5.0
+    relation_items: int = 256
+
+
+@dataclass(frozen=True)
+class SoftmaxConfig:
+    """Full or sampled softmax while training (evaluation always ranks the whole catalog).
+
+    ``mode``: ``full``, ``sampled`` (each position's positive plus ``negatives`` shared
+    popularity-sampled negatives with the logQ correction, see
+    :mod:`edge_rec.distill.negative_sampler`) or ``auto``: sampled when the catalog has more than
+    ``auto_min_items`` items. Pruning and QAT fine-tuning always use the full softmax (their
+    wrapped output layer scores the whole catalog anyway).
+    """
+
+    mode: str = "auto"
+    negatives: int = 1024
+    auto_min_items: int = 5000
+    power: float = 0.75
+
+    def sampled_negatives(self, catalog_size: int) -> int:
+        """How many shared negatives to draw for a catalog of ``catalog_size`` logits; 0 = full."""
+        sampled = self.mode == "sampled" or (
+            self.mode == "auto" and catalog_size - 2 > self.auto_min_items
+        )
+        return min(self.negatives, catalog_size - 2) if sampled else 0
 
 
 @dataclass(frozen=True)
@@ -174,6 +211,7 @@ class EdgeRecConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    softmax: SoftmaxConfig = field(default_factory=SoftmaxConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     qat: QATConfig = field(default_factory=QATConfig)
     lowrank: LowRankConfig = field(default_factory=LowRankConfig)
@@ -257,6 +295,11 @@ def _validate(cfg: EdgeRecConfig) -> None:
         (all(d >= 0 for d in cfg.student.recency_heads), "student.recency_heads", "a list of numbers >= 0"),
         (0.0 <= cfg.distill.alpha <= 1.0, "distill.alpha", "a number in [0, 1]"),
         (cfg.distill.temperature > 0, "distill.temperature", "a positive number"),
+        (cfg.softmax.mode in ("auto", "full", "sampled"), "softmax.mode", "'auto', 'full' or 'sampled'"),
+        (cfg.softmax.negatives >= 1, "softmax.negatives", "an integer >= 1"),
+        (cfg.softmax.power >= 0, "softmax.power", "a number >= 0"),
+        (cfg.distill.delta >= 0, "distill.delta", "a number >= 0"),
+        (cfg.distill.relation_items >= 2, "distill.relation_items", "an integer >= 2"),
         (0.0 <= cfg.prune.target_sparsity < 1.0, "prune.target_sparsity", "a number in [0, 1)"),
         (cfg.data.history_length >= 2, "data.history_length", "an integer >= 2"),
         (cfg.data.on_bad_line in ("error", "skip"), "data.on_bad_line", "'error' or 'skip'"),

@@ -12,13 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from converters.bundle_writer import write_bundle
 from converters.parity import require_parity
 from edge_rec import stages
 from edge_rec.config import EdgeRecConfig, config_to_dict
 from edge_rec.data import write_interactions_csv
 from edge_rec.model_store import save_model_pair
-from edge_rec.report import GateResult, StageRecord, build_report, evaluate_gate, write_report
+from edge_rec.paired_bootstrap import PairedRatio, paired_ratio
+from edge_rec.quality_gate import COMPARISONS, GateResult, evaluate_gate
+from edge_rec.report import StageRecord, build_report, write_report
 from edge_rec.run_directory import RunDirectory
 
 log = logging.getLogger(__name__)
@@ -41,11 +45,35 @@ class _Recorder:
     def __init__(self, run: RunDirectory, data: stages.PreparedData, cfg: EdgeRecConfig) -> None:
         self.run, self.data, self.cfg = run, data, cfg
         self.records: dict[str, StageRecord] = {}
+        self.ranked: dict[str, np.ndarray] = {}
+
+    def popularity(self) -> None:
+        """The most-popular baseline, the floor every model must clear."""
+        self.ranked["popularity"] = stages.rank_popularity(self.data)
+        self.records["popularity"] = StageRecord(
+            params=0, size_bytes=None, gzip_bytes=None, sparsity=None,
+            metrics=stages.ranking_metrics(self.ranked["popularity"], self.data),
+        )
+
+    def comparisons(self) -> dict[tuple[str, str], PairedRatio]:
+        """Paired NDCG@10 ratios with bootstrap intervals for every comparison both of whose
+        stages ran (:data:`~edge_rec.quality_gate.COMPARISONS`)."""
+        out = {}
+        for a, b in COMPARISONS:
+            if a in self.ranked and b in self.ranked:
+                out[(a, b)] = paired_ratio(
+                    stages.per_user_ndcg(self.ranked[a], self.data),
+                    stages.per_user_ndcg(self.ranked[b], self.data),
+                    names=(a, b),
+                    seed=self.cfg.seed,
+                )
+        return out
 
     def keras(self, model: stages.TrainedModel, *, sparsity: float | None = None, **extra: Any) -> bytes:
         """Evaluate, save and float32-convert a Keras stage; returns the float32 flatbuffer."""
         with self.run.stage(f"evaluate_{model.name}"):
-            metrics = stages.evaluate_keras(model.serving_model, self.data)
+            self.ranked[model.name] = stages.rank_keras(model.serving_model, self.data)
+            metrics = stages.ranking_metrics(self.ranked[model.name], self.data)
             tflite = stages.convert(model, "float32", self.data, self.cfg.convert, seed=self.cfg.seed)
         path = self.run.write_tflite(f"{model.name}_float32", tflite)
         save_model_pair(
@@ -73,7 +101,8 @@ class _Recorder:
         """Store a TFLite variant and evaluate it by running it in the interpreter."""
         path = self.run.write_tflite(name.removeprefix("tflite_"), tflite)
         with self.run.stage(f"evaluate_{name}"):
-            metrics = stages.evaluate_tflite_model(tflite, self.data)
+            self.ranked[name] = stages.rank_tflite(tflite, self.data)
+            metrics = stages.ranking_metrics(self.ranked[name], self.data)
         self.records[name] = StageRecord(
             params=params,
             size_bytes=len(tflite),
@@ -120,24 +149,23 @@ def _run(
         write_interactions_csv(data.log, run.path / "data" / "interactions.csv")
     rec = _Recorder(run, data, cfg)
 
-    rec.records["popularity"] = StageRecord(
-        params=0, size_bytes=None, gzip_bytes=None, sparsity=None,
-        metrics=stages.evaluate_popularity(data),
-    )
+    rec.popularity()
 
     with run.stage("teacher"):
-        teacher = stages.train_teacher(data, cfg.teacher, seed=seed, quiet=quiet)
+        teacher = stages.train_teacher(data, cfg.teacher, seed=seed, quiet=quiet, softmax=cfg.softmax)
     rec.keras(teacher)
 
     with run.stage("student_baseline"):
         baseline = stages.train_student(
-            data, None, cfg.student, cfg.distill, seed=seed, name="student_baseline", quiet=quiet
+            data, None, cfg.student, cfg.distill, seed=seed, name="student_baseline", quiet=quiet,
+            softmax=cfg.softmax,
         )
     rec.keras(baseline)
 
     with run.stage("student"):
         student = stages.train_student(
-            data, teacher, cfg.student, cfg.distill, seed=seed, name="student", quiet=quiet
+            data, teacher, cfg.student, cfg.distill, seed=seed, name="student", quiet=quiet,
+            softmax=cfg.softmax,
         )
     student_float32 = rec.keras(student)
 
@@ -226,13 +254,18 @@ def _run(
         )
     bundle_size = sum(p.stat().st_size for p in bundle_dir.iterdir() if p.is_file())
 
-    gate = evaluate_gate(rec.records, cfg.gate.max_ndcg_drop)
+    comparisons = rec.comparisons()
+    ndcg = {name: record.metrics["ndcg@10"] for name, record in rec.records.items()}
+    gate = evaluate_gate(ndcg, comparisons, cfg.gate.max_ndcg_drop)
+    for warning in gate.warnings:
+        log.warning("gate: %s", warning)
     report = build_report(
         dataset=data.summary(),
         stages=rec.records,
         parity=dataclasses.asdict(parity),
         bundle={"path": str(bundle_dir), "size_bytes": bundle_size},
         gate=gate,
+        comparisons=comparisons,
         extra={"timings_s": dict(run.timings), "seed": seed, "compression": compression},
     )
     paths = write_report(report, run.path)

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from device_runtime.atomic_file import write_text_atomic
+from edge_rec.paired_bootstrap import PairedRatio
+from edge_rec.quality_gate import GateResult
 
 REPORT_SCHEMA = 1
 log = logging.getLogger(__name__)
@@ -52,31 +54,6 @@ class StageRecord:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class GateResult:
-    """The quality gate: relative NDCG@10 drop from the teacher to the int8 model."""
-
-    passed: bool
-    max_ndcg_drop: float
-    teacher_ndcg: float
-    int8_ndcg: float
-    relative_drop: float
-
-
-def evaluate_gate(stages: Mapping[str, StageRecord], max_ndcg_drop: float) -> GateResult:
-    """Compare ``tflite_int8`` to ``teacher`` NDCG@10; passes when the relative drop is small enough."""
-    teacher = stages["teacher"].metrics["ndcg@10"]
-    int8 = stages["tflite_int8"].metrics["ndcg@10"]
-    drop = (teacher - int8) / teacher if teacher > 0 else 0.0
-    return GateResult(
-        passed=bool(drop <= max_ndcg_drop),
-        max_ndcg_drop=max_ndcg_drop,
-        teacher_ndcg=teacher,
-        int8_ndcg=int8,
-        relative_drop=drop,
-    )
-
-
 def build_report(
     *,
     dataset: Mapping[str, Any],
@@ -84,6 +61,7 @@ def build_report(
     parity: Mapping[str, Any],
     bundle: Mapping[str, Any],
     gate: GateResult,
+    comparisons: Mapping[tuple[str, str], PairedRatio] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the report dict in the documented schema, stages in pipeline order."""
@@ -96,6 +74,7 @@ def build_report(
         "parity": dict(parity),
         "bundle": dict(bundle),
         "gate": asdict(gate),
+        "comparisons": [asdict(c) for c in (comparisons or {}).values()],
     }
     if extra:
         report.update(extra)
@@ -124,8 +103,25 @@ def _fmt_bytes(n: int | None) -> str:
     return f"{n / 1024:.1f} KiB"
 
 
+#: What each stage row of the report is, in one line (report.md explains every row).
+STAGE_DESCRIPTIONS = {
+    "popularity": "the most popular training items, seen excluded: the floor",
+    "teacher": "the large teacher (Keras, float32)",
+    "student_baseline": "the small student trained alone (no teacher): what distillation must beat",
+    "student": "the student distilled from the teacher (Keras, float32, unpruned)",
+    "pruned": "the distilled student after magnitude pruning with the teacher on (float32)",
+    "lowrank": "the distilled student with a low-rank output layer (float32)",
+    "qat": "the pruned student after quantization-aware training (Keras, fake-quantized)",
+    "tflite_float32": "TFLite float32 of the distilled, unpruned student",
+    "tflite_float16": "TFLite float16 weights of the distilled, unpruned student",
+    "tflite_dynamic": "TFLite dynamic-range int8 weights of the distilled, unpruned student",
+    "tflite_int8": "TFLite full-integer int8 of the pruned + QAT student: the bundle",
+}
+
+
 def report_markdown(report: Mapping[str, Any]) -> str:
-    """Render the report as a Markdown page: dataset, stage table, parity, gate, bundle."""
+    """Render the report as a Markdown page: dataset, stage table with what each row is, the
+    paired comparisons with their intervals, parity, gate and bundle."""
     ds = report["dataset"]
     lines = [
         "# edge-rec build report",
@@ -134,17 +130,49 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         f"{ds['interactions']} interactions, {ds['test_users']} test users "
         "(leave-last-out, full ranking, seen items excluded).",
         "",
-        "| stage | params | size | gzip | sparsity | HR@10 | NDCG@10 | MRR | coverage@10 | time (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    sizing = report.get("sizing")
+    if sizing:
+        lines += ["Sizes chosen from the log: " + sizing.get("summary", ""), ""]
+    lines += [
+        "| stage | what it is | params | size | gzip | sparsity | HR@10 | NDCG@10 | MRR | "
+        "coverage@10 | pop. rank@10 | diversity@10 | time (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, st in report["stages"].items():
         m = st["metrics"]
         lines.append(
-            f"| {name} | {_fmt(st['params'], ',')} | {_fmt_bytes(st['size_bytes'])} | "
-            f"{_fmt_bytes(st['gzip_bytes'])} | {_fmt(st['sparsity'], '.2f')} | "
-            f"{m['hr@10']:.4f} | {m['ndcg@10']:.4f} | {m['mrr']:.4f} | {m['coverage@10']:.3f} | "
-            f"{_fmt(st.get('seconds'), '.1f')} |"
+            f"| {name} | {STAGE_DESCRIPTIONS.get(name, '')} | {_fmt(st['params'], ',')} | "
+            f"{_fmt_bytes(st['size_bytes'])} | {_fmt_bytes(st['gzip_bytes'])} | "
+            f"{_fmt(st['sparsity'], '.2f')} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} | "
+            f"{m['mrr']:.4f} | {m['coverage@10']:.3f} | {_fmt(m.get('popularity_rank@10'), '.0f')} | "
+            f"{_fmt(m.get('diversity@10'), '.3f')} | {_fmt(st.get('seconds'), '.1f')} |"
         )
+    lines += [
+        "",
+        "pop. rank@10: mean training-popularity rank of the top-10 items (1 = most popular; low "
+        "means the model echoes the head of the catalog). diversity@10: mean 1 - cosine between "
+        "the top-10 items, items described by who consumed them.",
+    ]
+    comparisons = report.get("comparisons") or []
+    if comparisons:
+        lines += [
+            "",
+            "## Paired comparisons (same test users, NDCG@10)",
+            "",
+            "| A vs B | ratio A/B | 95 % interval | verdict |",
+            "|---|---:|---|---|",
+        ]
+        for c in comparisons:
+            lines.append(
+                f"| {c['numerator']} vs {c['denominator']} | {c['ratio']:.3f} | "
+                f"[{c['low']:.3f}, {c['high']:.3f}] | {_verdict(c)} |"
+            )
+        lines += [
+            "",
+            f"Intervals: paired bootstrap over users ({comparisons[0]['resamples']} resamples). "
+            "A ratio whose interval contains 1 is not a difference.",
+        ]
     parity = report["parity"]
     gate = report["gate"]
     lines += [
@@ -152,14 +180,25 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         f"Parity (Keras QAT student vs int8 TFLite, test split): top-10 overlap "
         f"{parity['top10_overlap']:.3f}.",
         "",
-        f"Gate: teacher NDCG@10 {gate['teacher_ndcg']:.4f} -> int8 {gate['int8_ndcg']:.4f}, "
-        f"relative drop {gate['relative_drop']:+.1%} (allowed {gate['max_ndcg_drop']:.0%}): "
-        f"**{'PASSED' if gate['passed'] else 'FAILED'}**.",
+        f"Gate: {gate['reference']} (float) NDCG@10 {gate['reference_ndcg']:.4f} -> int8 "
+        f"{gate['int8_ndcg']:.4f}, relative drop {gate['relative_drop']:+.1%} (allowed "
+        f"{gate['max_ndcg_drop']:.0%}): **{'PASSED' if gate['passed'] else 'FAILED'}**.",
+    ]
+    for warning in gate.get("warnings", []):
+        lines.append(f"- Warning: {warning}.")
+    lines += [
         "",
         f"Bundle: `{report['bundle']['path']}` ({_fmt_bytes(report['bundle']['size_bytes'])}).",
         "",
     ]
     return "\n".join(lines)
+
+
+_VERDICT_TEXT = {"better": "A better", "worse": "A worse", "same": "no significant difference"}
+
+
+def _verdict(comparison: Mapping[str, Any]) -> str:
+    return _VERDICT_TEXT[PairedRatio(**comparison).verdict]
 
 
 def write_report(report: Mapping[str, Any], run_dir: Path) -> dict[str, Path]:

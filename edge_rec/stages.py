@@ -7,6 +7,7 @@ This module imports TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import time
@@ -19,8 +20,14 @@ import numpy as np
 from converters.legacy_keras import keras, set_global_seed
 from converters.parity import ParityResult, check_parity
 from converters.tflite import convert_to_tflite
-from converters.tflite_evaluation import evaluate_tflite
-from device_runtime.metrics import evaluate_scores
+from converters.tflite_evaluation import tflite_rankings
+from device_runtime.metrics import evaluate_ranked, per_user_gains, rank_scores
+from edge_rec.beyond_accuracy import (
+    intra_list_diversity,
+    item_sketches,
+    popularity_rank_at_k,
+    popularity_ranks,
+)
 from edge_rec.compress.lowrank import factorize_output_layer
 from edge_rec.compress.pruning import (
     overall_sparsity,
@@ -38,6 +45,7 @@ from edge_rec.config import (
     LowRankConfig,
     PruneConfig,
     QATConfig,
+    SoftmaxConfig,
     StudentConfig,
     TeacherConfig,
 )
@@ -50,7 +58,7 @@ from edge_rec.data import (
     prepare_dataset,
 )
 from edge_rec.data.synthetic import PRESETS
-from edge_rec.distill.training import TrainResult, score_model, train_sequence_model
+from edge_rec.distill.training import TrainResult, rank_model, train_sequence_model
 from edge_rec.models import build_student, build_teacher, student_serving_model
 from edge_rec.models.warm_start import warm_start_student
 
@@ -73,6 +81,16 @@ class PreparedData:
     def catalog_size(self) -> int:
         """Number of logits a model produces: real items + PAD + OOV."""
         return self.dataset.vocab.size
+
+    @functools.cached_property
+    def popularity_ranks(self) -> np.ndarray:
+        """Each index's training-popularity rank (1 = most popular)."""
+        return popularity_ranks(self.split.popularity())
+
+    @functools.cached_property
+    def item_sketches(self) -> np.ndarray:
+        """Items described by their training users (for intra-list diversity)."""
+        return item_sketches(self.split.train_sequences, self.catalog_size)
 
     def summary(self) -> dict[str, Any]:
         """The ``dataset`` section of the report."""
@@ -143,6 +161,7 @@ def _fit(
     quiet: bool,
     callbacks: tuple = (),
     restore_best: bool = True,
+    softmax: SoftmaxConfig | None = None,
 ) -> tuple[TrainResult, float]:
     log.info("stage %s: training (%d epochs max)", name, fit.epochs)
     start = time.perf_counter()
@@ -156,15 +175,26 @@ def _fit(
         quiet=quiet,
         extra_callbacks=callbacks,
         restore_best=restore_best,
+        softmax=softmax,
     )
     return result, time.perf_counter() - start
 
 
-def train_teacher(data: PreparedData, cfg: TeacherConfig, *, seed: int, quiet: bool = False) -> TrainedModel:
-    """Train the sequential teacher with next-item cross-entropy at every position."""
+def train_teacher(
+    data: PreparedData,
+    cfg: TeacherConfig,
+    *,
+    seed: int,
+    quiet: bool = False,
+    softmax: SoftmaxConfig | None = None,
+) -> TrainedModel:
+    """Train the sequential teacher with next-item cross-entropy at every position
+    (full or sampled softmax as ``softmax`` says; full when None)."""
     set_global_seed(seed)
     model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
-    result, seconds = _fit("teacher", model, None, data, cfg.fit, DistillConfig(alpha=1.0), quiet=quiet)
+    result, seconds = _fit(
+        "teacher", model, None, data, cfg.fit, DistillConfig(alpha=1.0), quiet=quiet, softmax=softmax
+    )
     serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
     serving.set_weights(model.get_weights())
     return TrainedModel("teacher", model, serving, result, seconds)
@@ -179,6 +209,7 @@ def train_student(
     seed: int,
     name: str,
     quiet: bool = False,
+    softmax: SoftmaxConfig | None = None,
 ) -> TrainedModel:
     """Train the student: distilled from ``teacher``, or alone (α=1) when ``teacher`` is None.
 
@@ -189,9 +220,10 @@ def train_student(
     if cfg.warm_start and teacher is not None:
         warm_start_student(model, teacher.sequence_model)
     if teacher is None:
-        distill = DistillConfig(alpha=1.0, beta=0.0, gamma=0.0, temperature=distill.temperature)
+        distill = DistillConfig(alpha=1.0, beta=0.0, gamma=0.0, delta=0.0, temperature=distill.temperature)
     result, seconds = _fit(
-        name, model, teacher.sequence_model if teacher else None, data, cfg.fit, distill, quiet=quiet
+        name, model, teacher.sequence_model if teacher else None, data, cfg.fit, distill, quiet=quiet,
+        softmax=softmax,
     )
     serving = student_serving_model(model, cfg, data.catalog_size, data.history_length)
     return TrainedModel(name, model, serving, result, seconds)
@@ -315,25 +347,46 @@ def convert(model: TrainedModel, variant: str, data: PreparedData, cfg: ConvertC
     )
 
 
-def evaluate_keras(model: Any, data: PreparedData) -> dict[str, float]:
-    """Test-split metrics of a Keras serving model (full ranking, seen excluded)."""
-    test = data.split.eval_set("test", data.history_length)
-    scores = score_model(model, test.histories)
-    return evaluate_scores(scores, test.targets, test.seen, data.catalog_size)
+def rank_keras(model: Any, data: PreparedData) -> np.ndarray:
+    """Test-split top-100 lists int32[U, 100] of a Keras model (full ranking, seen excluded)."""
+    return rank_model(model, data.split.eval_set("test", data.history_length))
 
 
-def evaluate_popularity(data: PreparedData) -> dict[str, float]:
-    """Test-split metrics of the most-popular baseline (training counts, seen excluded)."""
+def rank_popularity(data: PreparedData) -> np.ndarray:
+    """Test-split top-100 lists of the most-popular baseline (training counts, seen excluded)."""
     test = data.split.eval_set("test", data.history_length)
     popularity = data.split.popularity().astype(np.float32)
-    scores = np.broadcast_to(popularity, (len(test.targets), popularity.shape[0]))
-    return evaluate_scores(scores, test.targets, test.seen, data.catalog_size)
+    parts = [
+        rank_scores(np.broadcast_to(popularity, (len(seen), popularity.shape[0])), seen)
+        for seen in (test.seen[i : i + 2048] for i in range(0, len(test.seen), 2048))
+    ]
+    return np.concatenate(parts)
 
 
-def evaluate_tflite_model(tflite: bytes, data: PreparedData) -> dict[str, float]:
-    """Test-split metrics of a TFLite model, obtained by running it in the interpreter."""
+def rank_tflite(tflite: bytes, data: PreparedData) -> np.ndarray:
+    """Test-split ranked lists of a TFLite model, obtained by running it in the interpreter."""
+    return tflite_rankings(tflite, data.split.eval_set("test", data.history_length))
+
+
+def ranking_metrics(ranked: np.ndarray, data: PreparedData) -> dict[str, float]:
+    """HR@10, NDCG@10, MRR, coverage@10, popularity rank@10 and intra-list diversity@10 of
+    test-split ranked lists (see :mod:`edge_rec.beyond_accuracy`)."""
     test = data.split.eval_set("test", data.history_length)
-    return evaluate_tflite(tflite, test, data.catalog_size)
+    metrics = dict(evaluate_ranked(ranked, test.targets, data.catalog_size))
+    metrics["popularity_rank@10"] = popularity_rank_at_k(ranked, data.popularity_ranks)
+    metrics["diversity@10"] = intra_list_diversity(ranked, data.item_sketches)
+    return metrics
+
+
+def per_user_ndcg(ranked: np.ndarray, data: PreparedData) -> np.ndarray:
+    """Each test user's NDCG@10, float64[U], for paired comparisons."""
+    test = data.split.eval_set("test", data.history_length)
+    return per_user_gains(ranked, test.targets)["ndcg@10"]
+
+
+def evaluate_keras(model: Any, data: PreparedData) -> dict[str, float]:
+    """Test-split metrics of a Keras serving model (:func:`ranking_metrics` of :func:`rank_keras`)."""
+    return ranking_metrics(rank_keras(model, data), data)
 
 
 def parity(qat: TrainedModel, tflite: bytes, data: PreparedData) -> ParityResult:
@@ -352,8 +405,11 @@ __all__ = [
     "TrainedModel",
     "convert",
     "evaluate_keras",
-    "evaluate_popularity",
-    "evaluate_tflite_model",
+    "per_user_ndcg",
+    "rank_keras",
+    "rank_popularity",
+    "rank_tflite",
+    "ranking_metrics",
     "gzip_size",
     "keras",
     "low_rank",

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from converters.legacy_keras import keras, tf
 from edge_rec.config import DistillConfig
 from edge_rec.distill import losses
+from edge_rec.distill.negative_sampler import NegativeSampler
+from edge_rec.models.output_head import OutputHead, item_embedding_table
 
-TERMS = ("ce", "kd", "hint", "rank")
+TERMS = ("ce", "kd", "hint", "rank", "relation")
 
 
 @dataclass(frozen=True)
@@ -19,18 +21,21 @@ class TermWeights:
     kd: float
     hint: float
     rank: float
+    relation: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: DistillConfig, *, has_teacher: bool) -> TermWeights:
-        """α·CE + (1-α)·KD + β·hint + γ·rank; without a teacher, CE alone (weight 1)."""
+        """α·CE + (1-α)·KD + β·hint + γ·rank + δ·relation; without a teacher, CE alone (weight 1)."""
         if not has_teacher:
-            return cls(ce=1.0, kd=0.0, hint=0.0, rank=0.0)
-        return cls(ce=cfg.alpha, kd=1.0 - cfg.alpha, hint=cfg.beta, rank=cfg.gamma)
+            return cls(ce=1.0, kd=0.0, hint=0.0, rank=0.0, relation=0.0)
+        return cls(
+            ce=cfg.alpha, kd=1.0 - cfg.alpha, hint=cfg.beta, rank=cfg.gamma, relation=cfg.delta
+        )
 
     @property
     def needs_teacher(self) -> bool:
-        """Whether any active term uses the teacher's outputs."""
-        return self.kd > 0 or self.hint > 0 or self.rank > 0
+        """Whether any active term uses the teacher."""
+        return self.kd > 0 or self.hint > 0 or self.rank > 0 or self.relation > 0
 
 
 class Distiller(keras.Model):
@@ -38,11 +43,16 @@ class Distiller(keras.Model):
 
     Data: x = sequence inputs int32[B, L], y = next-item targets int32[B, L] (0 = ignore).
     Both models must be sequence-mode models with outputs ``(logits [B, L, C], hidden [B, L, H])``.
-    Loss = α·CE + (1-α)·T²·KL + β·hint + γ·ranking (see :mod:`edge_rec.distill.losses`); every
-    term with a non-zero weight is reported per epoch (``ce``, ``kd``, ``hint``, ``rank``) beside
-    ``loss``. The teacher is frozen and runs in inference mode. The hint projection (student
+    Loss = α·CE + (1-α)·T²·KL + β·hint + γ·ranking + δ·relation (see
+    :mod:`edge_rec.distill.losses`); every term with a non-zero weight is reported per epoch
+    (``ce``, ``kd``, ``hint``, ``rank``, ``relation``) beside ``loss``. Logits are computed only
+    at the positions with a real target (:class:`~edge_rec.models.output_head.OutputHead`), which
+    gives the same loss as scoring every position at a fraction of the cost on short histories. The teacher is frozen and runs in inference mode. The hint projection (student
     hidden -> teacher hidden) is a layer of the Distiller, never of the student, so the exported
     student does not carry it. ``term_weights`` overrides the config's weights (for experiments).
+    With a ``sampler`` (:class:`~edge_rec.distill.negative_sampler.NegativeSampler`), every term
+    works on a candidate set instead of the whole catalog: each position's positive item plus the
+    batch's shared negatives, logQ-corrected, for the student and the teacher alike.
     """
 
     def __init__(
@@ -52,6 +62,7 @@ class Distiller(keras.Model):
         cfg: DistillConfig,
         *,
         term_weights: TermWeights | None = None,
+        sampler: NegativeSampler | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -63,6 +74,12 @@ class Distiller(keras.Model):
             raise ValueError("Distiller: a distillation term is on but no teacher was given")
         if teacher is not None:
             teacher.trainable = False
+        self.student_head = OutputHead(student)
+        self.teacher_head = OutputHead(teacher) if teacher is not None else None
+        heads = [self.student_head] + ([self.teacher_head] if self.teacher_head else [])
+        # sampling pays only when no model has to score the whole catalog anyway (a pruning or
+        # QAT wrapper around the output layer does): otherwise the exact full softmax is used
+        self.sampler = sampler if all(head.can_score_candidates for head in heads) else None
         self.projection = None
         if teacher is not None and self.weights_of_terms.hint > 0:
             teacher_width = int(teacher.outputs[1].shape[-1])
@@ -79,16 +96,34 @@ class Distiller(keras.Model):
         """The student's outputs (logits, hidden)."""
         return self.student(inputs, training=training)
 
+    def _logits(self, head: OutputHead, x, where, targets, negatives, *, training: bool):
+        """``(logits, hidden)`` at the target positions: over the whole catalog, or over the
+        candidates (positive first, then ``negatives``) when sampling."""
+        if negatives is None:
+            return head.at_positions(x, where, training=training)
+        hidden = head.hidden_at(x, where, training=training)
+        logits = head.candidate_logits(hidden, targets, negatives)
+        return self.sampler.correct(logits, targets, negatives), hidden
+
     def loss_terms(self, x, y, *, training: bool) -> dict[str, tf.Tensor]:
         """Unweighted value of every active term on a batch (only terms with weight > 0)."""
         w = self.weights_of_terms
-        positions = tf.cast(tf.not_equal(y, 0), tf.float32)
-        student_logits, student_hidden = self.student(x, training=training)
+        where = tf.where(tf.not_equal(y, 0))  # (row, position) of every real target
+        targets = tf.cast(tf.gather_nd(y, where), tf.int32)
+        positions = tf.ones_like(targets, dtype=tf.float32)
+        negatives = self.sampler.sample() if self.sampler is not None else None
+        # with candidates, the positive is column 0 and no column is PAD/OOV
+        labels, excluded = (targets, 2) if negatives is None else (tf.zeros_like(targets), 0)
+        student_logits, student_hidden = self._logits(
+            self.student_head, x, where, targets, negatives, training=training
+        )
         terms: dict[str, tf.Tensor] = {}
         if w.ce > 0:
-            terms["ce"] = losses.cross_entropy(y, student_logits, positions)
-        if w.needs_teacher:
-            teacher_logits, teacher_hidden = self.teacher(x, training=False)
+            terms["ce"] = losses.cross_entropy(labels, student_logits, positions)
+        if w.kd > 0 or w.hint > 0 or w.rank > 0:
+            teacher_logits, teacher_hidden = self._logits(
+                self.teacher_head, x, where, targets, negatives, training=False
+            )
             teacher_logits = tf.stop_gradient(teacher_logits)
             teacher_hidden = tf.stop_gradient(teacher_hidden)
             if w.kd > 0:
@@ -104,7 +139,13 @@ class Distiller(keras.Model):
                     positions,
                     top_k=self.cfg.ranking_top_k,
                     decay=self.cfg.ranking_lambda,
+                    excluded_columns=excluded,
                 )
+        if w.relation > 0:
+            items = tf.unique(targets)[0][: self.cfg.relation_items]
+            terms["relation"] = losses.relation_distillation(
+                item_embedding_table(self.teacher), item_embedding_table(self.student), items
+            )
         return terms
 
     def _total(self, terms: dict[str, tf.Tensor]) -> tf.Tensor:

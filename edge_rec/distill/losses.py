@@ -1,8 +1,10 @@
 """The distillation loss terms, one function each, over sequence-mode outputs.
 
-Every function takes ``positions``: float[B, L], 1 where the target is a real item (target != 0)
+Every function takes ``positions``: float[...], 1 where the target is a real item (target != 0)
 and 0 where it is ignored, and returns the mean of its per-position loss over those positions
-(0 when a batch has none). Logits are float[B, L, C]; hidden states float[B, L, H].
+(0 when a batch has none). Logits are float[..., C]; hidden states float[..., H]; the leading
+dimensions are either ``[B, L]`` (every position) or ``[N]`` (the chosen positions only, as the
+:class:`~edge_rec.distill.distiller.Distiller` passes them).
 """
 
 from __future__ import annotations
@@ -65,6 +67,24 @@ def ranking_distillation(
     blocked = tf.cast(tf.range(catalog) < excluded_columns, teacher_logits.dtype) * -1e9
     _, top_items = tf.math.top_k(tf.stop_gradient(teacher_logits) + blocked, k=top_k)
     student_log_p = tf.nn.log_softmax(student_logits, axis=-1)
-    picked = tf.gather(student_log_p, top_items, batch_dims=2)  # [B, L, k]
+    picked = tf.gather(student_log_p, top_items, batch_dims=top_items.shape.rank - 1)  # [..., k]
     per_position = -tf.reduce_sum(picked * ranking_weights(top_k, decay), axis=-1)
     return masked_mean(per_position, positions)
+
+
+def relation_distillation(
+    teacher_items: tf.Tensor, student_items: tf.Tensor, items: tf.Tensor
+) -> tf.Tensor:
+    """Relation distillation: the student keeps the teacher's item-item similarity structure.
+
+    ``teacher_items`` [C, Ht] and ``student_items`` [C, Hs] are the two models' item embedding
+    tables, ``items`` int[M] the items compared (e.g. the batch's targets). Returns the mean
+    squared difference between the two cosine-similarity matrices of those items ([M, M]), so
+    items the teacher places close together stay close in the student's much smaller space
+    (relational KD, Park et al. CVPR 2019, applied to items).
+    """
+    def cosine(table: tf.Tensor) -> tf.Tensor:
+        vectors = tf.math.l2_normalize(tf.gather(table, items), axis=-1)
+        return tf.matmul(vectors, vectors, transpose_b=True)
+
+    return tf.reduce_mean(tf.square(tf.stop_gradient(cosine(teacher_items)) - cosine(student_items)))

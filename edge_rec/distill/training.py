@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -19,9 +20,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from converters.legacy_keras import keras, tf
-from device_runtime.metrics import evaluate_scores
-from edge_rec.config import DistillConfig, FitConfig
+from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores
+from edge_rec.config import DistillConfig, FitConfig, SoftmaxConfig
 from edge_rec.distill.distiller import Distiller
+from edge_rec.distill.negative_sampler import NegativeSampler
+from edge_rec.models.output_head import OutputHead
 
 if TYPE_CHECKING:
     from edge_rec.data import EvalSet, LeaveLastOutSplit
@@ -46,35 +49,23 @@ class TrainResult:
     best_epoch: int = 0
 
 
-def _last_position_scorer(model: keras.Model) -> Callable[[np.ndarray], tf.Tensor]:
-    """A function histories -> last-position logits [B, C] that avoids scoring every position.
-
-    When the model's logits layer reads the ``hidden`` output directly (teacher, student, pruned
-    or quantized wrappers), only the last hidden state goes through it; otherwise the full model
-    runs and its last position is taken.
-    """
-    logits_layer = model.outputs[0]._keras_history.layer
-    hidden = model.outputs[1] if len(model.outputs) > 1 else None
-    sequence_mode = len(model.outputs[0].shape) == 3
-    if sequence_mode and hidden is not None and len(logits_layer._inbound_nodes) == 1:
-        if logits_layer.input is hidden:
-            hidden_model = keras.Model(model.inputs, hidden)
-
-            def score(batch):
-                states = hidden_model(batch, training=False)[:, -1, :]
-                return logits_layer(states, training=False)
-
-            return score
-
-    def score_full(batch):
-        outputs = model(batch, training=False)
-        logits = outputs[0] if isinstance(outputs, list | tuple) else outputs
-        return logits[:, -1, :] if len(logits.shape) == 3 else logits
-
-    return score_full
+_SCORERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def score_model(model: keras.Model, histories: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def _last_position_scorer(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+    """One compiled last-position scorer per model (built once, reused by every evaluation)."""
+    scorer = _SCORERS.get(model)
+    if scorer is None:
+        head = OutputHead(model)
+        scorer = tf.function(
+            head.last_position,
+            input_signature=[tf.TensorSpec([None, model.inputs[0].shape[-1]], tf.int32)],
+        )
+        _SCORERS[model] = scorer
+    return scorer
+
+
+def score_model(model: keras.Model, histories: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Last-position logits float32[N, C] of a sequence- or serving-mode model on ``histories``."""
     histories = np.asarray(histories, dtype=np.int32)
     if histories.ndim != 2:
@@ -87,6 +78,50 @@ def score_model(model: keras.Model, histories: np.ndarray, batch_size: int = 256
     if not parts:
         return np.zeros((0, int(model.outputs[0].shape[-1])), np.float32)
     return np.concatenate(parts)
+
+
+def build_optimizer(fit: FitConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam (AdamW when ``fit.weight_decay`` > 0) with the learning-rate schedule of ``fit``.
+
+    ``schedule = "constant"`` keeps ``fit.learning_rate``; ``"cosine"`` warms up linearly over
+    ``fit.warmup_epochs`` epochs from 0 to ``fit.learning_rate``, then decays it along a cosine
+    to 1 % of its peak over the remaining ``fit.epochs`` (early stopping may end sooner).
+    """
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = fit.learning_rate
+    if fit.schedule == "cosine":
+        warmup = int(round(fit.warmup_epochs * steps_per_epoch))
+        decay = max(1, fit.epochs * steps_per_epoch - warmup)
+        rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else fit.learning_rate,
+            decay_steps=decay,
+            alpha=0.01,
+            warmup_target=fit.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    if fit.weight_decay > 0:
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=fit.weight_decay)
+    return keras.optimizers.Adam(learning_rate=rate)
+
+
+def rank_model(
+    model: keras.Model, eval_set: EvalSet, *, depth: int = EVAL_DEPTH, chunk: int = 2048
+) -> np.ndarray:
+    """Top-``depth`` item indices int32[N, depth] of a Keras model on ``eval_set``: the whole
+    catalog ranked, PAD/OOV and each user's seen items excluded (:func:`rank_scores`).
+
+    Scores ``chunk`` users at a time, so memory stays at ``chunk x C`` floats however many users
+    there are.
+    """
+    histories = np.asarray(eval_set.histories, dtype=np.int32)
+    parts = [
+        rank_scores(
+            score_model(model, histories[start : start + chunk]),
+            eval_set.seen[start : start + chunk],
+            depth=depth,
+        )
+        for start in range(0, histories.shape[0], chunk)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, depth), np.int32)
 
 
 class RankingValidation(keras.callbacks.Callback):
@@ -122,8 +157,8 @@ class RankingValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        scores = score_model(self.scored_model, self.valid.histories)
-        metrics = evaluate_scores(scores, self.valid.targets, self.valid.seen, self.catalog_size)
+        ranked = rank_model(self.scored_model, self.valid)
+        metrics = evaluate_ranked(ranked, self.valid.targets, self.catalog_size)
         logs[VALIDATION_METRIC] = metrics["ndcg@10"]
         logs["val_hr@10"] = metrics["hr@10"]
         logs["val_mrr"] = metrics["mrr"]
@@ -155,6 +190,7 @@ def train_sequence_model(
     quiet: bool = False,
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
     restore_best: bool = True,
+    softmax: SoftmaxConfig | None = None,
 ) -> TrainResult:
     """Fit ``model`` (sequence mode) on ``split.sequence_examples(history_length)`` via a Distiller.
 
@@ -162,7 +198,8 @@ def train_sequence_model(
     alone — the teacher and the baseline student use this same path. Validation NDCG@10 on
     ``split.eval_set("valid", history_length)`` is computed each epoch; early stopping with
     ``fit.patience`` restores the best weights into ``model`` (``restore_best=False`` keeps the
-    last epoch's, as pruning needs). ``quiet`` hides progress bars.
+    last epoch's, as pruning needs). ``quiet`` hides progress bars. ``softmax`` chooses a full or
+    sampled softmax (default: full).
     Seed TensorFlow beforehand (``set_global_seed``) for repeatable shuffling and dropout.
     """
     if fit.epochs < 1 or fit.batch_size < 1:
@@ -180,8 +217,15 @@ def train_sequence_model(
             "build the model with the dataset's vocabulary size"
         )
     valid = split.eval_set("valid", history_length)
-    distiller = Distiller(model, teacher, distill or DistillConfig(alpha=1.0, beta=0.0, gamma=0.0))
-    distiller.compile(optimizer=keras.optimizers.Adam(fit.learning_rate))
+    negatives = (softmax or SoftmaxConfig(mode="full")).sampled_negatives(catalog_size)
+    sampler = (
+        NegativeSampler(split.popularity(), negatives, power=softmax.power) if negatives else None
+    )
+    distiller = Distiller(
+        model, teacher, distill or DistillConfig(alpha=1.0, beta=0.0, gamma=0.0), sampler=sampler
+    )
+    steps_per_epoch = max(1, -(-int(inputs.shape[0]) // fit.batch_size))
+    distiller.compile(optimizer=build_optimizer(fit, steps_per_epoch))
     validation = RankingValidation(
         model, valid, catalog_size, patience=fit.patience, quiet=quiet, restore_best=restore_best
     )

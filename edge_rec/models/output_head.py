@@ -1,0 +1,96 @@
+"""A sequence model seen as a body (ids -> hidden states) and an output head (hidden -> logits).
+
+Training and validation only need logits at a few positions: the positions with a real next
+item (on short real histories, a small share of ``B x L``) or the last one. Running the
+catalog-sized output layer on those positions alone gives the same numbers as running it
+everywhere and picking them afterwards, at a fraction of the cost. :class:`OutputHead` does this
+for every model edge-rec trains (teacher, student, their pruning and QAT wrappers); a model whose
+logits layer does not read the ``hidden`` output directly (the tied-output student) is run whole
+and its positions picked afterwards, with the same results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from converters.legacy_keras import keras, tf
+
+
+class OutputHead:
+    """Logits and hidden states of a sequence-mode model ``(logits [B, L, C], hidden [B, L, H])``
+    at chosen positions only.
+
+    ``split`` is True when the logits layer reads ``hidden`` directly; then the body runs on the
+    whole history and the output layer only on the chosen positions.
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        self.model = model
+        self.catalog_size = int(model.outputs[0].shape[-1])
+        logits_layer = model.outputs[0]._keras_history.layer
+        hidden = model.outputs[1] if len(model.outputs) > 1 else None
+        self.split = (
+            hidden is not None
+            and len(logits_layer._inbound_nodes) == 1
+            and logits_layer.input is hidden
+        )
+        self.body: keras.Model | None = keras.Model(model.inputs, hidden) if self.split else None
+        self.logits_layer: Any = logits_layer if self.split else None
+
+    def at_positions(self, ids: tf.Tensor, where: tf.Tensor, *, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(logits [N, C], hidden [N, H])`` at ``where`` (int64[N, 2] of (row, position))."""
+        if self.split:
+            hidden = tf.gather_nd(self.body(ids, training=training), where)
+            return self.logits_layer(hidden, training=training), hidden
+        logits, hidden = self.model(ids, training=training)
+        return tf.gather_nd(logits, where), tf.gather_nd(hidden, where)
+
+    def hidden_at(self, ids: tf.Tensor, where: tf.Tensor, *, training: bool) -> tf.Tensor:
+        """Hidden states ``[N, H]`` at ``where`` (int64[N, 2]); only for ``split`` heads."""
+        return tf.gather_nd(self.body(ids, training=training), where)
+
+    @property
+    def can_score_candidates(self) -> bool:
+        """True when logits of a few items can be computed without scoring the whole catalog:
+        a split head whose output layer is a plain linear Dense (not a pruning/QAT wrapper)."""
+        layer = self.logits_layer
+        return (
+            self.split
+            and isinstance(layer, keras.layers.Dense)
+            and layer.activation is keras.activations.linear
+        )
+
+    def candidate_logits(self, hidden: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor) -> tf.Tensor:
+        """Logits ``[N, 1 + S]`` of each row's positive item (column 0) and the shared negatives.
+
+        ``hidden`` [N, H], ``positives`` int[N], ``negatives`` int[S]. Exactly the columns the
+        full output layer would give for those items.
+        """
+        if self.can_score_candidates:
+            kernel, bias = self.logits_layer.kernel, self.logits_layer.bias
+            positive = tf.reduce_sum(hidden * tf.gather(tf.transpose(kernel), positives), axis=-1)
+            positive += tf.gather(bias, positives)
+            negative = tf.matmul(hidden, tf.gather(kernel, negatives, axis=1)) + tf.gather(bias, negatives)
+            return tf.concat([positive[:, None], negative], axis=1)
+        full = self.logits_layer(hidden) if self.split else None
+        if full is None:
+            raise ValueError("candidate_logits needs a split head; use at_positions for this model")
+        positive = tf.gather(full, positives, batch_dims=1)
+        return tf.concat([positive[:, None], tf.gather(full, negatives, axis=1)], axis=1)
+
+    def last_position(self, ids: tf.Tensor) -> tf.Tensor:
+        """Inference-mode logits ``[B, C]`` at the last position (serving models: their output)."""
+        if self.split and len(self.model.outputs[0].shape) == 3:
+            return self.logits_layer(self.body(ids, training=False)[:, -1, :], training=False)
+        outputs = self.model(ids, training=False)
+        logits = outputs[0] if isinstance(outputs, list | tuple) else outputs
+        return logits[:, -1, :] if len(logits.shape) == 3 else logits
+
+
+def item_embedding_table(model: keras.Model) -> tf.Variable:
+    """The ``item_embedding`` table ``[C, E]`` of a teacher or student (wrapped or not)."""
+    for layer in model.layers:
+        if layer.name.endswith("item_embedding"):
+            inner = getattr(layer, "layer", layer)
+            return inner.embeddings
+    raise ValueError(f"model {model.name!r} has no item_embedding layer")

@@ -1,0 +1,81 @@
+"""Sampled softmax: candidate logits equal the full layer's, logQ correction, accidental hits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converters.legacy_keras import keras, set_global_seed, tf
+from edge_rec.config import DistillConfig, SoftmaxConfig, StudentConfig, TeacherConfig
+from edge_rec.distill.distiller import Distiller
+from edge_rec.distill.negative_sampler import MASKED_LOGIT, NegativeSampler
+from edge_rec.models import build_student, build_teacher
+from edge_rec.models.output_head import OutputHead
+
+C, L, B = 40, 6, 8
+
+
+def _batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    seq = rng.integers(2, C, size=(B, L + 1)).astype(np.int32)
+    for r in range(B):
+        seq[r, : r % 4] = 0
+    return seq[:, :-1].copy(), seq[:, 1:].copy()
+
+
+def test_candidate_logits_are_the_full_layers_columns():
+    set_global_seed(0)
+    teacher = build_teacher(TeacherConfig(hidden=16, blocks=1, heads=2, dropout=0.0), C, L)
+    head = OutputHead(teacher)
+    assert head.split and head.can_score_candidates
+    x, y = _batch()
+    where = tf.where(tf.not_equal(y, 0))
+    positives = tf.gather_nd(y, where)
+    negatives = tf.constant([2, 5, 7, 39], tf.int32)
+    full, hidden = head.at_positions(x, where, training=False)
+    picked = head.candidate_logits(hidden, positives, negatives).numpy()
+    full = full.numpy()
+    np.testing.assert_allclose(picked[:, 0], full[np.arange(len(full)), positives.numpy()], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(picked[:, 1:], full[:, [2, 5, 7, 39]], rtol=1e-5, atol=1e-5)
+
+
+def test_sampler_never_draws_zero_count_items_and_masks_accidental_hits():
+    counts = np.zeros(C)
+    counts[[3, 4, 10]] = [100.0, 1.0, 5.0]
+    set_global_seed(0)
+    sampler = NegativeSampler(counts, 64, power=1.0)
+    drawn = sampler.sample().numpy()
+    assert set(drawn) <= {3, 4, 10} and (drawn == 3).sum() > (drawn == 4).sum()
+    positives = tf.constant([3, 10], tf.int32)
+    negatives = tf.constant([3, 4, 10, 3] + [4] * 60, tf.int32)
+    corrected = sampler.correct(tf.zeros([2, 65]), positives, negatives).numpy()
+    assert corrected[0, 1] == MASKED_LOGIT and corrected[0, 4] == MASKED_LOGIT  # item 3 again
+    assert corrected[1, 3] == MASKED_LOGIT and corrected[0, 0] != MASKED_LOGIT
+    # logQ: a popular candidate's logit is lowered more than a rare one's
+    assert corrected[1, 0] > corrected[0, 0]
+
+
+def test_auto_mode_samples_only_above_the_catalog_threshold():
+    cfg = SoftmaxConfig(mode="auto", negatives=100, auto_min_items=1000)
+    assert cfg.sampled_negatives(1002) == 0 and cfg.sampled_negatives(1003) == 100
+    assert SoftmaxConfig(mode="full").sampled_negatives(10**6) == 0
+    assert SoftmaxConfig(mode="sampled", negatives=500).sampled_negatives(50) == 48
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_sampled_distiller_trains_the_student(alpha):
+    set_global_seed(0)
+    student = build_student(StudentConfig(embedding_dim=6, hidden=(8,), dropout=0.0), C, L)
+    teacher = build_teacher(TeacherConfig(hidden=16, blocks=1, heads=2, dropout=0.0), C, L)
+    counts = np.r_[0.0, 0.0, np.arange(C - 2, 0, -1.0)]
+    distiller = Distiller(
+        student, teacher, DistillConfig(alpha=alpha, gamma=0.5, ranking_top_k=3),
+        sampler=NegativeSampler(counts, 16),
+    )
+    assert distiller.sampler is not None
+    distiller.compile(optimizer=keras.optimizers.Adam(0.05))
+    x, y = _batch()
+    before = distiller.evaluate(x, y, batch_size=B, verbose=0, return_dict=True)
+    distiller.fit(x, y, batch_size=B, epochs=5, verbose=0, shuffle=False)
+    after = distiller.evaluate(x, y, batch_size=B, verbose=0, return_dict=True)
+    assert np.isfinite(after["loss"]) and after["ce"] < before["ce"]
