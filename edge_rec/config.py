@@ -204,9 +204,16 @@ class GateConfig:
 
 @dataclass(frozen=True)
 class EdgeRecConfig:
-    """The whole pipeline configuration."""
+    """The whole pipeline configuration.
+
+    ``time_budget`` (e.g. ``"20m"``, ``"1.5h"``, ``"900s"``; empty = none) caps the training
+    stages of a build (:mod:`edge_rec.time_budget`). ``explicit`` lists the dotted keys the user
+    set (file, profile or flags); every other size is derived from the log
+    (:mod:`edge_rec.sizing`). It is not a TOML key.
+    """
 
     seed: int = 0
+    time_budget: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -217,6 +224,44 @@ class EdgeRecConfig:
     lowrank: LowRankConfig = field(default_factory=LowRankConfig)
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+
+#: Fields of a config that are bookkeeping, not TOML keys.
+_NOT_KEYS = frozenset({"explicit"})
+
+
+def _dotted_keys(base: Any, table: Mapping[str, Any], prefix: str = "") -> frozenset[str]:
+    """Every leaf key ``table`` sets, as dotted names (``teacher.fit.epochs``)."""
+    keys: set[str] = set()
+    for name, value in table.items():
+        current = getattr(base, name, None)
+        if is_dataclass(current) and isinstance(value, Mapping):
+            keys |= _dotted_keys(current, value, f"{prefix}{name}.")
+        else:
+            keys.add(f"{prefix}{name}")
+    return frozenset(keys)
+
+
+def parse_duration(text: str, *, where: str = "time_budget") -> float | None:
+    """Seconds in ``"90s"``, ``"20m"``, ``"1.5h"`` or a bare number of seconds; None for ``""``.
+
+    Raises :class:`ConfigError` naming ``where`` for anything else or a value <= 0.
+    """
+    text = text.strip().lower()
+    if not text:
+        return None
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    number, unit = (text[:-1], text[-1]) if text[-1] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ConfigError(
+            f"{where}: expected a positive duration such as '90s', '20m' or '1.5h', got {text!r}"
+        )
+    return seconds
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -265,7 +310,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 
 def _merge(base: Any, table: Mapping[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(type(base))
-    known = {f.name for f in fields(base)}
+    known = {f.name for f in fields(base)} - _NOT_KEYS
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(
@@ -311,6 +356,7 @@ def _validate(cfg: EdgeRecConfig) -> None:
         (cfg.convert.top_k >= 10, "convert.top_k", "an integer >= 10"),
         (0.0 <= cfg.gate.max_ndcg_drop <= 1.0, "gate.max_ndcg_drop", "a number in [0, 1]"),
     ]
+    parse_duration(cfg.time_budget)
     for ok, name, expected in checks:
         if not ok:
             raise ConfigError(f"{name}: expected {expected}, got {_lookup(cfg, name)!r}")
@@ -332,6 +378,7 @@ def config_from_dict(table: Mapping[str, Any], *, source: str = "<config>") -> E
         cfg = _merge(EdgeRecConfig(), table, "")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {str(exc).lstrip('.')}") from None
+    cfg = dataclasses.replace(cfg, explicit=_dotted_keys(cfg, table))
     try:
         _validate(cfg)
     except ConfigError as exc:
@@ -346,7 +393,7 @@ def apply_overrides(cfg: EdgeRecConfig, overrides: Mapping[str, Any], *, source:
         _validate(new)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {str(exc).lstrip('.')}") from None
-    return new
+    return dataclasses.replace(new, explicit=cfg.explicit | _dotted_keys(cfg, overrides))
 
 
 def load_config(path: str | Path | None, *, profile: str | None = None) -> EdgeRecConfig:
@@ -388,6 +435,8 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     """A plain, JSON- and TOML-friendly dict of a config (tuples become lists)."""
     out: dict[str, Any] = {}
     for f in fields(cfg):
+        if f.name in _NOT_KEYS:
+            continue
         value = getattr(cfg, f.name)
         if is_dataclass(value):
             out[f.name] = config_to_dict(value)

@@ -17,13 +17,15 @@ import numpy as np
 from converters.bundle_writer import write_bundle
 from converters.parity import require_parity
 from edge_rec import stages
-from edge_rec.config import EdgeRecConfig, config_to_dict
+from edge_rec.config import EdgeRecConfig, config_to_dict, parse_duration
 from edge_rec.data import write_interactions_csv
 from edge_rec.model_store import save_model_pair
 from edge_rec.paired_bootstrap import PairedRatio, paired_ratio
 from edge_rec.quality_gate import COMPARISONS, GateResult, evaluate_gate
 from edge_rec.report import StageRecord, build_report, write_report
 from edge_rec.run_directory import RunDirectory
+from edge_rec.sizing import LogShape, size_for_log, sizing_summary
+from edge_rec.time_budget import TimeBudget
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +143,14 @@ def _run(
     cfg: EdgeRecConfig, run: RunDirectory, *, data_path: str | None, data_format: str | None, quiet: bool
 ) -> BuildResult:
     seed = cfg.seed
+    budget = TimeBudget(parse_duration(cfg.time_budget))
     with run.stage("data"):
         data = stages.prepare_data(cfg.data, seed=seed, path=data_path, data_format=data_format)
+        cfg, sizing = size_for_log(cfg, LogShape.of(data.dataset))
+        data = dataclasses.replace(data, history_length=cfg.data.history_length)
+    run.record_config(config_to_dict(cfg))
+    for choice in sizing:
+        log.info("sized from the log: %s = %s (%s)", choice.key, choice.value, choice.reason)
     log.info("data: %s", data.summary())
     if data.log is not None and not Path(data.source).is_file():
         # a generated log is kept beside the run, so `edge-rec benchmark --eval-data` can use it
@@ -152,28 +160,34 @@ def _run(
     rec.popularity()
 
     with run.stage("teacher"):
-        teacher = stages.train_teacher(data, cfg.teacher, seed=seed, quiet=quiet, softmax=cfg.softmax)
+        teacher = stages.train_teacher(
+            data, cfg.teacher, seed=seed, quiet=quiet, softmax=cfg.softmax,
+            time_limit=budget.allowance("teacher"),
+        )
     rec.keras(teacher)
 
     with run.stage("student_baseline"):
         baseline = stages.train_student(
             data, None, cfg.student, cfg.distill, seed=seed, name="student_baseline", quiet=quiet,
-            softmax=cfg.softmax,
+            softmax=cfg.softmax, time_limit=budget.allowance("student_baseline"),
         )
     rec.keras(baseline)
 
     with run.stage("student"):
         student = stages.train_student(
             data, teacher, cfg.student, cfg.distill, seed=seed, name="student", quiet=quiet,
-            softmax=cfg.softmax,
+            softmax=cfg.softmax, time_limit=budget.allowance("student"),
         )
     student_float32 = rec.keras(student)
 
     compressed = student
     if cfg.prune.enabled:
+        epoch_seconds = student.seconds / max(1, student.train.epochs_run if student.train else 1)
+        epochs = budget.epochs_that_fit(budget.allowance("pruned"), epoch_seconds, cfg.prune.fit.epochs)
+        prune_cfg = dataclasses.replace(cfg.prune, fit=dataclasses.replace(cfg.prune.fit, epochs=epochs))
         with run.stage("pruned"):
             compressed, per_layer = stages.prune(
-                data, student, teacher, cfg.prune, cfg.student, cfg.distill, seed=seed, quiet=quiet
+                data, student, teacher, prune_cfg, cfg.student, cfg.distill, seed=seed, quiet=quiet
             )
         rec.keras(compressed, sparsity_per_layer=per_layer)
 
@@ -186,7 +200,8 @@ def _run(
     if cfg.qat.enabled:
         with run.stage("qat"):
             quantized = stages.quantization_aware_training(
-                data, compressed, teacher, cfg.qat, cfg.distill, seed=seed, quiet=quiet
+                data, compressed, teacher, cfg.qat, cfg.distill, seed=seed, quiet=quiet,
+                time_limit=budget.allowance("qat"),
             )
         rec.keras(quantized, sparsity=stages.overall_sparsity(compressed.serving_model))
 
@@ -266,7 +281,16 @@ def _run(
         bundle={"path": str(bundle_dir), "size_bytes": bundle_size},
         gate=gate,
         comparisons=comparisons,
-        extra={"timings_s": dict(run.timings), "seed": seed, "compression": compression},
+        extra={
+            "timings_s": dict(run.timings),
+            "seed": seed,
+            "compression": compression,
+            "sizing": {
+                "summary": sizing_summary(sizing),
+                "choices": [dataclasses.asdict(choice) for choice in sizing],
+            },
+            "time_budget_s": budget.seconds,
+        },
     )
     paths = write_report(report, run.path)
     return BuildResult(run.path, bundle_dir, report, paths, gate)

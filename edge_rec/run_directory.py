@@ -54,8 +54,12 @@ class RunDirectory:
             "status": "running",
             "timings_s": self.timings,
         }
-        write_text_atomic(self.path / "config.json", json.dumps(config, indent=2) + "\n")
+        self.record_config(config)
         self._flush()
+
+    def record_config(self, config: Mapping[str, Any]) -> None:
+        """Replace ``config.json`` with the configuration the build really used (after sizing)."""
+        write_text_atomic(self.path / "config.json", json.dumps(config, indent=2) + "\n")
 
     def model_dir(self, stage: str) -> Path:
         """Directory where the Keras model of ``stage`` is saved."""

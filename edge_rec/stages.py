@@ -61,6 +61,7 @@ from edge_rec.data.synthetic import PRESETS
 from edge_rec.distill.training import TrainResult, rank_model, train_sequence_model
 from edge_rec.models import build_student, build_teacher, student_serving_model
 from edge_rec.models.warm_start import warm_start_student
+from edge_rec.time_budget import StopAtDeadline
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,10 @@ def _fit(
     return result, time.perf_counter() - start
 
 
+def _deadline(stage: str, time_limit: float | None) -> tuple:
+    return (StopAtDeadline(time_limit, stage),) if time_limit is not None else ()
+
+
 def train_teacher(
     data: PreparedData,
     cfg: TeacherConfig,
@@ -187,13 +192,16 @@ def train_teacher(
     seed: int,
     quiet: bool = False,
     softmax: SoftmaxConfig | None = None,
+    time_limit: float | None = None,
 ) -> TrainedModel:
     """Train the sequential teacher with next-item cross-entropy at every position
-    (full or sampled softmax as ``softmax`` says; full when None)."""
+    (full or sampled softmax as ``softmax`` says; full when None), stopping at an epoch
+    boundary before ``time_limit`` seconds when one is given."""
     set_global_seed(seed)
     model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
     result, seconds = _fit(
-        "teacher", model, None, data, cfg.fit, DistillConfig(alpha=1.0), quiet=quiet, softmax=softmax
+        "teacher", model, None, data, cfg.fit, DistillConfig(alpha=1.0), quiet=quiet, softmax=softmax,
+        callbacks=_deadline("teacher", time_limit),
     )
     serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
     serving.set_weights(model.get_weights())
@@ -210,6 +218,7 @@ def train_student(
     name: str,
     quiet: bool = False,
     softmax: SoftmaxConfig | None = None,
+    time_limit: float | None = None,
 ) -> TrainedModel:
     """Train the student: distilled from ``teacher``, or alone (α=1) when ``teacher`` is None.
 
@@ -223,7 +232,7 @@ def train_student(
         distill = DistillConfig(alpha=1.0, beta=0.0, gamma=0.0, delta=0.0, temperature=distill.temperature)
     result, seconds = _fit(
         name, model, teacher.sequence_model if teacher else None, data, cfg.fit, distill, quiet=quiet,
-        softmax=softmax,
+        softmax=softmax, callbacks=_deadline(name, time_limit),
     )
     serving = student_serving_model(model, cfg, data.catalog_size, data.history_length)
     return TrainedModel(name, model, serving, result, seconds)
@@ -273,12 +282,16 @@ def _fine_tune_transformed(
     *,
     seed: int,
     quiet: bool,
+    time_limit: float | None = None,
 ) -> TrainedModel:
     """Apply ``transform`` to both forms of ``source``, fine-tune the sequence form with the
     teacher on, and copy the tuned weights into the transformed serving form."""
     set_global_seed(seed)
     sequence = transform(source.sequence_model)
-    result, seconds = _fit(name, sequence, teacher.sequence_model, data, fit, distill, quiet=quiet)
+    result, seconds = _fit(
+        name, sequence, teacher.sequence_model, data, fit, distill, quiet=quiet,
+        callbacks=_deadline(name, time_limit),
+    )
     serving = transform(source.serving_model)
     serving.set_weights(sequence.get_weights())
     return TrainedModel(name, sequence, serving, result, seconds)
@@ -293,10 +306,12 @@ def quantization_aware_training(
     *,
     seed: int,
     quiet: bool = False,
+    time_limit: float | None = None,
 ) -> TrainedModel:
     """Pruning-preserving QAT of the pruned student, fine-tuned with the teacher still teaching."""
     return _fine_tune_transformed(
-        "qat", quantize_student, pruned, teacher, data, cfg.fit, distill, seed=seed, quiet=quiet
+        "qat", quantize_student, pruned, teacher, data, cfg.fit, distill, seed=seed, quiet=quiet,
+        time_limit=time_limit,
     )
 
 

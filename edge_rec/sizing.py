@@ -1,0 +1,114 @@
+"""Defaults that fit the log: one rule from the log's shape to the sizes a build uses.
+
+A user who runs ``edge-rec build --data LOG --out DIR`` without a config gets sizes derived from
+the log; any key set in a config file, a profile or a flag is kept as is (the config records the
+keys the user set, :attr:`~edge_rec.config.EdgeRecConfig.explicit`). The rule, in full:
+
+- **history length** = the 90th percentile of the users' sequence lengths, rounded up to a
+  multiple of 10, within [10, 50]: longer windows are mostly padding (real logs: median 6-60),
+  and every position costs attention in the teacher and memory on the device.
+- **teacher regularisation**: logs under 1M interactions are small for a self-attention model
+  and overfit within a few epochs, so the teacher gets dropout 0.5 (SASRec's setting for its
+  sparse logs) and width 64; larger logs get dropout 0.2 and width 128.
+- **teacher schedule**: up to 40 epochs of AdamW-free Adam with one warm-up epoch and a cosine
+  decay from 1e-3, early stopping after 4 epochs without validation gain (best weights kept);
+  batch 128 from 5,000 users, else 64.
+- **student schedule**: batch 64 from 10,000 users (else 16, so small logs still get enough
+  updates), up to 20 epochs, patience 3; pruning fine-tunes at the student's batch size.
+- The full/sampled softmax choice is :meth:`~edge_rec.config.SoftmaxConfig.sampled_negatives`.
+
+:func:`size_for_log` returns the sized config and one :class:`SizingChoice` per value it set,
+with the reason, for the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge_rec.config import EdgeRecConfig, apply_overrides
+from edge_rec.data.sequences import SequenceDataset
+
+#: A log with fewer interactions than this gets the small-log teacher (width 64, dropout 0.5).
+SMALL_LOG_INTERACTIONS = 1_000_000
+
+
+@dataclass(frozen=True)
+class LogShape:
+    """What the sizing rule reads from a log (after filtering)."""
+
+    users: int
+    items: int
+    interactions: int
+    median_length: float
+    p90_length: float
+
+    @classmethod
+    def of(cls, dataset: SequenceDataset) -> LogShape:
+        """The shape of a prepared dataset."""
+        lengths = np.array([len(s) for s in dataset.sequences], dtype=np.float64)
+        return cls(
+            users=len(dataset.sequences),
+            items=dataset.vocab.size - 2,
+            interactions=int(lengths.sum()),
+            median_length=float(np.median(lengths)),
+            p90_length=float(np.percentile(lengths, 90)),
+        )
+
+
+@dataclass(frozen=True)
+class SizingChoice:
+    """One value the rule set: the dotted config key, the value and why."""
+
+    key: str
+    value: Any
+    reason: str
+
+
+def size_for_log(cfg: EdgeRecConfig, shape: LogShape) -> tuple[EdgeRecConfig, tuple[SizingChoice, ...]]:
+    """Fill every size the user did not set from the log's ``shape`` (see the module docstring)."""
+    small = shape.interactions < SMALL_LOG_INTERACTIONS
+    size = "small" if small else "large"
+    log_words = f"{shape.interactions:,} interactions ({size} log)"
+    history = int(min(50, max(10, 10 * math.ceil(shape.p90_length / 10))))
+    teacher_batch = 128 if shape.users >= 5000 else 64
+    student_batch = 64 if shape.users >= 10_000 else 16
+    rules: list[SizingChoice] = [
+        SizingChoice(
+            "data.history_length", history,
+            f"90% of users have at most {shape.p90_length:.0f} items (median {shape.median_length:.0f})",
+        ),
+        SizingChoice("teacher.hidden", 64 if small else 128, log_words),
+        SizingChoice("teacher.dropout", 0.5 if small else 0.2, log_words),
+        SizingChoice("teacher.fit.epochs", 40, "early stopping decides (patience 4)"),
+        SizingChoice("teacher.fit.patience", 4, "validation NDCG@10 is noisy epoch to epoch"),
+        SizingChoice("teacher.fit.learning_rate", 1e-3, "peak of the warm-up + cosine schedule"),
+        SizingChoice("teacher.fit.schedule", "cosine", "warm-up then cosine decay"),
+        SizingChoice("teacher.fit.warmup_epochs", 1.0, "one warm-up epoch"),
+        SizingChoice("teacher.fit.batch_size", teacher_batch, f"{shape.users:,} users"),
+        SizingChoice("student.fit.epochs", 20, "early stopping decides (patience 3)"),
+        SizingChoice("student.fit.patience", 3, "validation NDCG@10 is noisy epoch to epoch"),
+        SizingChoice("student.fit.batch_size", student_batch, f"{shape.users:,} users"),
+        SizingChoice("prune.fit.batch_size", student_batch, "the student's batch size"),
+    ]
+    chosen = tuple(rule for rule in rules if rule.key not in cfg.explicit)
+    overrides: dict[str, Any] = {}
+    for rule in chosen:
+        *path, leaf = rule.key.split(".")
+        table = overrides
+        for part in path:
+            table = table.setdefault(part, {})
+        table[leaf] = rule.value
+    sized = apply_overrides(cfg, overrides, source="sizing rule") if overrides else cfg
+    return dataclasses.replace(sized, explicit=cfg.explicit), chosen
+
+
+def sizing_summary(choices: tuple[SizingChoice, ...]) -> str:
+    """One line for the report: ``key = value (reason); ...``."""
+    if not choices:
+        return "none (every size was set in the config)"
+    return "; ".join(f"{c.key} = {c.value} ({c.reason})" for c in choices)

@@ -1,0 +1,97 @@
+"""A build's time budget (``--time-budget 20m``), shared among its training stages.
+
+The budget is split by fixed shares (:data:`STAGE_SHARES`); what a stage leaves unused goes to
+the stages after it, because each stage's allowance is computed from the time *remaining* when
+it starts. A reserve (:data:`RESERVE`) is kept for evaluation, conversion and the bundle. A
+training stage honours its allowance at epoch boundaries (:class:`StopAtDeadline`): it stops
+when the next epoch would not fit, and early stopping's best weights are still restored. Pruning
+cannot stop half-way through its sparsity schedule, so its epoch count is fixed up front from
+the measured cost of an epoch of distillation (:meth:`TimeBudget.epochs_that_fit`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+from converters.legacy_keras import keras
+
+log = logging.getLogger(__name__)
+
+#: Relative share of each training stage (the rest of the budget is the reserve).
+STAGE_SHARES: Mapping[str, float] = {
+    "teacher": 0.40,
+    "student_baseline": 0.12,
+    "student": 0.20,
+    "pruned": 0.15,
+    "qat": 0.05,
+}
+
+#: Share of the whole budget kept for evaluation, conversion, parity and the bundle.
+RESERVE = 0.08
+
+
+class TimeBudget:
+    """Wall-clock allowance per training stage; ``seconds=None`` means no budget."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.start = time.perf_counter()
+        self.started: set[str] = set()
+
+    def elapsed(self) -> float:
+        """Seconds since the build started."""
+        return time.perf_counter() - self.start
+
+    def allowance(self, stage: str) -> float | None:
+        """Seconds ``stage`` may train, from what remains now; marks the stage as started.
+
+        None without a budget. At least 1 second, so a stage always gets its first epoch.
+        """
+        if self.seconds is None:
+            return None
+        pending = [name for name in STAGE_SHARES if name not in self.started]
+        self.started.add(stage)
+        remaining = self.seconds * (1.0 - RESERVE) - self.elapsed()
+        share = STAGE_SHARES[stage] / sum(STAGE_SHARES[name] for name in pending if name in STAGE_SHARES)
+        return max(1.0, remaining * share)
+
+    @staticmethod
+    def epochs_that_fit(allowance: float | None, seconds_per_epoch: float, wanted: int) -> int:
+        """How many of ``wanted`` epochs fit in ``allowance`` at ``seconds_per_epoch`` (>= 1)."""
+        if allowance is None or seconds_per_epoch <= 0:
+            return wanted
+        return max(1, min(wanted, int(allowance // seconds_per_epoch)))
+
+
+class StopAtDeadline(keras.callbacks.Callback):
+    """Stops training at the end of an epoch when another epoch would overrun ``seconds``.
+
+    Put it after the validation callback, so the epoch that ends training is still scored and
+    the best weights are restored as usual.
+    """
+
+    def __init__(self, seconds: float, stage: str) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.stage = stage
+        self.stopped_early = False
+
+    def on_train_begin(self, logs=None):
+        self.begin = time.perf_counter()
+        self.longest_epoch = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self.longest_epoch = max(self.longest_epoch, now - self.epoch_start)
+        if now - self.begin + self.longest_epoch > self.seconds and not self.model.stop_training:
+            self.stopped_early = True
+            self.model.stop_training = True
+            log.info(
+                "stage %s: time budget reached after %d epochs (%.0f s of %.0f s)",
+                self.stage, epoch + 1, now - self.begin, self.seconds,
+            )
