@@ -333,7 +333,7 @@ def evaluate_popularity(data: PreparedData) -> dict[str, float]:
 def evaluate_tflite_model(tflite: bytes, data: PreparedData) -> dict[str, float]:
     """Test-split metrics of a TFLite model, obtained by running it in the interpreter."""
     test = data.split.eval_set("test", data.history_length)
-    return evaluate_tflite(tflite, test, data.catalog_size)
+    return evaluate_tflite(tflite, test, data.catalog_size, popularity_order=data.split.popularity_order())
 
 
 def parity(qat: TrainedModel, tflite: bytes, data: PreparedData) -> ParityResult:
