@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from converters.legacy_keras import keras
+from converters.tensorflow_env import load_tensorflow
 from converters.tflite import serving_catalog_size
 from converters.tflite_evaluation import graph_top_ids
 from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores
 from device_runtime.served_ranking import served_rankings
+
+_tf, keras = load_tensorflow()
 
 
 class ParityError(RuntimeError):

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from converters.legacy_keras import keras, set_global_seed
 from converters.parity import ParityResult, check_parity
 from converters.tflite import convert_to_tflite
 from converters.tflite_evaluation import evaluate_tflite
+from device_runtime.bundle import serving_top_k
 from device_runtime.metrics import evaluate_scores
 from edge_rec.compress.lowrank import factorize_output_layer
 from edge_rec.compress.pruning import (
@@ -51,6 +51,7 @@ from edge_rec.data import (
 )
 from edge_rec.data.synthetic import PRESETS
 from edge_rec.distill.training import TrainResult, score_model, train_sequence_model
+from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher, student_serving_model
 from edge_rec.models.warm_start import warm_start_student
 
@@ -309,7 +310,7 @@ def convert(model: TrainedModel, variant: str, data: PreparedData, cfg: ConvertC
         model.serving_model,
         variant,
         history_length=data.history_length,
-        top_k=min(cfg.top_k, data.catalog_size - 2),
+        top_k=serving_top_k(cfg.top_k, data.catalog_size),
         representative_histories=calibration,
         sparsity_encoding=cfg.sparsity_encoding,
     )

@@ -39,7 +39,7 @@ def _eval_log(path):
 
 
 def _conv_net_tflite(path):
-    from converters.legacy_keras import keras, set_global_seed, tf
+    from edge_rec.keras_shim import keras, set_global_seed, tf
 
     set_global_seed(0)
     image = keras.Input(shape=(8, 8, 3), dtype="float32", name="image")

@@ -83,8 +83,8 @@ def test_distill_and_no_teacher_share_the_code_path(trained):
 
 def test_saved_student_reloads_with_the_same_scores(trained):
     root, _, _ = trained
-    from converters.legacy_keras import keras
     from edge_rec.distill.training import score_model
+    from edge_rec.keras_shim import keras
     from edge_rec.models import CUSTOM_OBJECTS
 
     path = root / "student" / "model.keras"

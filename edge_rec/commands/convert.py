@@ -80,8 +80,8 @@ def _non_causal_config(value: Any) -> Any:
 
 def _serving_form(model):
     """The serving form of a loaded model: itself if its logits are [B, C], else rebuilt non-causal."""
-    from converters.legacy_keras import keras
     from edge_rec.compress.qat import qat_scope
+    from edge_rec.keras_shim import keras
     from edge_rec.models import CUSTOM_OBJECTS
 
     names = list(model.output_names)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from converters.legacy_keras import keras, tf
 from edge_rec.config import DistillConfig
 from edge_rec.distill import losses
+from edge_rec.keras_shim import keras, tf
 
 TERMS = ("ce", "kd", "hint", "rank")
 

@@ -7,7 +7,7 @@ and 0 where it is ignored, and returns the mean of its per-position loss over th
 
 from __future__ import annotations
 
-from converters.legacy_keras import tf
+from edge_rec.keras_shim import tf
 
 
 def masked_mean(values: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:

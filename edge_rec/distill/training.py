@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from converters.legacy_keras import keras, tf
 from device_runtime.metrics import evaluate_scores
 from edge_rec.config import DistillConfig, FitConfig
 from edge_rec.distill.distiller import Distiller
+from edge_rec.keras_shim import keras, tf
 
 if TYPE_CHECKING:
     from edge_rec.data import EvalSet, LeaveLastOutSplit
