@@ -175,8 +175,9 @@ class TFLiteModelInfo:
 def _interpreter(tflite_bytes: bytes):
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=tflite_bytes)
-    interpreter.allocate_tensors()
+    with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        interpreter = Interpreter(model_content=tflite_bytes)
+        interpreter.allocate_tensors()
     return interpreter
 
 

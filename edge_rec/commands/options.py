@@ -44,7 +44,7 @@ def _check_data(ctx: click.Context, param: click.Parameter, value: str | None) -
     """``--data``: an existing file or a synthetic preset name (a wrong name lists the presets)."""
     if value is None or value in PRESETS or Path(value).exists():
         return value
-    raise click.BadParameter(f"{value!r} is neither an existing file nor a synthetic preset "
+    raise click.BadParameter(f"{value!r}: no such file, and not a synthetic preset "
                              f"(presets: {', '.join(PRESETS)})")
 
 
