@@ -14,6 +14,7 @@ import click
 from converters.tensorflow_env import set_verbose
 from edge_rec import __version__
 from edge_rec.commands import benchmark, build, convert, data, device, training
+from edge_rec.commands.console import ConsoleHandler
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +29,7 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
+        handlers=[ConsoleHandler()],  # stderr; a log line never shares a progress bar's line
     )
 
 

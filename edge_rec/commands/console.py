@@ -7,9 +7,11 @@ click only: importing this module never imports TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any, TextIO
 
 import click
 
@@ -17,12 +19,48 @@ import click
 TRAIN_EXTRA_HINT = "pip install 'edge-rec[train]'"
 
 
+class _Progress:
+    """Whether a progress bar left the console in the middle of a line."""
+
+    mid_line = False
+
+
+class _ProgressStream:
+    """A text stream that forwards everything and remembers whether the last write ended a line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if text:
+            _Progress.mid_line = not text.endswith("\n")
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 @contextlib.contextmanager
 def progress_to_stderr() -> Iterator[None]:
     """Send what Python code prints to stdout inside the block (Keras progress bars, TensorFlow's
     prints) to stderr, so a command's stdout holds only its own output (e.g. ``--json``)."""
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
+    with contextlib.redirect_stdout(_ProgressStream(sys.stderr)):
+        try:
+            yield
+        finally:
+            if _Progress.mid_line:
+                sys.stderr.write("\n")
+                _Progress.mid_line = False
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """Log records on stderr, each on its own line even when a progress bar was mid-line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if _Progress.mid_line:
+            self.stream.write("\n")
+            _Progress.mid_line = False
+        super().emit(record)
 
 
 def require_training_stack(command: str) -> tuple[ModuleType, ModuleType]:

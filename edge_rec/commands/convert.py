@@ -202,3 +202,5 @@ def convert(model_path, out_dir, overwrite, variant, data_path, data_format, ski
         click.echo(f"bundle: {exported.bundle_dir} ({variant}, {len(exported.tflite)} bytes, top-{exported.top_k})")
         click.echo(f"parity: top-10 overlap {parity.top10_overlap:.3f}, NDCG@10 Keras "
                    f"{parity.keras_ndcg:.4f} vs TFLite {parity.tflite_ndcg:.4f} on {parity.users} users")
+        click.echo(f"served: NDCG@10 {exported.metrics['ndcg@10']:.4f}, HR@10 {exported.metrics['hr@10']:.4f} "
+                   "(the graph's top-K minus seen items, filled from popularity: what the bundle serves)")
