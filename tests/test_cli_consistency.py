@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
 
+from converters.tensorflow_env import VERBOSE_ENV
 from device_runtime.bundle import verify_bundle
 from edge_rec.cli import main
 from edge_rec.data.titles import load_titles, titles_by_index
-from tests.conftest import run_without_tensorflow
+from tests.conftest import REPO_ROOT, run_without_tensorflow
 
 TINY = """
 seed = 3
@@ -176,3 +180,39 @@ def test_convert_json_manifest_titles_and_benchmark_agree(runner, tmp_path):
     measured = json.loads(proc.stdout)["targets"][0]["metrics"]
     for key in ("hr@10", "ndcg@10", "mrr", "coverage@10"):
         assert round(measured[key], 4) == round(manifest.metrics[key], 4), key
+
+
+# ---- a quiet console unless --verbose -------------------------------------------------------
+
+NOISY_SCRIPT = """
+import numpy as np
+from edge_rec.keras_shim import keras, tf
+from converters.tflite import convert_to_tflite, run_tflite
+ids = keras.Input((4,), dtype="int32", name="history")
+pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(12, 4)(ids))
+model = keras.Model(ids, keras.layers.Dense(12, name="logits")(pooled))
+model.save("MODEL")
+model = keras.models.load_model("MODEL")
+tf.config.list_physical_devices()
+calibration = np.random.default_rng(0).integers(2, 12, size=(8, 4)).astype(np.int32)
+flatbuffer = convert_to_tflite(model, "int8", history_length=4, top_k=5, representative_histories=calibration)
+run_tflite(flatbuffer, calibration[:2])
+tf.lite.Interpreter(model_content=flatbuffer)
+print("done")
+"""
+NOISE = ("I0000", "cuInit", "fully_quantize", "XNNPACK", "is deprecated", "oneDNN")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verbose", [False, True])
+def test_tensorflow_noise_is_hidden_unless_verbose(tmp_path, verbose):
+    script = tmp_path / "noisy.py"
+    script.write_text(NOISY_SCRIPT.replace("MODEL", str(tmp_path / "m.keras")))
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", VERBOSE_ENV)}
+    env.update(PYTHONPATH=str(REPO_ROOT), **({VERBOSE_ENV: "1"} if verbose else {}))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr
+    if verbose:
+        assert "fully_quantize" in proc.stderr and "is deprecated" in proc.stderr
+    else:
+        assert not [word for word in NOISE if word in proc.stderr], proc.stderr
