@@ -34,6 +34,7 @@ VERBOSE_ENV = "EDGE_REC_VERBOSE"
 _QUIET_WARNINGS = (
     r"\s*Warning: tf\.lite\.Interpreter is deprecated",
     r"Statistics for quantized inputs were expected",
+    r"You are saving your model as an HDF5 file",  # QAT models are kept as .h5 on purpose
 )
 
 _modules: tuple[ModuleType, ModuleType] | None = None
