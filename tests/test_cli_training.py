@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from edge_rec.cli import main
 
+pytestmark = pytest.mark.slow  # trains a teacher and two students
+
 TINY = """
 seed = 3
 [data]
