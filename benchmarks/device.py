@@ -83,7 +83,7 @@ def main() -> int:
     bench_json = WORK_DIR / "device_benchmark.json"
     command = [sys.executable, "-m", "edge_rec.cli", "benchmark", *map(str, TARGETS.values()),
                "--runs", str(args.runs), "--warmup", str(args.warmup), "--eval-data", str(data_path),
-               *data_options, "--profile", PROFILE, "--json", str(bench_json)]
+               *data_options, "--profile", PROFILE, "--output", str(bench_json)]
     before = hand_loops(args.runs, args.warmup)
     status = subprocess.run(command, cwd=REPO, check=False).returncode
     if status not in (0, 1):  # 1 = a budget failed: still a measurement worth recording

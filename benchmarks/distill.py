@@ -26,10 +26,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from converters.legacy_keras import tf  # noqa: E402
 from device_runtime.atomic_file import write_text_atomic  # noqa: E402
 from edge_rec import stages  # noqa: E402
 from edge_rec.config import EdgeRecConfig, config_to_dict, load_config  # noqa: E402
+from edge_rec.keras_shim import tf  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 DEMO_CONFIG = REPO / "examples" / "tv" / "config.toml"

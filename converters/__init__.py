@@ -1,5 +1,5 @@
 """converters: Keras model -> TFLite variants -> parity check -> verified bundle.
 
 Importing this package does not import TensorFlow; its modules do (through
-:mod:`converters.legacy_keras`).
+:func:`converters.tensorflow_env.load_tensorflow`).
 """

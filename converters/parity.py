@@ -2,7 +2,8 @@
 
 The TFLite side runs the flatbuffer in the ``ai_edge_litert`` interpreter one row at a time, as
 the device does. Its ranking is the graph's ``top_ids`` in graph order with already-seen items
-removed (what the device runtime serves); the Keras side ranks the full logits with
+removed (the model's part of what the runtime serves, by :mod:`device_runtime.served_ranking`,
+without the popularity fill: parity compares models); the Keras side ranks the full logits with
 ``device_runtime.metrics.rank_scores``. Both are scored by ``evaluate_ranked``.
 """
 
@@ -12,10 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from converters.legacy_keras import keras
+from converters.tensorflow_env import load_tensorflow
 from converters.tflite import serving_catalog_size
-from converters.tflite_evaluation import tflite_rankings
+from converters.tflite_evaluation import graph_top_ids
 from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores
+from device_runtime.served_ranking import served_rankings
+
+_tf, keras = load_tensorflow()
 
 
 class ParityError(RuntimeError):
@@ -73,9 +77,11 @@ def check_parity(
         raise ValueError(f"catalog_size: the model scores {model_catalog} items, got catalog_size={catalog_size}")
     logits = _keras_logits(keras_serving_model, histories)
     keras_ranked = rank_scores(logits, eval_set.seen, depth=EVAL_DEPTH)
-    tflite_ranked = tflite_rankings(tflite_bytes, eval_set)
-    if tflite_ranked.shape[1] < k:
-        raise ValueError(f"k: the TFLite graph returns top-{tflite_ranked.shape[1]}, fewer than k={k}")
+    top_ids = graph_top_ids(tflite_bytes, eval_set)
+    if top_ids.shape[1] < k:
+        raise ValueError(f"k: the TFLite graph returns top-{top_ids.shape[1]}, fewer than k={k}")
+    # the graph alone (no popularity fill): parity compares the two models, not the fill
+    tflite_ranked = served_rankings(top_ids, eval_set.seen, (), top_ids.shape[1], catalog_size)
 
     overlaps = np.empty(len(histories), dtype=np.float64)
     for row in range(len(histories)):

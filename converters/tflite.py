@@ -18,15 +18,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from converters.legacy_keras import keras, tf
+from converters.tensorflow_env import load_tensorflow, quiet_native_stderr
+from converters.variants import VARIANTS
+from device_runtime.bundle import (
+    FIRST_ITEM_INDEX,
+    HISTORY_INPUT,
+    SIGNATURE_KEY,
+    TOP_IDS_OUTPUT,
+    TOP_SCORES_OUTPUT,
+    real_item_count,
+)
 
-VARIANTS = ("float32", "float16", "dynamic", "int8")
-SIGNATURE_KEY = "serving_default"
-INPUT_NAME = "history"
-OUTPUT_IDS = "top_ids"
-OUTPUT_SCORES = "top_scores"
-#: Index of the first real item: columns 0 (PAD) and 1 (OOV) are never recommended.
-FIRST_ITEM_INDEX = 2
+tf, keras = load_tensorflow()
+
+__all__ = ["VARIANTS", "ConversionError", "TFLiteModelInfo", "check_histories", "convert_to_tflite",
+           "describe_tflite", "run_tflite", "serving_catalog_size", "serving_function"]
 
 
 class ConversionError(ValueError):
@@ -75,18 +81,19 @@ def check_histories(histories: np.ndarray, history_length: int, catalog_size: in
 def serving_function(serving_model: keras.Model, *, history_length: int, top_k: int):
     """The concrete ``tf.function`` ``history int32[1, L] -> {top_ids, top_scores}`` of the model."""
     catalog_size = serving_catalog_size(serving_model, history_length)
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= catalog_size - FIRST_ITEM_INDEX:
+    real_items = real_item_count(catalog_size)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= real_items:
         raise ConversionError(
-            f"top_k: expected an integer in [1, {catalog_size - FIRST_ITEM_INDEX}] (real items in the catalog), got {top_k!r}"
+            f"top_k: expected an integer in [1, {real_items}] (real items in the catalog), got {top_k!r}"
         )
     logits_at = _logits_index(serving_model)
 
-    @tf.function(input_signature=[tf.TensorSpec([1, history_length], tf.int32, name=INPUT_NAME)])
+    @tf.function(input_signature=[tf.TensorSpec([1, history_length], tf.int32, name=HISTORY_INPUT)])
     def serve(history):
         outputs = serving_model(history, training=False)
         logits = outputs[logits_at] if isinstance(outputs, list | tuple) else outputs
         scores, indices = tf.math.top_k(logits[:, FIRST_ITEM_INDEX:], k=top_k, sorted=True)
-        return {OUTPUT_IDS: indices + FIRST_ITEM_INDEX, OUTPUT_SCORES: scores}
+        return {TOP_IDS_OUTPUT: indices + FIRST_ITEM_INDEX, TOP_SCORES_OUTPUT: scores}
 
     return serve.get_concrete_function()
 
@@ -94,7 +101,7 @@ def serving_function(serving_model: keras.Model, *, history_length: int, top_k: 
 def _representative_dataset(histories: np.ndarray):
     def generate() -> Iterator[dict[str, np.ndarray]]:
         for row in histories:
-            yield {INPUT_NAME: row[None, :]}
+            yield {HISTORY_INPUT: row[None, :]}
 
     return generate
 
@@ -140,7 +147,8 @@ def convert_to_tflite(
         optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
     converter.optimizations = optimizations
     try:
-        return bytes(converter.convert())
+        with quiet_native_stderr():  # the converter's "fully_quantize: ..." lines
+            return bytes(converter.convert())
     except Exception as exc:  # the converter raises several unrelated types
         raise ConversionError(f"TFLite conversion of variant {variant!r} failed: {exc}") from exc
 
@@ -167,8 +175,9 @@ class TFLiteModelInfo:
 def _interpreter(tflite_bytes: bytes):
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=tflite_bytes)
-    interpreter.allocate_tensors()
+    with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        interpreter = Interpreter(model_content=tflite_bytes)
+        interpreter.allocate_tensors()
     return interpreter
 
 
@@ -209,7 +218,7 @@ def run_tflite(tflite_bytes: bytes, histories: np.ndarray) -> tuple[np.ndarray, 
     runner = interpreter.get_signature_runner(SIGNATURE_KEY)
     ids, scores = [], []
     for row in np.asarray(histories, dtype=np.int32):
-        out = runner(**{INPUT_NAME: row[None, :]})
-        ids.append(out[OUTPUT_IDS][0])
-        scores.append(out[OUTPUT_SCORES][0])
+        out = runner(**{HISTORY_INPUT: row[None, :]})
+        ids.append(out[TOP_IDS_OUTPUT][0])
+        scores.append(out[TOP_SCORES_OUTPUT][0])
     return np.stack(ids).astype(np.int32), np.stack(scores).astype(np.float32)

@@ -1,8 +1,10 @@
-"""Ranking quality of a TFLite model, measured by running it in the interpreter.
+"""Ranking quality of a TFLite model, measured by running it in the interpreter as the device does.
 
 Every TFLite variant is judged this way (never by assuming it equals its Keras model): each
-evaluation row goes through the flatbuffer one at a time, as on the device, the graph's
-``top_ids`` minus already-seen items form the ranking, and ``device_runtime.metrics`` scores it.
+evaluation row goes through the flatbuffer one at a time, the served list is built by the
+runtime's own rule (:mod:`device_runtime.served_ranking`: the graph's ``top_ids`` minus seen
+items, filled from the popularity order), and ``device_runtime.metrics`` scores it. The numbers
+therefore equal those of ``edge-rec benchmark --eval-data`` on a bundle of the same model.
 """
 
 from __future__ import annotations
@@ -13,27 +15,41 @@ import numpy as np
 
 from converters.tflite import run_tflite
 from device_runtime.metrics import evaluate_ranked
+from device_runtime.served_ranking import (
+    EVAL_K,
+    evaluation_depth,
+    popularity_fill_order,
+    served_rankings,
+)
 
 
-def rank_graph_top_ids(top_ids: np.ndarray, seen: Sequence[np.ndarray], depth: int) -> np.ndarray:
-    """The graph's top ids per row in graph order minus seen items, -1-padded to ``depth``."""
-    ranked = np.full((len(top_ids), depth), -1, dtype=np.int32)
-    for row, (ids, seen_row) in enumerate(zip(top_ids, seen, strict=True)):
-        kept = ids[~np.isin(ids, np.asarray(seen_row))][:depth]
-        ranked[row, : len(kept)] = kept
-    return ranked
+def graph_top_ids(tflite_bytes: bytes, eval_set) -> np.ndarray:
+    """The graph's ``top_ids`` int32[N, K] for every row of ``eval_set`` (an ``EvalSet``)."""
+    top_ids, _scores = run_tflite(tflite_bytes, np.asarray(eval_set.histories, dtype=np.int32))
+    return top_ids
 
 
-def tflite_rankings(tflite_bytes: bytes, eval_set) -> np.ndarray:
-    """Ranked item indices per row of ``eval_set`` (an ``EvalSet``) from the TFLite graph's top-K."""
-    histories = np.asarray(eval_set.histories, dtype=np.int32)
-    top_ids, _scores = run_tflite(tflite_bytes, histories)
-    return rank_graph_top_ids(top_ids, eval_set.seen, depth=top_ids.shape[1])
+def tflite_rankings(tflite_bytes: bytes, eval_set, catalog_size: int,
+                    popularity_order: Sequence[int] = ()) -> np.ndarray:
+    """Served ranked item indices per row of ``eval_set``, to :func:`evaluation_depth`.
+
+    ``popularity_order`` is the bundle's cold-start order (``split.popularity_order()``); an empty
+    one ranks by the graph alone (rows may then end in -1).
+    """
+    top_ids = graph_top_ids(tflite_bytes, eval_set)
+    depth = evaluation_depth(top_ids.shape[1], catalog_size)
+    fill = popularity_fill_order(popularity_order, catalog_size) if len(popularity_order) else ()
+    return served_rankings(top_ids, eval_set.seen, fill, depth, catalog_size)
 
 
-def evaluate_tflite(tflite_bytes: bytes, eval_set, catalog_size: int, k: int = 10) -> dict[str, float]:
-    """HR@k, NDCG@k, MRR (over the graph's top-K) and coverage@k of a TFLite model on ``eval_set``."""
-    ranked = tflite_rankings(tflite_bytes, eval_set)
+def evaluate_tflite(tflite_bytes: bytes, eval_set, catalog_size: int, *, popularity_order: Sequence[int],
+                    k: int = EVAL_K) -> dict[str, float]:
+    """HR@k, NDCG@k, MRR and coverage@k of what a bundle of this model serves on ``eval_set``.
+
+    ``popularity_order``: the order the bundle carries (``split.popularity_order()``), used to
+    fill a list the graph's top-K cannot fill after seen items are removed.
+    """
+    ranked = tflite_rankings(tflite_bytes, eval_set, catalog_size, popularity_order)
     if ranked.shape[1] < k:
-        raise ValueError(f"k: the TFLite graph returns top-{ranked.shape[1]}, fewer than k={k}")
+        raise ValueError(f"k: the evaluation ranks {ranked.shape[1]} items per user, fewer than k={k}")
     return evaluate_ranked(ranked, np.asarray(eval_set.targets), catalog_size, k=k)

@@ -41,19 +41,24 @@ from typing import Any
 
 import numpy as np
 
-from device_runtime.bundle import MODEL_FILE, OOV_INDEX, PAD_INDEX, read_bundle_files
+from device_runtime.bundle import (
+    MODEL_FILE,
+    OOV_INDEX,
+    PAD_INDEX,
+    TOP_IDS_OUTPUT,
+    read_bundle_files,
+)
 from device_runtime.interpreter import create_interpreter, describe_model, read_signatures
 from device_runtime.latency_stats import summarize_ns
 from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores
 from device_runtime.process_memory import current_rss_mb, peak_rss_mb, peak_rss_source
 from device_runtime.progress_line import ProgressLine
+from device_runtime.served_ranking import EVAL_K, evaluation_depth, served_items
 from device_runtime.synthetic_inputs import id_upper_bounds, synthesize_input
 
 BUNDLE_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
-EVAL_K = 10
 INPUT_POOL = 64  # distinct inputs cycled through timed calls
 THREAD_WARMUP_CALLS = 3
-TOP_IDS_NAME = "top_ids"
 RAW_INVOKE_CALL = (f"interpreter.invoke() alone: inputs set before the clock starts, outputs not read; "
                    f"{INPUT_POOL} distinct synthesized input sets cycled (integer ids uniform over each "
                    "embedding table's rows), one call per timed sample, after the same warm-up")
@@ -344,7 +349,7 @@ def evaluate_recommender(recommender: Any, examples: EvalExamples, progress: Pro
     MRR are positions in that list. Targets missing from the bundle's catalog count as misses."""
     bundle = recommender.bundle
     catalog_size = bundle.manifest.catalog_size
-    depth = min(max(EVAL_K, min(bundle.manifest.top_k, EVAL_DEPTH)), catalog_size - 2)
+    depth = evaluation_depth(bundle.manifest.top_k, catalog_size)
     index_of = {item_id: index for index, item_id in enumerate(bundle.item_ids) if index >= 2}
     n = len(examples.targets)
     ranked = np.full((n, depth), -1, dtype=np.int32)
@@ -376,7 +381,7 @@ def _recommender_signature(interpreter: Any, catalog_size: int) -> tuple[int, in
     for signature in read_signatures(interpreter).values():
         names.update({index: name for name, (_, _, index) in signature.outputs.items()})
     outputs = interpreter.get_output_details()
-    ids = [d for d in outputs if names.get(int(d["index"])) == TOP_IDS_NAME]
+    ids = [d for d in outputs if names.get(int(d["index"])) == TOP_IDS_OUTPUT]
     ids = ids or [d for d in outputs if np.issubdtype(np.dtype(d["dtype"]), np.integer)
                   and len(d["shape"]) == 2 and int(d["shape"][0]) == 1]
     if ids:
@@ -414,8 +419,7 @@ def evaluate_interpreter(interpreter: Any, examples: EvalExamples, progress: Pro
         interpreter.invoke()
         output = interpreter.get_tensor(output_index)[0]
         if kind == "top_ids":
-            seen = set(history)
-            kept = [int(i) for i in output if int(i) >= 2 and int(i) not in seen][:EVAL_DEPTH]
+            kept, _ = served_items(output.tolist(), history, (), EVAL_DEPTH, examples.catalog_size)
             ranked[row, :len(kept)] = kept
         else:
             score_rows.append(output.astype(np.float32))

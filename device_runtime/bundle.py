@@ -40,6 +40,19 @@ OOV_ID = "<oov>"
 HISTORY_INPUT = "history"
 TOP_IDS_OUTPUT = "top_ids"
 TOP_SCORES_OUTPUT = "top_scores"
+#: Index of the first real item: 0 (PAD) and 1 (OOV) are never recommended.
+FIRST_ITEM_INDEX = 2
+
+
+def real_item_count(catalog_size: int) -> int:
+    """Real items in a catalog of ``catalog_size`` indices (all but PAD and OOV)."""
+    return catalog_size - FIRST_ITEM_INDEX
+
+
+def serving_top_k(top_k: int, catalog_size: int) -> int:
+    """The graph's K for a requested ``top_k``: capped at the real items of the catalog."""
+    return min(top_k, real_item_count(catalog_size))
+
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MAX_MEMBER_BYTES = 2 * 1024 * 1024 * 1024

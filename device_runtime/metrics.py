@@ -21,12 +21,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from device_runtime.bundle import OOV_INDEX, PAD_INDEX, real_item_count
+
 #: Depth of the ranked lists; MRR is exact for targets inside the top ``EVAL_DEPTH``.
 EVAL_DEPTH = 100
 
-#: Indices that are never recommended (padding and out-of-vocabulary); same values as
-#: ``device_runtime.bundle.PAD_INDEX`` / ``OOV_INDEX``.
-_NEVER_RANKED = (0, 1)
+#: Indices that are never recommended (padding and out-of-vocabulary).
+_NEVER_RANKED = (PAD_INDEX, OOV_INDEX)
 
 #: Rows ranked per block, so memory stays bounded for large score matrices.
 _BLOCK_ROWS = 512
@@ -135,7 +136,7 @@ def evaluate_ranked(
     mrr = float(gains["mrr"].mean())
     top_k = ranked[:, :k]
     distinct = np.unique(top_k[top_k >= 2])
-    coverage = float(distinct.size / (catalog_size - 2))
+    coverage = float(distinct.size / real_item_count(catalog_size))
     return {
         f"hr@{k}": hr,
         f"ndcg@{k}": ndcg,

@@ -11,19 +11,25 @@ import logging
 
 import click
 
+from converters.tensorflow_env import set_verbose
 from edge_rec import __version__
 from edge_rec.commands import benchmark, build, convert, data, device, training
+from edge_rec.commands.console import ConsoleHandler
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edge-rec")
-@click.option("-v", "--verbose", is_flag=True, help="Log debug messages to stderr.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log debug messages, and TensorFlow's own logs and warnings, to stderr.")
 def main(verbose: bool) -> None:
     """edge-rec: distill, compress and ship recommendation models to speakers and TVs."""
+    if verbose:
+        set_verbose(True)  # read when TensorFlow is first imported (converters.tensorflow_env)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
+        handlers=[ConsoleHandler()],  # stderr; a log line never shares a progress bar's line
     )
 
 

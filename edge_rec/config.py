@@ -18,6 +18,8 @@ from typing import Any
 
 import tomllib
 
+from converters.variants import VARIANTS
+
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the file and field."""
@@ -188,7 +190,7 @@ class LowRankConfig:
 class ConvertConfig:
     """TFLite conversion: variants to build, top-K in the graph, calibration, parity threshold."""
 
-    variants: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
+    variants: tuple[str, ...] = VARIANTS
     top_k: int = 100
     representative_samples: int = 256
     sparsity_encoding: bool = False
@@ -349,9 +351,9 @@ def _validate(cfg: EdgeRecConfig) -> None:
         (cfg.data.history_length >= 2, "data.history_length", "an integer >= 2"),
         (cfg.data.on_bad_line in ("error", "skip"), "data.on_bad_line", "'error' or 'skip'"),
         (
-            set(cfg.convert.variants) <= {"float32", "float16", "dynamic", "int8"},
+            set(cfg.convert.variants) <= set(VARIANTS),
             "convert.variants",
-            "a subset of float32, float16, dynamic, int8",
+            f"a subset of {', '.join(VARIANTS)}",
         ),
         (cfg.convert.top_k >= 10, "convert.top_k", "an integer >= 10"),
         (0.0 <= cfg.gate.max_ndcg_drop <= 1.0, "gate.max_ndcg_drop", "a number in [0, 1]"),

@@ -13,8 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from converters.legacy_keras import keras
 from edge_rec.compress.qat import is_quantization_aware, load_qat_model, save_qat_model
+from edge_rec.keras_shim import keras
 from edge_rec.models import CUSTOM_OBJECTS
 
 SERVING_STEM = "model"

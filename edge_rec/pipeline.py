@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from converters.bundle_writer import write_bundle
-from converters.parity import require_parity
 from edge_rec import stages
 from edge_rec.config import EdgeRecConfig, config_to_dict, parse_duration
 from edge_rec.data import write_interactions_csv
+from edge_rec.data.titles import titles_by_index
+from edge_rec.export import export_bundle
 from edge_rec.model_store import save_model_pair
 from edge_rec.paired_bootstrap import PairedRatio, paired_ratio
 from edge_rec.quality_gate import COMPARISONS, GateResult, evaluate_gate
 from edge_rec.report import StageRecord, build_report, write_report
 from edge_rec.run_directory import RunDirectory
-from edge_rec.sizing import LogShape, size_for_log, sizing_summary
+from edge_rec.sizing import sizing_summary
 from edge_rec.time_budget import TimeBudget
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def run_build(
     data_path: str | None = None,
     data_format: str | None = None,
     quiet: bool = False,
+    titles: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Run every stage of the pipeline and write ``RUN_DIR/bundle`` and the report.
 
@@ -131,7 +133,7 @@ def run_build(
     """
     run = RunDirectory(run_dir, seed=cfg.seed, config=config_to_dict(cfg))
     try:
-        result = _run(cfg, run, data_path=data_path, data_format=data_format, quiet=quiet)
+        result = _run(cfg, run, data_path=data_path, data_format=data_format, quiet=quiet, titles=titles)
     except BaseException as exc:
         run.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -140,14 +142,13 @@ def run_build(
 
 
 def _run(
-    cfg: EdgeRecConfig, run: RunDirectory, *, data_path: str | None, data_format: str | None, quiet: bool
+    cfg: EdgeRecConfig, run: RunDirectory, *, data_path: str | None, data_format: str | None, quiet: bool,
+    titles: Mapping[str, str] | None = None,
 ) -> BuildResult:
     seed = cfg.seed
     budget = TimeBudget(parse_duration(cfg.time_budget))
     with run.stage("data"):
-        data = stages.prepare_data(cfg.data, seed=seed, path=data_path, data_format=data_format)
-        cfg, sizing = size_for_log(cfg, LogShape.of(data.dataset))
-        data = dataclasses.replace(data, history_length=cfg.data.history_length)
+        cfg, data, sizing = stages.prepare_sized_data(cfg, path=data_path, data_format=data_format)
     run.record_config(config_to_dict(cfg))
     for choice in sizing:
         log.info("sized from the log: %s = %s (%s)", choice.key, choice.value, choice.reason)
@@ -221,10 +222,15 @@ def _run(
         )
     int8 = variants["int8"]
 
-    with run.stage("parity"):
-        parity = stages.parity(quantized, int8, data)
+    with run.stage("bundle"):
+        exported = export_bundle(
+            quantized.serving_model, data, run.path / "bundle", convert_cfg=cfg.convert, seed=seed,
+            variant="int8", qat=cfg.qat.enabled, tflite=int8, metrics=rec.records["tflite_int8"].metrics,
+            titles=None if titles is None else titles_by_index(
+                data.dataset.vocab.ids, titles, data.dataset.vocab.titles),
+        )
+    parity, bundle_dir = exported.parity, exported.bundle_dir
     log.info("parity: top-10 overlap %.3f", parity.top10_overlap)
-    require_parity(parity, cfg.convert.parity_threshold)
 
     # What pruning buys on the wire: int8 at sparsity 0 (post-training, the distilled student)
     # next to the int8 model of the pipeline (pruned + QAT).
@@ -254,19 +260,6 @@ def _run(
             "gzip_bytes": rec.records["pruned"].gzip_bytes,
         }
 
-    with run.stage("bundle"):
-        bundle_dir = write_bundle(
-            run.path / "bundle",
-            tflite_bytes=int8,
-            vocabulary_ids=data.dataset.vocab.ids,
-            titles=data.dataset.vocab.titles,
-            history_length=data.history_length,
-            top_k=min(cfg.convert.top_k, data.catalog_size - 2),
-            quantization={"variant": "int8", "scheme": "qat-prune-preserve" if cfg.qat.enabled else "post-training", "sparsity_encoding": cfg.convert.sparsity_encoding},
-            popularity_order=data.split.popularity_order(),
-            metrics=dict(rec.records["tflite_int8"].metrics),
-            build_info={"seed": seed, "source": data.source, "parity_top10_overlap": parity.top10_overlap},
-        )
     bundle_size = sum(p.stat().st_size for p in bundle_dir.iterdir() if p.is_file())
 
     comparisons = rec.comparisons()

@@ -7,6 +7,7 @@ This module imports TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import logging
@@ -17,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from converters.legacy_keras import keras, set_global_seed
 from converters.parity import ParityResult, check_parity
 from converters.tflite import convert_to_tflite
 from converters.tflite_evaluation import tflite_rankings
+from device_runtime.bundle import serving_top_k
 from device_runtime.metrics import evaluate_ranked, per_user_gains, rank_scores
 from edge_rec.beyond_accuracy import (
     intra_list_diversity,
@@ -41,6 +42,7 @@ from edge_rec.config import (
     ConvertConfig,
     DataConfig,
     DistillConfig,
+    EdgeRecConfig,
     FitConfig,
     LowRankConfig,
     PruneConfig,
@@ -59,8 +61,10 @@ from edge_rec.data import (
 )
 from edge_rec.data.synthetic import PRESETS
 from edge_rec.distill.training import TrainResult, rank_model, train_sequence_model
+from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher, student_serving_model
 from edge_rec.models.warm_start import warm_start_student
+from edge_rec.sizing import LogShape, SizingChoice, size_for_log
 from edge_rec.time_budget import StopAtDeadline
 
 log = logging.getLogger(__name__)
@@ -149,6 +153,17 @@ def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_fo
         skipped_lines=log_.skipped_lines,
         log=log_,
     )
+
+
+def prepare_sized_data(
+    cfg: EdgeRecConfig, *, path: str | None = None, data_format: str | None = None
+) -> tuple[EdgeRecConfig, PreparedData, tuple[SizingChoice, ...]]:
+    """:func:`prepare_data`, then every size ``cfg`` leaves unset derived from the log
+    (:func:`~edge_rec.sizing.size_for_log`): the sized config, the data at the sized history
+    length, and the choices made (for the report)."""
+    data = prepare_data(cfg.data, seed=cfg.seed, path=path, data_format=data_format)
+    cfg, choices = size_for_log(cfg, LogShape.of(data.dataset))
+    return cfg, dataclasses.replace(data, history_length=cfg.data.history_length), choices
 
 
 def _fit(
@@ -356,7 +371,7 @@ def convert(model: TrainedModel, variant: str, data: PreparedData, cfg: ConvertC
         model.serving_model,
         variant,
         history_length=data.history_length,
-        top_k=min(cfg.top_k, data.catalog_size - 2),
+        top_k=serving_top_k(cfg.top_k, data.catalog_size),
         representative_histories=calibration,
         sparsity_encoding=cfg.sparsity_encoding,
     )
@@ -379,8 +394,10 @@ def rank_popularity(data: PreparedData) -> np.ndarray:
 
 
 def rank_tflite(tflite: bytes, data: PreparedData) -> np.ndarray:
-    """Test-split ranked lists of a TFLite model, obtained by running it in the interpreter."""
-    return tflite_rankings(tflite, data.split.eval_set("test", data.history_length))
+    """Test-split lists a bundle of this TFLite model serves (the runtime's rule: graph top-K
+    minus seen items, filled from the popularity order), obtained by running the interpreter."""
+    test = data.split.eval_set("test", data.history_length)
+    return tflite_rankings(tflite, test, data.catalog_size, data.split.popularity_order())
 
 
 def ranking_metrics(ranked: np.ndarray, data: PreparedData) -> dict[str, float]:
@@ -431,6 +448,7 @@ __all__ = [
     "overall_sparsity",
     "parity",
     "prepare_data",
+    "prepare_sized_data",
     "prune",
     "quantization_aware_training",
     "representative_histories",

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Mapping
 
-from converters.legacy_keras import keras
+from edge_rec.keras_shim import keras
 
 log = logging.getLogger(__name__)
 

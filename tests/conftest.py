@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# TensorFlow's quiet console (log level, absl, warnings) is set where it is first imported:
+# converters/tensorflow_env.py. This only guards a test that imports tensorflow directly.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent

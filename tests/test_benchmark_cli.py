@@ -39,7 +39,7 @@ def _eval_log(path):
 
 
 def _conv_net_tflite(path):
-    from converters.legacy_keras import keras, set_global_seed, tf
+    from edge_rec.keras_shim import keras, set_global_seed, tf
 
     set_global_seed(0)
     image = keras.Input(shape=(8, 8, 3), dtype="float32", name="image")
@@ -87,7 +87,7 @@ def test_three_targets_side_by_side_without_tensorflow(models):
     out_json, out_md = root / "out.json", root / "out.md"
     proc = _benchmark(models["bundle"], root / "tiny.tflite", root / "conv.tflite", *RUNS,
                       "--eval-data", root / "log.csv", "--profile", root / "pass.toml",
-                      "--json", out_json, "--markdown", out_md, "--quiet")
+                      "--output", out_json, "--markdown", out_md, "--quiet")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "is blocked" not in proc.stderr
     document = json.loads(out_json.read_text())
@@ -190,7 +190,7 @@ def test_hand_loop_feeds_ids_over_the_whole_embedding_table(models):
 def test_failed_budget_exits_1(models):
     root = models["root"]
     out_json = root / "fail.json"
-    proc = _benchmark(models["bundle"], *RUNS, "--profile", root / "fail.toml", "--json", out_json,
+    proc = _benchmark(models["bundle"], *RUNS, "--profile", root / "fail.toml", "--output", out_json,
                       "--quiet")
     assert proc.returncode == 1, proc.stderr
     result = json.loads(out_json.read_text())["targets"][0]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from converters.legacy_keras import keras, set_global_seed
 from edge_rec.config import DistillConfig, StudentConfig, TeacherConfig
 from edge_rec.distill.distiller import Distiller, TermWeights
+from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher
 
 C, L, B = 30, 6, 8

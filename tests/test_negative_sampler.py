@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from converters.legacy_keras import keras, set_global_seed, tf
 from edge_rec.config import DistillConfig, SoftmaxConfig, StudentConfig, TeacherConfig
 from edge_rec.distill.distiller import Distiller
 from edge_rec.distill.negative_sampler import MASKED_LOGIT, NegativeSampler
+from edge_rec.keras_shim import keras, set_global_seed, tf
 from edge_rec.models import build_student, build_teacher
 from edge_rec.models.output_head import OutputHead
 

@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from converters.legacy_keras import keras
 from edge_rec.compress.pruning import (
     is_prunable,
     overall_sparsity,
@@ -18,6 +17,7 @@ from edge_rec.compress.pruning import (
     strip_pruning,
 )
 from edge_rec.config import FitConfig, PruneConfig
+from edge_rec.keras_shim import keras
 from tests import tiny_student
 
 STEPS_PER_EPOCH = 8  # 512 rows / batch 64

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from converters.legacy_keras import keras
 from converters.tflite import convert_to_tflite
 from edge_rec.compress.pruning import (
     main_weight,
@@ -22,6 +21,7 @@ from edge_rec.compress.qat import (
     save_qat_model,
 )
 from edge_rec.config import FitConfig, PruneConfig
+from edge_rec.keras_shim import keras
 from edge_rec.models import CUSTOM_OBJECTS, build_student
 from tests import tiny_student
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from converters.legacy_keras import keras
 from edge_rec.config import StudentConfig, TeacherConfig
+from edge_rec.keras_shim import keras
 from edge_rec.models import CUSTOM_OBJECTS, build_student, build_teacher, student_serving_model
 from edge_rec.models.warm_start import pca_project, warm_start_student
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from converters.legacy_keras import keras
 from edge_rec.config import TeacherConfig
+from edge_rec.keras_shim import keras
 from edge_rec.models import CUSTOM_OBJECTS, build_teacher
 
 C, L = 30, 6

@@ -29,7 +29,7 @@ TINY_POPULARITY = list(range(TINY_CATALOG - 1, 1, -1))
 def tiny_tflite_bytes(*, seed: int = 0, history_length: int = TINY_HISTORY_LENGTH,
                       top_k: int = TINY_TOP_K, catalog_size: int = TINY_CATALOG) -> bytes:
     """Convert a small seeded model with the contract's serving signature to TFLite bytes."""
-    from converters.legacy_keras import keras, set_global_seed, tf
+    from edge_rec.keras_shim import keras, set_global_seed, tf
 
     set_global_seed(seed)
     history = keras.Input(shape=(history_length,), dtype="int32", name="history")

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from converters.legacy_keras import keras, set_global_seed
 from edge_rec.config import StudentConfig
+from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student
 
 CATALOG = 42  # PAD, OOV and 40 items in 4 clusters of 10

@@ -18,15 +18,20 @@ import click
 
 from device_runtime.benchmark import BenchmarkSettings, EvalExamples, file_sizes, target_kind
 from device_runtime.benchmark_child import ChildProcessError, run_in_fresh_process
-from device_runtime.benchmark_report import format_table, write_json, write_markdown
+from device_runtime.benchmark_report import (
+    benchmark_document,
+    format_table,
+    write_json,
+    write_markdown,
+)
 from device_runtime.device_profile import (
     BUILTIN_PROFILES,
     ProfileError,
     check_budgets,
     load_profile,
 )
-
-DATA_FORMATS = ("auto", "movielens-100k", "movielens-1m", "movielens-latest", "csv")
+from device_runtime.interpreter import BACKENDS
+from edge_rec.commands.options import ChoiceOrFile, data_format_option, json_option, quiet_option
 
 
 def load_eval_examples(path: Path, data_format: str, *, min_user_interactions: int,
@@ -63,28 +68,30 @@ def load_eval_examples(path: Path, data_format: str, *, min_user_interactions: i
               help="Concurrent callers for throughput [default: the profile's threads, else 1].")
 @click.option("--interpreter-threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="num_threads of each TFLite interpreter.")
-@click.option("--backend", type=click.Choice(["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"]),
+@click.option("--backend", type=click.Choice(("auto", *BACKENDS)),
               default="auto", show_default=True, help="TFLite interpreter backend.")
 @click.option("--eval-data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Interaction log: report HR@10, NDCG@10, MRR, coverage@10 on its test split.")
-@click.option("--data-format", type=click.Choice(DATA_FORMATS), default="auto", show_default=True,
-              help="Format of --eval-data.")
+@data_format_option(default="auto")
 @click.option("--min-user-interactions", type=click.IntRange(min=1), default=5, show_default=True,
               help="k-core filter for --eval-data (use the value training used).")
 @click.option("--min-item-interactions", type=click.IntRange(min=1), default=5, show_default=True,
               help="k-core filter for --eval-data (use the value training used).")
-@click.option("--profile", "profile_spec", default=None,
+@click.option("--profile", "profile_spec", type=ChoiceOrFile(BUILTIN_PROFILES, (".toml",), "device profile"),
+              default=None,
               help=f"Device budgets: {' | '.join(BUILTIN_PROFILES)} | FILE.toml. A failed budget exits 1.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the results as JSON to FILE.")
+@json_option("the results (instead of the table)")
+@click.option("--output", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the results as JSON to FILE.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Write the results as a Markdown table to FILE.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic inputs.")
-@click.option("--quiet", is_flag=True, help="No progress output on stderr.")
+@quiet_option()
 def benchmark(targets: tuple[Path, ...], runs: int, warmup: int, threads: int | None,
               interpreter_threads: int, backend: str, eval_data: Path | None, data_format: str,
               min_user_interactions: int, min_item_interactions: int, profile_spec: str | None,
-              json_path: Path | None, markdown_path: Path | None, seed: int, quiet: bool) -> None:
+              as_json: bool, json_path: Path | None, markdown_path: Path | None, seed: int,
+              quiet: bool) -> None:
     """Measure bundles and .tflite models as the device will see them, side by side.
 
     Each TARGET (a bundle directory or .tar.gz, or any .tflite) runs in a fresh process: cold
@@ -139,7 +146,10 @@ def benchmark(targets: tuple[Path, ...], runs: int, warmup: int, threads: int | 
                     click.echo(f"{target}: budget(s) {', '.join(skipped)} not checked (not measured; "
                                "NDCG needs --eval-data and a recommender model)", err=True)
             results.append(result)
-    click.echo(format_table(results), nl=False)
+    if as_json:
+        click.echo(json.dumps(benchmark_document(results), indent=2))
+    else:
+        click.echo(format_table(results), nl=False)
     if json_path is not None:
         write_json(json_path, results)
     if markdown_path is not None:

@@ -6,6 +6,20 @@ import json
 
 import click
 
+from edge_rec.commands.console import progress_to_stderr, require_training_stack
+from edge_rec.commands.options import (
+    config_profile_option,
+    data_format_option,
+    data_option,
+    data_overrides,
+    items_option,
+    json_option,
+    overwrite_option,
+    quiet_option,
+    refuse_non_empty,
+    seed_option,
+    skip_bad_lines_option,
+)
 from edge_rec.config import ConfigError, apply_overrides, load_config
 
 #: Exit status of a build whose bundle and report were written but whose quality gate failed.
@@ -15,36 +29,49 @@ GATE_FAILED_EXIT = 3
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML config (defaults when omitted).")
-@click.option("--data", "data_path", default=None,
-              help="Interaction log to train on (overrides [data] source; a preset name or a path).")
-@click.option("--data-format", default=None,
-              help="movielens-100k, movielens-1m, movielens-latest, csv or auto.")
-@click.option("--skip-bad-lines", is_flag=True,
-              help="Skip and count malformed lines of --data instead of stopping ([data] on_bad_line).")
+@data_option()
+@data_format_option()
+@skip_bad_lines_option()
+@items_option()
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory to write (bundle/, report.json, report.md, chart.png, models/, tflite/).")
-@click.option("--profile", default=None, help="A [profile.NAME] of the config, or the built-in 'quick'.")
-@click.option("--quiet", is_flag=True, help="No Keras progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def build(config_path, data_path, data_format, skip_bad_lines, run_dir, profile, quiet, as_json) -> None:
+@overwrite_option()
+@config_profile_option()
+@seed_option()
+@click.option("--time-budget", default=None, metavar="DURATION",
+              help="Wall-clock budget for the build, e.g. 20m, 1.5h, 900s (overrides the config's "
+                   "time_budget); training stages share it and stop at epoch boundaries.")
+@quiet_option()
+@json_option("the report")
+def build(config_path, data_path, data_format, skip_bad_lines, titles, run_dir, overwrite, profile, seed,
+          time_budget, quiet, as_json) -> None:
     """Train teacher and students, compress, convert, check parity, bundle and report.
 
+    Every size the config does not set is derived from the log (the report lists them).
     Exit status: 0 when the build passed; 3 when the quality gate ([gate] max_ndcg_drop, relative
-    NDCG@10 drop from teacher to int8) failed — the bundle and the report are written, so CI can
-    tell "built but not good enough" from an error; 1 for bad input or when int8 parity falls
-    below [convert] parity_threshold (no bundle is written then); 2 for usage errors.
+    NDCG@10 drop from the distilled float student to int8) failed — the bundle and the report are written, so CI can
+    tell "built but not good enough" from an error; 1 for bad input, a non-empty --out without
+    --overwrite, or when int8 parity falls below [convert] parity_threshold (no bundle is written
+    then); 2 for usage errors.
     """
+    refuse_non_empty(run_dir, overwrite)
     try:
         cfg = load_config(config_path, profile=profile)
-        if skip_bad_lines:
-            cfg = apply_overrides(cfg, {"data": {"on_bad_line": "skip"}}, source="--skip-bad-lines")
+        overrides = data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines, seed=seed)
+        if time_budget is not None:
+            overrides["time_budget"] = time_budget
+        if overrides:
+            cfg = apply_overrides(cfg, overrides, source="command-line flags")
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    require_training_stack("build")
     from edge_rec.input_errors import INPUT_ERRORS
     from edge_rec.pipeline import run_build
 
     try:
-        result = run_build(cfg, run_dir, data_path=data_path, data_format=data_format, quiet=quiet)
+        with progress_to_stderr():
+            # titles ({item_id: title} from --items) go to the bundle's items.tsv
+            result = run_build(cfg, run_dir, data_path=data_path, quiet=quiet, titles=titles)
     except INPUT_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -56,7 +83,8 @@ def build(config_path, data_path, data_format, skip_bad_lines, run_dir, profile,
         click.echo(f"report ({kind}): {path}", err=as_json)
     if not result.gate.passed:
         click.echo(
-            f"quality gate FAILED: NDCG@10 dropped {result.gate.relative_drop:.1%} from teacher to int8 "
+            f"quality gate FAILED: NDCG@10 dropped {result.gate.relative_drop:.1%} from the distilled "
+            f"{result.gate.reference} to int8 "
             f"(allowed {result.gate.max_ndcg_drop:.0%})",
             err=True,
         )

@@ -1,6 +1,7 @@
 """``edge-rec convert``: a saved student / QAT model (or a run directory) -> a verified bundle.
 
-TensorFlow is imported only inside the command function.
+The export itself (convert -> parity -> bundle) is :func:`edge_rec.export.export_bundle`, the same
+function ``edge-rec build`` uses. TensorFlow is imported only inside the command function.
 """
 
 from __future__ import annotations
@@ -13,13 +14,26 @@ from typing import Any
 
 import click
 
-from edge_rec.config import ConfigError, EdgeRecConfig, config_from_dict
+from converters.variants import DEFAULT_VARIANT, VARIANTS
+from edge_rec.commands.console import progress_to_stderr, require_training_stack
+from edge_rec.commands.options import (
+    data_format_option,
+    data_option,
+    data_overrides,
+    items_option,
+    json_option,
+    overwrite_option,
+    quiet_option,
+    refuse_non_empty,
+    seed_option,
+    skip_bad_lines_option,
+)
+from edge_rec.config import ConfigError, EdgeRecConfig, apply_overrides, config_from_dict
 
 log = logging.getLogger(__name__)
 
 #: Stages of a run directory tried in order (the most compressed model first).
 RUN_DIR_STAGES = ("qat", "pruned", "student")
-VARIANT_CHOICES = ("int8", "float16", "dynamic", "float32")
 
 
 def _resolve_model(model_path: Path) -> tuple[Path, EdgeRecConfig]:
@@ -80,8 +94,8 @@ def _non_causal_config(value: Any) -> Any:
 
 def _serving_form(model):
     """The serving form of a loaded model: itself if its logits are [B, C], else rebuilt non-causal."""
-    from converters.legacy_keras import keras
     from edge_rec.compress.qat import qat_scope
+    from edge_rec.keras_shim import keras
     from edge_rec.models import CUSTOM_OBJECTS
 
     names = list(model.output_names)
@@ -94,37 +108,58 @@ def _serving_form(model):
     return serving
 
 
+def _went_through_qat(model) -> bool:
+    """True when ``model`` holds TF-MOT quantization layers (a QAT model: int8 scheme "qat-...")."""
+    return any(type(layer).__module__.startswith("tensorflow_model_optimization")
+               and "Quantize" in type(layer).__name__ for layer in model.layers)
+
+
 @click.command(name="convert")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Bundle directory to write (model.tflite, manifest.json, items.tsv).")
-@click.option("--quantize", "variant", type=click.Choice(VARIANT_CHOICES), default="int8", show_default=True,
+@overwrite_option()
+@click.option("--quantize", "variant", type=click.Choice(VARIANTS), default=DEFAULT_VARIANT, show_default=True,
               help="TFLite variant.")
-@click.option("--data", "data_path", required=True,
-              help="Interaction log the model was trained on (vocabulary, calibration, parity split).")
-@click.option("--data-format", default=None, help="movielens-100k, movielens-1m, movielens-latest, csv or auto.")
+@data_option("Interaction log the model was trained on (vocabulary, calibration, parity split): a "
+             "file or a synthetic preset.", required=True)
+@data_format_option()
+@skip_bad_lines_option()
+@items_option()
 @click.option("--top-k", type=click.IntRange(min=1), default=None,
               help="Recommendations returned by the graph (default: [convert] top_k).")
 @click.option("--parity-threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Minimum mean top-10 overlap with the Keras model (default: [convert] parity_threshold, 0.8).")
 @click.option("--sparsity-encoding", is_flag=True, help="Store pruned weights with TFLite's sparse encoding.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
-def convert(model_path, out_dir, variant, data_path, data_format, top_k, parity_threshold,
-            sparsity_encoding, as_json) -> None:
+@seed_option()
+@quiet_option()
+@json_option("the result as one JSON object")
+def convert(model_path, out_dir, overwrite, variant, data_path, data_format, skip_bad_lines, titles,
+            top_k, parity_threshold, sparsity_encoding, seed, quiet, as_json) -> None:
     """Convert MODEL (a saved student or QAT model, or a run directory) to a verified bundle.
 
     The TFLite model is run on the test split of --data and compared with the Keras model; the
     command fails without writing a bundle when the top-10 overlap is below the threshold.
     """
-    from converters.bundle_writer import write_bundle
-    from converters.parity import check_parity, require_parity
-    from converters.tflite import convert_to_tflite, serving_catalog_size
+    refuse_non_empty(out_dir, overwrite)
+    require_training_stack("convert")
+    from converters.tflite import serving_catalog_size
     from edge_rec import stages
+    from edge_rec.data.titles import titles_by_index
+    from edge_rec.export import export_bundle
     from edge_rec.input_errors import INPUT_ERRORS
     from edge_rec.model_store import load_saved_model
 
     try:
         saved, cfg = _resolve_model(model_path)
+        cfg = apply_overrides(cfg, data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines,
+                                                  seed=seed), source="command-line flags")
+        convert_flags = {"sparsity_encoding": sparsity_encoding or cfg.convert.sparsity_encoding}
+        if top_k is not None:
+            convert_flags["top_k"] = top_k
+        if parity_threshold is not None:
+            convert_flags["parity_threshold"] = parity_threshold
+        convert_cfg = dataclasses.replace(cfg.convert, **convert_flags)
         log.info("loading %s", saved)
         try:
             model = _serving_form(load_saved_model(saved))
@@ -132,54 +167,40 @@ def convert(model_path, out_dir, variant, data_path, data_format, top_k, parity_
             raise click.ClickException(f"{saved}: cannot load a Keras model ({exc})") from None
         history_length = int(model.inputs[0].shape[1])
         data = dataclasses.replace(
-            stages.prepare_data(cfg.data, seed=cfg.seed, path=data_path, data_format=data_format),
+            stages.prepare_data(cfg.data, seed=cfg.seed, path=data_path),
             history_length=history_length,
         )
-        dataset, split = data.dataset, data.split
         catalog_size = serving_catalog_size(model, history_length)
-        if catalog_size != dataset.vocab.size:
+        if catalog_size != data.catalog_size:
             raise click.ClickException(
                 f"{saved}: the model scores {catalog_size} items but {data_path} gives a vocabulary of "
-                f"{dataset.vocab.size}; pass the log the model was trained on with the same "
+                f"{data.catalog_size}; pass the log the model was trained on with the same "
                 "[data] min_user_interactions / min_item_interactions"
             )
-        k = min(top_k or cfg.convert.top_k, catalog_size - 2)
-        calibration = (
-            stages.representative_histories(data, cfg.convert.representative_samples, seed=cfg.seed)
-            if variant == "int8" else None
-        )
-        tflite = convert_to_tflite(model, variant, history_length=history_length, top_k=k,
-                                   representative_histories=calibration, sparsity_encoding=sparsity_encoding)
-        test = split.eval_set("test", history_length)
-        threshold = cfg.convert.parity_threshold if parity_threshold is None else parity_threshold
-        parity = require_parity(check_parity(model, tflite, test, catalog_size), threshold, variant=variant)
-        bundle = write_bundle(
-            out_dir,
-            tflite_bytes=tflite,
-            vocabulary_ids=dataset.vocab.ids,
-            titles=dataset.vocab.titles,
-            history_length=history_length,
-            top_k=k,
-            quantization={"variant": variant, "sparsity_encoding": bool(sparsity_encoding)},
-            popularity_order=split.popularity_order(),
-            metrics={key: float(v) for key, v in parity.tflite_metrics.items()},
-            build_info={"source": str(data_path), "model": str(saved), "seed": cfg.seed,
-                        "parity_top10_overlap": parity.top10_overlap,
-                        "keras_ndcg@10": parity.keras_ndcg},
-        )
+        if titles is not None:
+            titles = titles_by_index(data.dataset.vocab.ids, titles, data.dataset.vocab.titles)
+        with progress_to_stderr():
+            exported = export_bundle(
+                model, data, out_dir, convert_cfg=convert_cfg, seed=cfg.seed, variant=variant,
+                qat=_went_through_qat(model), titles=titles, build_info={"model": str(saved)},
+            )
     except INPUT_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
+    parity = exported.parity
     result = {
-        "bundle": str(bundle),
+        "bundle": str(exported.bundle_dir),
         "variant": variant,
-        "size_bytes": len(tflite),
-        "top_k": k,
+        "size_bytes": len(exported.tflite),
+        "top_k": exported.top_k,
         "parity": {"top10_overlap": parity.top10_overlap, "keras_ndcg@10": parity.keras_ndcg,
                    "tflite_ndcg@10": parity.tflite_ndcg, "users": parity.users},
+        "metrics": exported.metrics,
     }
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        click.echo(f"bundle: {bundle} ({variant}, {len(tflite)} bytes, top-{k})")
+        click.echo(f"bundle: {exported.bundle_dir} ({variant}, {len(exported.tflite)} bytes, top-{exported.top_k})")
         click.echo(f"parity: top-10 overlap {parity.top10_overlap:.3f}, NDCG@10 Keras "
                    f"{parity.keras_ndcg:.4f} vs TFLite {parity.tflite_ndcg:.4f} on {parity.users} users")
+        click.echo(f"served: NDCG@10 {exported.metrics['ndcg@10']:.4f}, HR@10 {exported.metrics['hr@10']:.4f} "
+                   "(the graph's top-K minus seen items, filled from popularity: what the bundle serves)")

@@ -10,8 +10,13 @@ import logging
 
 import click
 
+from edge_rec.commands.options import (
+    data_format_option,
+    delimiter_option,
+    json_option,
+    skip_bad_lines_option,
+)
 from edge_rec.data import (
-    FORMATS,
     PRESETS,
     DataFormatError,
     compute_statistics,
@@ -38,7 +43,7 @@ def data() -> None:
               help="Number of users (default: the preset's).")
 @click.option("--items", type=click.IntRange(min=20), default=None,
               help="Catalog size (default: the preset's).")
-@click.option("--json", "as_json", is_flag=True, help="Print the log statistics as one JSON object.")
+@json_option("the log statistics as one JSON object")
 def generate(preset: str, out: str, seed: int, users: int | None, items: int | None,
              as_json: bool) -> None:
     """Write a seeded synthetic interaction log to OUT as CSV."""
@@ -59,21 +64,20 @@ def generate(preset: str, out: str, seed: int, users: int | None, items: int | N
 
 @data.command()
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(("auto", *FORMATS)), default="auto",
-              show_default=True, help="File format; auto detects it from the file.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-@click.option("--skip-bad-lines", is_flag=True, help="Skip and count malformed lines instead of failing.")
+@data_format_option("auto", "--format")
+@json_option("the statistics as one JSON object")
+@skip_bad_lines_option()
 @click.option("--user-col", default="user_id", show_default=True, help="csv: user id column.")
 @click.option("--item-col", default="item_id", show_default=True, help="csv: item id column.")
 @click.option("--time-col", default="timestamp", show_default=True, help="csv: timestamp column.")
-@click.option("--delimiter", default=",", show_default=True, help="csv: field delimiter.")
-def inspect(path: str, fmt: str, as_json: bool, skip_bad_lines: bool, user_col: str,
+@delimiter_option()
+def inspect(path: str, data_format: str, as_json: bool, skip_bad_lines: bool, user_col: str,
             item_col: str, time_col: str, delimiter: str) -> None:
     """Print users, items, interactions, density, history lengths and popularity of PATH."""
     try:
         interactions = load_interactions(
             path,
-            fmt,
+            data_format,
             on_bad_line="skip" if skip_bad_lines else "error",
             user_col=user_col,
             item_col=item_col,

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from device_runtime.bundle import BundleError, bytes_digest, verify_bundle
+from device_runtime.bundle import BundleError, bytes_digest, real_item_count, verify_bundle
 from device_runtime.interpreter import (
     BACKENDS,
     InterpreterUnavailableError,
@@ -51,7 +51,7 @@ def _inspect_report(path: Path, backend: str) -> dict[str, Any]:
         "manifest_sha256": bundle.manifest_sha256,
         "history_length": manifest.history_length,
         "catalog_size": manifest.catalog_size,
-        "items": manifest.catalog_size - 2,
+        "items": real_item_count(manifest.catalog_size),
         "top_k": manifest.top_k,
         "signature": {"key": manifest.model.signature_key,
                       "inputs": [s.to_dict() for s in manifest.model.inputs],

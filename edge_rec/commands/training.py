@@ -16,25 +16,46 @@ from typing import Any
 
 import click
 
+from edge_rec.commands.console import progress_to_stderr, require_training_stack
+from edge_rec.commands.options import (
+    config_profile_option,
+    data_format_option,
+    data_option,
+    data_overrides,
+    json_option,
+    quiet_option,
+    seed_option,
+    skip_bad_lines_option,
+)
 from edge_rec.config import ConfigError, EdgeRecConfig, apply_overrides, config_to_dict, load_config
 
 log = logging.getLogger(__name__)
 
-def _load_config(path: str | None, overrides: dict[str, Any]) -> EdgeRecConfig:
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _load_config(path: str | None, profile: str | None, overrides: dict[str, Any]) -> EdgeRecConfig:
     try:
-        cfg = load_config(path)
+        cfg = load_config(path, profile=profile)
         return apply_overrides(cfg, overrides, source="command-line flags") if overrides else cfg
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 def _prepare(cfg: EdgeRecConfig, data: str | None):
-    """The prepared data of ``--data`` (a preset name or an interaction file), else ``[data]``."""
+    """``(sized config, prepared data)`` of ``--data`` (a preset name or an interaction file),
+    else ``[data]``; sizes the config leaves unset are derived from the log, as in ``build``."""
     from edge_rec import stages
     from edge_rec.input_errors import INPUT_ERRORS
 
     try:
-        return stages.prepare_data(cfg.data, seed=cfg.seed, path=data)
+        cfg, prepared, _choices = stages.prepare_sized_data(cfg, path=data)
+        return cfg, prepared
     except (*INPUT_ERRORS, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -86,12 +107,15 @@ def _metrics(trained, data, **extra) -> dict[str, Any]:
 _common = [
     click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                  help="TOML config (default: built-in defaults)."),
-    click.option("--data", default=None,
-                 help="Interaction log path or synthetic preset (default: the config's [data] source)."),
+    config_profile_option(),
+    data_option(),
+    data_format_option(),
+    skip_bad_lines_option(),
     click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory."),
     click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override fit.epochs."),
-    click.option("--quiet", is_flag=True, help="No progress bars."),
-    click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object."),
+    seed_option(),
+    quiet_option(),
+    json_option("the metrics as one JSON object"),
 ]
 
 
@@ -103,14 +127,19 @@ def _with_common(func):
 
 @click.command(name="train-teacher")
 @_with_common
-def train_teacher(config_path, data, out, epochs, quiet, as_json) -> None:
+def train_teacher(config_path, profile, data_path, data_format, skip_bad_lines, out, epochs, seed, quiet,
+                  as_json) -> None:
     """Train the sequential teacher (next-item cross-entropy at every position) and save it."""
-    overrides = {"teacher": {"fit": {"epochs": epochs}}} if epochs else {}
-    cfg = _load_config(config_path, overrides)
+    overrides = data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines, seed=seed)
+    if epochs:
+        overrides["teacher"] = {"fit": {"epochs": epochs}}
+    cfg = _load_config(config_path, profile, overrides)
+    require_training_stack("train-teacher")
     from edge_rec import stages
 
-    data = _prepare(cfg, data)
-    trained = stages.train_teacher(data, cfg.teacher, seed=cfg.seed, quiet=quiet)
+    cfg, data = _prepare(cfg, data_path)
+    with progress_to_stderr():
+        trained = stages.train_teacher(data, cfg.teacher, seed=cfg.seed, quiet=quiet, softmax=cfg.softmax)
     metrics = _metrics(trained, data)
     out_dir = _save_run(out, serving=trained.serving_model, sequence=trained.sequence_model,
                         cfg=cfg, metrics=metrics)
@@ -126,8 +155,8 @@ def train_teacher(config_path, data, out, epochs, quiet, as_json) -> None:
 @click.option("--temperature", type=float, default=None, help="Softmax temperature of the KD term.")
 @click.option("--beta", type=float, default=None, help="Weight of the hidden-state hint term.")
 @click.option("--gamma", type=float, default=None, help="Weight of the ranking-distillation term.")
-def distill(config_path, data, out, epochs, quiet, as_json, teacher_dir, no_teacher, alpha,
-            temperature, beta, gamma) -> None:
+def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, epochs, seed, quiet, as_json,
+            teacher_dir, no_teacher, alpha, temperature, beta, gamma) -> None:
     """Train the int8-friendly student, distilled from a trained teacher (or alone with --no-teacher)."""
     if no_teacher == (teacher_dir is not None):
         raise click.UsageError("give exactly one of --teacher DIR or --no-teacher")
@@ -137,11 +166,14 @@ def distill(config_path, data, out, epochs, quiet, as_json, teacher_dir, no_teac
         overrides["distill"].update(alpha=1.0, beta=0.0, gamma=0.0)
     if epochs:
         overrides["student"] = {"fit": {"epochs": epochs}}
-    cfg = _load_config(config_path, overrides)
+    overrides = _merge(overrides, data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines,
+                                                 seed=seed))
+    cfg = _load_config(config_path, profile, overrides)
+    require_training_stack("distill")
     from edge_rec import stages
     from edge_rec.model_store import find_saved_model, load_saved_model
 
-    data = _prepare(cfg, data)
+    cfg, data = _prepare(cfg, data_path)
     teacher = None
     if teacher_dir is not None:
         try:
@@ -159,9 +191,11 @@ def distill(config_path, data, out, epochs, quiet, as_json, teacher_dir, no_teac
             )
         teacher = stages.TrainedModel("teacher", sequence, sequence, None, 0.0)
     name = "student_baseline" if teacher is None else "student"
-    trained = stages.train_student(
-        data, teacher, cfg.student, cfg.distill, seed=cfg.seed, name=name, quiet=quiet
-    )
+    with progress_to_stderr():
+        trained = stages.train_student(
+            data, teacher, cfg.student, cfg.distill, seed=cfg.seed, name=name, quiet=quiet,
+            softmax=cfg.softmax,
+        )
     metrics = _metrics(trained, data, teacher=str(teacher_dir) if teacher_dir else None,
                        teacher_params=int(teacher.sequence_model.count_params()) if teacher else None)
     out_dir = _save_run(out, serving=trained.serving_model, sequence=trained.sequence_model,

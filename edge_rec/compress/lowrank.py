@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from converters.legacy_keras import keras
 from edge_rec.compress.model_copy import custom_layer_objects
+from edge_rec.keras_shim import keras
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from converters.legacy_keras import keras
+from edge_rec.keras_shim import keras
 
 _BUILTIN_MODULES = ("tf_keras.", "keras.", "tensorflow_model_optimization.")
 

@@ -19,9 +19,9 @@ import math
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
-from converters.legacy_keras import keras
 from edge_rec.compress.model_copy import copy_model, custom_layer_objects
 from edge_rec.config import PruneConfig
+from edge_rec.keras_shim import keras
 
 #: Fraction of the fine-tuning steps over which sparsity ramps up; the rest lets the model recover.
 RAMP_FRACTION = 0.7

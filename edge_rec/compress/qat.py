@@ -27,8 +27,8 @@ from tensorflow_model_optimization.python.core.quantization.keras.default_8bit i
     default_8bit_quantize_registry,
 )
 
-from converters.legacy_keras import keras, tf
 from edge_rec.compress.model_copy import copy_model, custom_layer_objects
+from edge_rec.keras_shim import keras, tf
 
 _quant = tfmot.quantization.keras
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from converters.legacy_keras import keras, tf
 from edge_rec.config import DistillConfig
 from edge_rec.distill import losses
 from edge_rec.distill.negative_sampler import NegativeSampler
+from edge_rec.keras_shim import keras, tf
 from edge_rec.models.output_head import OutputHead, item_embedding_table
 
 TERMS = ("ce", "kd", "hint", "rank", "relation")

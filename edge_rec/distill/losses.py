@@ -9,7 +9,7 @@ dimensions are either ``[B, L]`` (every position) or ``[N]`` (the chosen positio
 
 from __future__ import annotations
 
-from converters.legacy_keras import tf
+from edge_rec.keras_shim import tf
 
 
 def masked_mean(values: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from converters.legacy_keras import tf
+from edge_rec.keras_shim import tf
 
 #: Logit given to masked candidates (accidental hits): far below any real logit, still finite.
 MASKED_LOGIT = -1e9

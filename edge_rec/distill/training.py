@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from converters.legacy_keras import keras, tf
 from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores
 from edge_rec.config import DistillConfig, FitConfig, SoftmaxConfig
 from edge_rec.distill.distiller import Distiller
 from edge_rec.distill.negative_sampler import NegativeSampler
+from edge_rec.keras_shim import keras, tf
 from edge_rec.models.output_head import OutputHead
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from converters.legacy_keras import keras, tf
+from edge_rec.keras_shim import keras, tf
 
 
 class OutputHead:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from converters.legacy_keras import keras
 from edge_rec.config import TeacherConfig
+from edge_rec.keras_shim import keras
 from edge_rec.models.layers import CausalAttentionMask, LastPosition, PaddingMask, PositionEmbedding
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from converters.legacy_keras import keras
+from edge_rec.keras_shim import keras
 
 
 def pca_project(table: np.ndarray, width: int) -> np.ndarray:

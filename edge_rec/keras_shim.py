@@ -1,20 +1,17 @@
-"""TensorFlow with tf_keras (Keras 2) as its Keras: the only place converters and edge_rec import it.
+"""Keras for edge_rec: TensorFlow with tf_keras (Keras 2), and the seed of a training run.
 
 TF-MOT does not support Keras 3, so ``TF_USE_LEGACY_KERAS=1`` must be set before TensorFlow is
-first imported. Import from here, never ``tensorflow`` directly::
+first imported; :mod:`converters.tensorflow_env` keeps that rule (and the quiet console) for
+both layers. Every module of edge_rec that needs Keras imports it from here::
 
-    from converters.legacy_keras import keras, tf
+    from edge_rec.keras_shim import keras, tf
 """
 
 from __future__ import annotations
 
-import os
+from converters.tensorflow_env import load_tensorflow
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
+tf, keras = load_tensorflow()
 
 __all__ = ["keras", "tf", "set_global_seed"]
 

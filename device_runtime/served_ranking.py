@@ -1,0 +1,92 @@
+"""What a bundle serves for one history: the rule shared by the runtime and every evaluation of it.
+
+Given the graph's ``top_ids`` (best first), the served list of ``k`` items is:
+
+1. the graph's ids in graph order, minus banned items (PAD, OOV, everything the user has seen,
+   anything the caller excludes) and ids outside the catalog, up to ``k``;
+2. when fewer than ``k`` remain, the rest from the popularity fill order (the bundle's popularity
+   list, then every unlisted real item in index order), minus banned and already chosen items.
+
+A history without any known item (empty, or only out-of-vocabulary ids) skips the graph: the
+whole list comes from popularity (cold start). ``Recommender.recommend`` serves by this rule, and
+the build report (``converters.tflite_evaluation``) and ``edge-rec benchmark --eval-data`` score
+rankings made by it, so the numbers they print are those of what the device serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+
+import numpy as np
+
+from device_runtime.bundle import FIRST_ITEM_INDEX, OOV_INDEX, PAD_INDEX, real_item_count
+from device_runtime.metrics import EVAL_DEPTH
+
+#: Cut-off of the quality metrics (HR@K, NDCG@K, coverage@K) of the report and the benchmark.
+EVAL_K = 10
+
+
+def popularity_fill_order(popularity: Iterable[int], catalog_size: int) -> list[int]:
+    """The order popularity fill draws from: ``popularity`` (a bundle's list, most popular first),
+    then every real item index (2..C-1) it does not list, in index order."""
+    listed = [int(i) for i in popularity]
+    listed_set = set(listed)
+    return listed + [i for i in range(FIRST_ITEM_INDEX, catalog_size) if i not in listed_set]
+
+
+def served_items(graph_ids: Iterable[int], banned: Collection[int], fill_order: Iterable[int], k: int,
+                 catalog_size: int) -> tuple[list[int], int]:
+    """``(items, from_model)``: the ``k`` (or fewer, when the catalog runs out) item indices served,
+    and how many of them came from the graph (the rest came from ``fill_order``).
+
+    ``graph_ids`` are the graph's top ids (pass ``()`` for a cold start); ``banned`` never appear
+    (PAD and OOV are always banned); ids outside ``0..catalog_size-1`` are skipped.
+    """
+    taken = {PAD_INDEX, OOV_INDEX, *banned}
+    chosen: list[int] = []
+    for index in graph_ids:
+        if len(chosen) == k:
+            break
+        index = int(index)
+        if 0 <= index < catalog_size and index not in taken:
+            taken.add(index)
+            chosen.append(index)
+    from_model = len(chosen)
+    for index in fill_order:
+        if len(chosen) == k:
+            break
+        if index not in taken:
+            taken.add(index)
+            chosen.append(index)
+    return chosen, from_model
+
+
+def has_known_item(history: Iterable[int]) -> bool:
+    """True when an index-space history holds a real item, i.e. the graph is asked at all."""
+    return any(int(i) >= FIRST_ITEM_INDEX for i in history)
+
+
+def served_rankings(top_ids: np.ndarray, seen: Sequence[Sequence[int]], fill_order: Sequence[int],
+                    depth: int, catalog_size: int) -> np.ndarray:
+    """:func:`served_items` for every row: ``int32[N, depth]``, -1 where the catalog ran out.
+
+    ``top_ids[i]`` is the graph's answer for row ``i``, ``seen[i]`` the user's whole history
+    (item indices; all of it is excluded, as ``recommend(..., exclude_seen=True)`` does). Pass an
+    empty ``fill_order`` to rank by the graph alone (parity compares models, not fills).
+    """
+    top_ids = np.asarray(top_ids)
+    if top_ids.ndim != 2 or len(top_ids) != len(seen):
+        raise ValueError(f"top_ids must be [N, K] with N = len(seen) = {len(seen)}, got shape {top_ids.shape}")
+    ranked = np.full((len(top_ids), depth), -1, dtype=np.int32)
+    for row, (ids, seen_row) in enumerate(zip(top_ids.tolist(), seen, strict=True)):
+        seen_row = [int(i) for i in seen_row]
+        graph = ids if has_known_item(seen_row) else ()
+        items, _ = served_items(graph, seen_row, fill_order, depth, catalog_size)
+        ranked[row, : len(items)] = items
+    return ranked
+
+
+def evaluation_depth(top_k: int, catalog_size: int) -> int:
+    """How many items an evaluation asks for per user: at least :data:`EVAL_K`, the graph's top-K
+    up to :data:`~device_runtime.metrics.EVAL_DEPTH`, never more than the real items."""
+    return min(max(EVAL_K, min(top_k, EVAL_DEPTH)), real_item_count(catalog_size))
