@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 import struct
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,26 +159,40 @@ def check_model_bytes(data: bytes, *, source: str = "model") -> None:
 
 
 def create_interpreter(model_bytes: bytes, *, num_threads: int = 1, backend: str | Backend = "auto",
-                       source: str = "model") -> Any:
+                       source: str = "model",
+                       before_allocate: Callable[[Any], object] | None = None) -> Any:
     """A new interpreter for ``model_bytes`` with tensors allocated.
 
     The bytes are checked first (:func:`check_model_bytes`); a model the backend rejects raises
     :class:`ModelFormatError` naming ``source``. ``num_threads`` must be >= 1.
+    ``before_allocate(interpreter)`` runs between construction and ``allocate_tensors`` (e.g. a
+    memory check); whatever it raises propagates and the tensors are never allocated.
     """
     if type(num_threads) is not int or num_threads < 1:
         raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
     check_model_bytes(model_bytes, source=source)
     chosen = backend if isinstance(backend, Backend) else resolve_backend(backend)
-    try:
+    with _backend_errors(chosen, source):
         interpreter = chosen.interpreter_class(model_content=bytes(model_bytes), num_threads=num_threads)
+    if before_allocate is not None:
+        before_allocate(interpreter)
+    with _backend_errors(chosen, source):
         interpreter.allocate_tensors()
+    return interpreter
+
+
+@contextmanager
+def _backend_errors(chosen: Backend, source: str) -> Iterator[None]:
+    """Backend failures as the documented errors: a rejected model is :class:`ModelFormatError`,
+    a numpy ABI mismatch is :class:`InterpreterUnavailableError` with the fix."""
+    try:
+        yield
     except (ValueError, RuntimeError) as exc:
         raise ModelFormatError(f"{source}: the {chosen.name} interpreter rejected the model: {exc}") from exc
     except (SystemError, ImportError) as exc:
         if is_numpy_abi_error(exc):
             raise InterpreterUnavailableError(numpy_abi_message(chosen.name)) from exc
         raise
-    return interpreter
 
 
 def is_numpy_abi_error(exc: BaseException) -> bool:
