@@ -12,6 +12,7 @@ or truncated file raises :class:`ModelFormatError` instead of reaching native co
 from __future__ import annotations
 
 import importlib
+import logging
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,7 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from device_runtime.native_stderr import native_stderr_to_logging
 from device_runtime.op_support import op_key, runs_on
+
+_LOG = logging.getLogger(__name__)
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 INSTALL_HINT = "pip install 'edge-rec[device]'  (or: pip install ai-edge-litert)"
@@ -166,18 +170,22 @@ def create_interpreter(model_bytes: bytes, *, num_threads: int = 1, backend: str
     The bytes are checked first (:func:`check_model_bytes`); a model the backend rejects raises
     :class:`ModelFormatError` naming ``source``. ``num_threads`` must be >= 1.
     ``before_allocate(interpreter)`` runs between construction and ``allocate_tensors`` (e.g. a
-    memory check); whatever it raises propagates and the tensors are never allocated.
+    memory check); whatever it raises propagates and the tensors are never allocated. What the
+    backend prints natively meanwhile goes to ``logging`` (its INFO lines at DEBUG), not stderr:
+    see :mod:`device_runtime.native_stderr`.
     """
     if type(num_threads) is not int or num_threads < 1:
         raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
     check_model_bytes(model_bytes, source=source)
     chosen = backend if isinstance(backend, Backend) else resolve_backend(backend)
-    with _backend_errors(chosen, source):
-        interpreter = chosen.interpreter_class(model_content=bytes(model_bytes), num_threads=num_threads)
-    if before_allocate is not None:
-        before_allocate(interpreter)
-    with _backend_errors(chosen, source):
-        interpreter.allocate_tensors()
+    with native_stderr_to_logging(_LOG):  # the "Created ... XNNPACK delegate" INFO line
+        with _backend_errors(chosen, source):
+            interpreter = chosen.interpreter_class(model_content=bytes(model_bytes),
+                                                   num_threads=num_threads)
+        if before_allocate is not None:
+            before_allocate(interpreter)
+        with _backend_errors(chosen, source):
+            interpreter.allocate_tensors()
     return interpreter
 
 
