@@ -160,14 +160,25 @@ def _checked_positions(ids: list[int], banned: set[int], k: int, catalog_size: i
 
 
 class _Slot:
-    """One interpreter with its reusable input buffer; used by one thread at a time."""
+    """One interpreter with its reusable input buffer; used by one thread at a time.
 
-    __slots__ = ("interpreter", "buffer", "runner")
+    On the fast path (signature tensors in the main subgraph) ``history``, ``top_ids`` and
+    ``top_scores`` are the interpreter's ``tensor(index)`` accessors: each call returns a numpy
+    view of the tensor's own memory, so the history is written in place (no buffer copy, no
+    ``set_tensor``) and the outputs are read without copying the K-long arrays. A view must be
+    dropped before the next ``invoke`` (the interpreter refuses to run while one is alive).
+    """
 
-    def __init__(self, interpreter: Any, history_length: int, runner: Any) -> None:
+    __slots__ = ("interpreter", "buffer", "runner", "invoke", "history", "top_ids", "top_scores")
+
+    def __init__(self, interpreter: Any, history_length: int, runner: Any,
+                 indices: tuple[int, int, int] | None) -> None:
         self.interpreter = interpreter
         self.buffer = np.zeros((1, history_length), dtype=np.int32)
         self.runner = runner
+        self.invoke = interpreter.invoke
+        if indices is not None:
+            self.history, self.top_ids, self.top_scores = map(interpreter.tensor, indices)
 
 
 class _ServingModel:
@@ -208,8 +219,11 @@ class _ServingModel:
                                          before_allocate=self._check_memory)
         if not hasattr(self, "input_index"):
             self._bind_signature(interpreter, self.source)
-        runner = None if self.fast_path else interpreter.get_signature_runner(self.signature_key)
-        return _Slot(interpreter, self.history_length, runner)
+        if self.fast_path:
+            return _Slot(interpreter, self.history_length, None,
+                         (self.input_index, self.ids_index, self.scores_index))
+        return _Slot(interpreter, self.history_length,
+                     interpreter.get_signature_runner(self.signature_key), None)
 
     def _self_check(self) -> None:
         """Run the model on a padding-only and a short real history; refuse it
@@ -221,7 +235,7 @@ class _ServingModel:
             except Exception as exc:  # noqa: BLE001 - any failure to invoke refuses the bundle
                 raise ModelCheckError(f"{self.source}: the model fails to run on a {name}: "
                                       f"{type(exc).__name__}: {exc}; refusing the bundle") from exc
-            check_output(ids, scores.tolist(), self.catalog_size, source=self.source, history=name)
+            check_output(ids, scores, self.catalog_size, source=self.source, history=name)
 
     def _bind_signature(self, interpreter: Any, source: str) -> None:
         manifest = self.bundle.manifest
@@ -260,29 +274,32 @@ class _ServingModel:
         self.fast_path = (self.input_index in main_inputs and self.ids_index in main_outputs
                           and self.scores_index in main_outputs)
 
-    def run(self, indices: list[int], count: int) -> tuple[list[int], np.ndarray]:
-        """The graph's first ``count`` top ids (a list) and its K scores (a private copy) for the
-        last L ``indices`` (left-padded; callers send at least one real item, since an empty
-        history is answered from popularity). Nothing returned refers to interpreter memory."""
+    def run(self, indices: list[int], count: int) -> tuple[list[int], list[float]]:
+        """The graph's first ``count`` top ids and scores (Python lists) for the last L
+        ``indices`` (left-padded with PAD). Nothing returned refers to interpreter memory."""
+        L = self.history_length
+        tail = indices[-L:]
+        start = L - len(tail)
         pool = self.pool
         slot = pool.acquire()
         try:
-            buffer = slot.buffer
-            tail = indices[-self.history_length:]
-            start = self.history_length - len(tail)
-            if start:
-                buffer[0, :start] = PAD_INDEX
-            buffer[0, start:] = tail
             if slot.runner is None:
-                interpreter = slot.interpreter
-                interpreter.set_tensor(self.input_index, buffer)
-                interpreter.invoke()
-                ids = interpreter.get_tensor(self.ids_index)[0, :count].tolist()
-                scores = interpreter.get_tensor(self.scores_index)[0]
+                history = slot.history()
+                if start:
+                    history[0, :start] = PAD_INDEX
+                history[0, start:] = tail
+                del history  # no view may outlive this point: invoke refuses to run otherwise
+                slot.invoke()
+                ids = slot.top_ids()[0, :count].tolist()
+                scores = slot.top_scores()[0, :count].tolist()
             else:
+                buffer = slot.buffer
+                if start:
+                    buffer[0, :start] = PAD_INDEX
+                buffer[0, start:] = tail
                 out = slot.runner(**{HISTORY_INPUT: buffer})
                 ids = out[TOP_IDS_OUTPUT][0, :count].tolist()
-                scores = out[TOP_SCORES_OUTPUT][0]
+                scores = out[TOP_SCORES_OUTPUT][0, :count].tolist()
         finally:
             pool.release(slot)
         return ids, scores
@@ -440,7 +457,7 @@ class Recommender:
                 positions = _checked_positions(ids, banned, k, serving.catalog_size)
                 chosen = list(map(ids.__getitem__, positions))
             if chosen:
-                scores = _pick(scores[:positions[-1] + 1].tolist(), positions)
+                scores = _pick(scores, positions)
                 total = sum(scores)
                 if total - total != 0.0:  # NaN or +-inf anywhere (cheaper than k isfinite calls)
                     raise non_finite_scores(serving.source)
