@@ -12,7 +12,6 @@ or truncated file raises :class:`ModelFormatError` instead of reaching native co
 from __future__ import annotations
 
 import importlib
-import logging
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,8 +23,6 @@ import numpy as np
 
 from device_runtime.native_stderr import native_stderr_to_logging
 from device_runtime.op_support import op_key, runs_on
-
-_LOG = logging.getLogger(__name__)
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 INSTALL_HINT = "pip install 'edge-rec[device]'  (or: pip install ai-edge-litert)"
@@ -178,7 +175,7 @@ def create_interpreter(model_bytes: bytes, *, num_threads: int = 1, backend: str
         raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
     check_model_bytes(model_bytes, source=source)
     chosen = backend if isinstance(backend, Backend) else resolve_backend(backend)
-    with native_stderr_to_logging(_LOG):  # the "Created ... XNNPACK delegate" INFO line
+    with native_stderr_to_logging(__name__):  # the "Created ... XNNPACK delegate" INFO line
         with _backend_errors(chosen, source):
             interpreter = chosen.interpreter_class(model_content=bytes(model_bytes),
                                                    num_threads=num_threads)

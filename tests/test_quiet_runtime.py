@@ -46,7 +46,17 @@ def test_a_debug_logging_level_lets_the_native_line_through(tiny_bundle_dir):
 def test_captured_native_lines_are_logged_info_at_debug_and_the_rest_as_warnings(caplog):
     logger = logging.getLogger("device_runtime.test_native")
     caplog.set_level(logging.INFO, logger=logger.name)
-    with native_stderr_to_logging(logger):
+    with native_stderr_to_logging(logger.name):
         os.write(2, b"INFO: chatter\nERROR: something real\n")
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(logging.WARNING, "ERROR: something real")]
     os.write(2, b"")  # fd 2 is usable again
+
+
+def test_the_runtime_does_not_import_logging_to_stay_quiet(tiny_bundle_dir):
+    code = ("import sys\nfrom device_runtime import Recommender\n"
+            f"Recommender.load({str(tiny_bundle_dir)!r}).recommend(['1001'], k=3)\n"
+            "print('logging' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False" and "XNNPACK" not in done.stderr
