@@ -217,6 +217,7 @@ class _ServingModel:
         interpreter = create_interpreter(self.bundle.model_bytes, num_threads=self.num_threads,
                                          backend=self.backend, source=self.source,
                                          before_allocate=self._check_memory)
+        self._check_memory(interpreter)  # again: allocation resolves any dynamic shapes
         if not hasattr(self, "input_index"):
             self._bind_signature(interpreter, self.source)
         if self.fast_path:

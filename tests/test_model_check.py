@@ -32,6 +32,7 @@ from device_runtime.interpreter_pool import InterpreterPool
 
 pytest_plugins = ["conftest_bundle"]
 
+HUGE_ELEMENTS = 2**28  # float32: 1 GiB
 TRAP_INDEX = 5  # a history holding this item makes the "trap" model return NaN
 L, K, C = TINY_HISTORY_LENGTH, TINY_TOP_K, TINY_CATALOG
 
@@ -51,6 +52,9 @@ def hostile_bytes(kind: str) -> bytes:
         scores = model(history)[:, 2:]
         if kind == "fails":  # Gather out of bounds: fails to invoke
             scores = scores + tf.gather(tf.zeros([C]), history + 1000)[:, :1]
+        elif kind == "huge":  # a 1 GiB intermediate tensor from a few-KB file
+            wide = tf.tile(tf.cast(history, tf.float32), [1, HUGE_ELEMENTS // L])
+            scores = scores + tf.reduce_sum(wide, axis=1, keepdims=True) * 0.0
         top = tf.math.top_k(scores, k=K)
         ids, values = top.indices + 2, top.values
         if kind == "nan":
@@ -79,7 +83,7 @@ def write_hostile(out_dir, kind: str):
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
-    return {kind: write_hostile(root / kind, kind) for kind in ("nan", "outside", "fails", "trap")}
+    return {kind: write_hostile(root / kind, kind) for kind in ("nan", "outside", "fails", "trap", "huge")}
 
 
 @pytest.mark.parametrize(("kind", "message"), [
@@ -120,6 +124,16 @@ def test_a_model_over_the_memory_limit_is_refused_before_it_serves(tiny_bundle_d
     # the budget also caps how many interpreters the pool may hold
     rec = Recommender.load(tiny_bundle_dir, limits=RuntimeLimits(memory_limit_bytes=2 * needed + 1))
     assert rec.info()["max_interpreters"] == 2
+
+
+def test_a_model_asking_for_a_gibibyte_is_refused_by_default_without_allocating_it(hostile):
+    from device_runtime.process_memory import current_rss_mb
+
+    assert (hostile["huge"] / "model.tflite").stat().st_size < 64 * 1024
+    before = current_rss_mb()
+    with pytest.raises(ModelMemoryError, match=r"1024\.\d MiB, more than the memory limit of 256\.0 MiB"):
+        Recommender.load(hostile["huge"])
+    assert current_rss_mb() - before < 100  # refused before allocate_tensors
 
 
 def test_the_pool_never_exceeds_its_maximum_and_callers_wait(tiny_bundle_dir):
