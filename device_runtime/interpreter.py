@@ -109,25 +109,29 @@ def resolve_backend(backend: str = "auto") -> Backend:
     """Import and return the requested interpreter backend.
 
     ``"auto"`` tries ``ai_edge_litert``, ``tflite_runtime``, ``tensorflow`` in that order and takes
-    the first that imports (any import-time failure, e.g. tflite_runtime under numpy 2, counts as
-    not installed). Raises :class:`InterpreterUnavailableError` with the pip command that fixes it,
-    or ``ValueError`` for an unknown backend name.
+    the first that imports (any import-time failure counts as not installed). Raises
+    :class:`InterpreterUnavailableError` with the pip command that fixes it (for a backend built
+    against NumPy 1.x under numpy 2: install ``numpy<2`` or use ai-edge-litert), or ``ValueError``
+    for an unknown backend name.
     """
     if backend != "auto" and backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is unknown; expected 'auto' or one of {', '.join(BACKENDS)}")
     candidates = BACKENDS if backend == "auto" else (backend,)
     failures = []
+    abi_mismatch = None
     for name in candidates:
         try:
             module = importlib.import_module(_BACKEND_MODULES[name])
             return Backend(name=name, interpreter_class=module.Interpreter)
         except Exception as exc:  # noqa: BLE001 - a broken install is as good as a missing one
-            if backend != "auto" and is_numpy_abi_error(exc):
-                raise InterpreterUnavailableError(numpy_abi_message(name)) from exc
+            if is_numpy_abi_error(exc):
+                if backend != "auto":
+                    raise InterpreterUnavailableError(numpy_abi_message(name)) from exc
+                abi_mismatch = abi_mismatch or name
             failures.append(f"{name}: {type(exc).__name__}: {exc}")
+    fix = numpy_abi_message(abi_mismatch) if abi_mismatch else f"Install one with: {INSTALL_HINT}"
     raise InterpreterUnavailableError(
-        "no TFLite interpreter backend could be imported (" + "; ".join(failures) + "). "
-        f"Install one with: {INSTALL_HINT}"
+        "no TFLite interpreter backend could be imported (" + "; ".join(failures) + "). " + fix
     )
 
 

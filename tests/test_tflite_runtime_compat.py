@@ -18,6 +18,7 @@ from int8_student_bundle import build_int8_student_bundle, fixed_histories
 from lean_venv import LEAN_REQUIREMENTS, NUMPY2_REQUIREMENTS, lean_python
 
 from device_runtime import InterpreterUnavailableError
+from device_runtime import interpreter as interpreter_module
 from device_runtime.interpreter import describe_model, is_numpy_abi_error
 from device_runtime.op_support import AI_EDGE_LITERT, TFLITE_RUNTIME_2_14, runs_on, unsupported_ops
 from device_runtime.recommender import Recommender
@@ -101,6 +102,18 @@ def test_numpy_abi_errors_are_recognised_through_the_cause_chain():
         assert is_numpy_abi_error(outer)
     assert not is_numpy_abi_error(SystemError("unrelated"))
     assert not is_numpy_abi_error(ValueError("numpy"))
+
+
+@pytest.mark.parametrize("requested", ["tflite_runtime", "auto"])
+def test_a_backend_failing_to_import_numpy_is_unavailable_with_the_fix(tmp_path, monkeypatch, requested):
+    (tmp_path / "abi_broken_backend.py").write_text(
+        "raise ImportError('numpy.core.multiarray failed to import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("ai_edge_litert", "tflite_runtime", "tensorflow"):
+        monkeypatch.setitem(interpreter_module._BACKEND_MODULES, name,
+                            "abi_broken_backend" if name == "tflite_runtime" else "no_such_backend_module")
+    with pytest.raises(InterpreterUnavailableError, match=r"numpy<2.*ai-edge-litert"):
+        interpreter_module.resolve_backend(requested)
 
 
 @pytest.mark.slow
