@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from device_runtime.bundle import OOV_INDEX, PAD_INDEX, BundleError
+from device_runtime.bundle import PAD_INDEX, BundleError
 from device_runtime.runtime_limits import MIB, tensor_bytes
 
 SELF_CHECK_REAL_ITEMS = 3
@@ -56,12 +56,12 @@ def self_check_histories(popularity: Sequence[int], history_length: int) -> dict
 
 def check_output(ids: Sequence[int], scores: Sequence[float], catalog_size: int, *, source: str,
                  history: str) -> None:
-    """Raise :class:`ModelCheckError` unless every id is an item of the catalog (2..C-1) and every
-    score is finite."""
-    bad_ids = [i for i in ids if not OOV_INDEX < i < catalog_size]
+    """Raise :class:`ModelCheckError` unless every id is an index of the catalog (0..C-1; the
+    runtime never serves PAD and OOV, the graph may rank them) and every score is finite."""
+    bad_ids = [i for i in ids if not 0 <= i < catalog_size]
     if bad_ids:
         raise ModelCheckError(f"{source}: on a {history} the model returned ids {bad_ids[:5]} outside "
-                              f"the catalog's items 2..{catalog_size - 1}; refusing the bundle")
+                              f"the catalog's indices 0..{catalog_size - 1}; refusing the bundle")
     bad_scores = [s for s in scores if not math.isfinite(s)]
     if bad_scores:
         raise ModelCheckError(f"{source}: on a {history} the model returned {len(bad_scores)} "
