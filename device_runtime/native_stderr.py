@@ -77,7 +77,11 @@ def native_stderr_to_logging(logger_name: str) -> Iterator[None]:
         if saved < 0:
             yield
             return
-        capture = _capture_fd()
+        try:
+            capture = _capture_fd()
+        except OSError:
+            os.close(saved)
+            raise
         try:
             _flush_python_stderr()
             os.dup2(capture, 2)
