@@ -35,3 +35,11 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs benchmarks/work .pytest_cache
+
+# Release check, not part of `make test`: the bundle's top-10 on aarch64 (Debian arm64 CPython and
+# pip's aarch64 wheels under qemu user-mode, QEMU_CPU=cortex-a53) must equal x86-64's for 20 fixed
+# histories. Needs apt (arm64 packages, run as root once) and qemu-user. See benchmarks/arm64_check.py.
+BUNDLE ?= runs/demo/bundle
+.PHONY: arm64-check
+arm64-check: $(STAMP)
+	$(PY) benchmarks/arm64_check.py --bundle $(BUNDLE)

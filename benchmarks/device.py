@@ -69,6 +69,18 @@ def hand_loops(runs: int, warmup: int) -> dict[str, dict]:
     return loops
 
 
+KEPT_HEADING = "## Device reach (issue 12)"  # written by hand (sizes, arm64 check): survives re-runs
+
+
+def kept_sections(path: Path) -> str:
+    """The part of an existing device.md from :data:`KEPT_HEADING` on ("" when there is none)."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    start = text.find(KEPT_HEADING)
+    return text[start:] if start >= 0 else ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
@@ -137,7 +149,8 @@ def main() -> int:
               f"raw invoke p50 {goals['raw_invoke_p50_us']:.1f} us",
               *[f"- {key}: {v['value']:.2f} (goal <= {v['goal']:g}): {'met' if v['met'] else 'NOT met'}"
                 for key, v in goals.items() if isinstance(v, dict) and v["value"] is not None]]
-    write_text_atomic(RESULTS / "device.md", "\n".join(lines) + "\n")
+    kept = kept_sections(RESULTS / "device.md")
+    write_text_atomic(RESULTS / "device.md", "\n".join(lines) + "\n" + (f"\n{kept}" if kept else ""))
     print(f"wrote {RESULTS / 'device.json'} and {RESULTS / 'device.md'}")
     return 0
 

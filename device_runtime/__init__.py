@@ -12,14 +12,21 @@ after ``ai_edge_litert`` and ``tflite_runtime``).
 
 from device_runtime.bundle import BundleError, verify_bundle
 from device_runtime.interpreter import InterpreterUnavailableError, ModelFormatError
+from device_runtime.model_check import ModelCheckError, ModelMemoryError, ModelOutputError
 from device_runtime.recommender import Recommendation, RecommendationList, Recommender
+from device_runtime.runtime_limits import InterpreterPoolTimeout, RuntimeLimits
 
 __all__ = [
     "BundleError",
+    "InterpreterPoolTimeout",
     "InterpreterUnavailableError",
+    "ModelCheckError",
     "ModelFormatError",
+    "ModelMemoryError",
+    "ModelOutputError",
     "Recommendation",
     "RecommendationList",
     "Recommender",
+    "RuntimeLimits",
     "verify_bundle",
 ]

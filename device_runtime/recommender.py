@@ -33,6 +33,15 @@ from device_runtime.bundle import (
     verify_bundle,
 )
 from device_runtime.interpreter import Backend, create_interpreter, read_signatures, resolve_backend
+from device_runtime.interpreter_pool import InterpreterPool
+from device_runtime.model_check import (
+    ModelCheckError,
+    check_output,
+    check_tensor_memory,
+    non_finite_scores,
+    self_check_histories,
+)
+from device_runtime.runtime_limits import DEFAULT_LIMITS, RuntimeLimits
 
 SOURCE_MODEL = "model"
 SOURCE_POPULARITY = "popularity"
@@ -151,24 +160,38 @@ def _checked_positions(ids: list[int], banned: set[int], k: int, catalog_size: i
 
 
 class _Slot:
-    """One interpreter with its reusable input buffer; used by one thread at a time."""
+    """One interpreter with its reusable input buffer; used by one thread at a time.
 
-    __slots__ = ("interpreter", "buffer", "runner")
+    On the fast path (signature tensors in the main subgraph) ``history``, ``top_ids`` and
+    ``top_scores`` are the interpreter's ``tensor(index)`` accessors: each call returns a numpy
+    view of the tensor's own memory, so the history is written in place (no buffer copy, no
+    ``set_tensor``) and the outputs are read without copying the K-long arrays. A view must be
+    dropped before the next ``invoke`` (the interpreter refuses to run while one is alive).
+    """
 
-    def __init__(self, interpreter: Any, history_length: int, runner: Any) -> None:
+    __slots__ = ("interpreter", "buffer", "runner", "invoke", "history", "top_ids", "top_scores")
+
+    def __init__(self, interpreter: Any, history_length: int, runner: Any,
+                 indices: tuple[int, int, int] | None) -> None:
         self.interpreter = interpreter
         self.buffer = np.zeros((1, history_length), dtype=np.int32)
         self.runner = runner
+        self.invoke = interpreter.invoke
+        if indices is not None:
+            self.history, self.top_ids, self.top_scores = map(interpreter.tensor, indices)
 
 
 class _ServingModel:
     """Everything derived from one verified bundle; immutable after construction except the pool."""
 
-    def __init__(self, bundle: VerifiedBundle, backend: Backend, num_threads: int) -> None:
+    def __init__(self, bundle: VerifiedBundle, backend: Backend, num_threads: int,
+                 limits: RuntimeLimits) -> None:
         manifest = bundle.manifest
         self.bundle = bundle
         self.backend = backend
         self.num_threads = num_threads
+        self.limits = limits
+        self.source = f"{bundle.source}/{manifest.model.file}"
         self.history_length = manifest.history_length
         self.catalog_size = manifest.catalog_size
         self.top_k = manifest.top_k
@@ -180,18 +203,40 @@ class _ServingModel:
         listed_set = set(listed)
         self.popularity = listed + [i for i in range(2, self.catalog_size) if i not in listed_set]
         self.popularity_array = np.asarray(self.popularity, dtype=np.int32)
-        self._pool: list[_Slot] = []
-        first = self._new_slot()  # checks the signature against the manifest
-        self._pool.append(first)
+        self.tensor_bytes = 0
+        first = self._new_slot()  # checks memory, and the signature against the manifest
+        capacity = min(limits.max_interpreters, max(1, limits.memory_limit_bytes // max(self.tensor_bytes, 1)))
+        self.pool: InterpreterPool[_Slot] = InterpreterPool(self._new_slot, capacity, limits.pool_wait_s, first)
+        self._self_check()
+
+    def _check_memory(self, interpreter: Any) -> None:
+        self.tensor_bytes = check_tensor_memory(interpreter, self.limits.memory_limit_bytes,
+                                                source=self.source)
 
     def _new_slot(self) -> _Slot:
-        source = f"{self.bundle.source}/{self.bundle.manifest.model.file}"
         interpreter = create_interpreter(self.bundle.model_bytes, num_threads=self.num_threads,
-                                         backend=self.backend, source=source)
+                                         backend=self.backend, source=self.source,
+                                         before_allocate=self._check_memory)
+        self._check_memory(interpreter)  # again: allocation resolves any dynamic shapes
         if not hasattr(self, "input_index"):
-            self._bind_signature(interpreter, source)
-        runner = None if self.fast_path else interpreter.get_signature_runner(self.signature_key)
-        return _Slot(interpreter, self.history_length, runner)
+            self._bind_signature(interpreter, self.source)
+        if self.fast_path:
+            return _Slot(interpreter, self.history_length, None,
+                         (self.input_index, self.ids_index, self.scores_index))
+        return _Slot(interpreter, self.history_length,
+                     interpreter.get_signature_runner(self.signature_key), None)
+
+    def _self_check(self) -> None:
+        """Run the model on a padding-only and a short real history; refuse it
+        (:class:`ModelCheckError`) when it fails, returns ids outside the catalog or non-finite
+        scores."""
+        for name, history in self_check_histories(self.popularity, self.history_length).items():
+            try:
+                ids, scores = self.run(history, self.top_k)
+            except Exception as exc:  # noqa: BLE001 - any failure to invoke refuses the bundle
+                raise ModelCheckError(f"{self.source}: the model fails to run on a {name}: "
+                                      f"{type(exc).__name__}: {exc}; refusing the bundle") from exc
+            check_output(ids, scores, self.catalog_size, source=self.source, history=name)
 
     def _bind_signature(self, interpreter: Any, source: str) -> None:
         manifest = self.bundle.manifest
@@ -230,39 +275,34 @@ class _ServingModel:
         self.fast_path = (self.input_index in main_inputs and self.ids_index in main_outputs
                           and self.scores_index in main_outputs)
 
-    def acquire(self) -> _Slot:
+    def run(self, indices: list[int], count: int) -> tuple[list[int], list[float]]:
+        """The graph's first ``count`` top ids and scores (Python lists) for the last L
+        ``indices`` (left-padded with PAD). Nothing returned refers to interpreter memory."""
+        L = self.history_length
+        tail = indices[-L:]
+        start = L - len(tail)
+        pool = self.pool
+        slot = pool.acquire()
         try:
-            return self._pool.pop()  # list.pop/append are atomic under the GIL
-        except IndexError:
-            return self._new_slot()
-
-    def release(self, slot: _Slot) -> None:
-        self._pool.append(slot)
-
-    def run(self, indices: list[int], count: int) -> tuple[list[int], np.ndarray]:
-        """The graph's first ``count`` top ids (a list) and its K scores (a private copy) for the
-        last L ``indices`` (left-padded; callers send at least one real item, since an empty
-        history is answered from popularity). Nothing returned refers to interpreter memory."""
-        slot = self.acquire()
-        try:
-            buffer = slot.buffer
-            tail = indices[-self.history_length:]
-            start = self.history_length - len(tail)
-            if start:
-                buffer[0, :start] = PAD_INDEX
-            buffer[0, start:] = tail
             if slot.runner is None:
-                interpreter = slot.interpreter
-                interpreter.set_tensor(self.input_index, buffer)
-                interpreter.invoke()
-                ids = interpreter.get_tensor(self.ids_index)[0, :count].tolist()
-                scores = interpreter.get_tensor(self.scores_index)[0]
+                history = slot.history()
+                if start:
+                    history[0, :start] = PAD_INDEX
+                history[0, start:] = tail
+                del history  # no view may outlive this point: invoke refuses to run otherwise
+                slot.invoke()
+                ids = slot.top_ids()[0, :count].tolist()
+                scores = slot.top_scores()[0, :count].tolist()
             else:
+                buffer = slot.buffer
+                if start:
+                    buffer[0, :start] = PAD_INDEX
+                buffer[0, start:] = tail
                 out = slot.runner(**{HISTORY_INPUT: buffer})
                 ids = out[TOP_IDS_OUTPUT][0, :count].tolist()
-                scores = out[TOP_SCORES_OUTPUT][0]
+                scores = out[TOP_SCORES_OUTPUT][0, :count].tolist()
         finally:
-            self.release(slot)
+            pool.release(slot)
         return ids, scores
 
 
@@ -274,7 +314,9 @@ class Recommender:
     Concurrency design: a pool of interpreters, each used by one thread at a time (an
     interpreter is not thread-safe). A call takes an idle interpreter from the pool or creates one
     from the in-memory model bytes when all are busy, and gives it back afterwards, so the pool
-    grows to the peak number of concurrent callers and no more. This is "interpreter per thread"
+    grows to the peak number of concurrent callers, but never beyond ``limits.max_interpreters``
+    nor the memory budget ``limits.memory_limit_bytes``: past that, callers wait for an idle
+    interpreter (:class:`~device_runtime.interpreter_pool.InterpreterPool`). This is "interpreter per thread"
     without ``threading.local``: ``ThreadingHTTPServer`` starts a new thread per request, which
     would create (and throw away) an interpreter per request with ``threading.local``. It was
     measured against one shared interpreter behind a lock (``benchmarks/runtime.py``, 4 threads on
@@ -287,23 +329,34 @@ class Recommender:
     flight finishes on the model it started with, and a failed reload leaves the old model serving.
     """
 
-    def __init__(self, bundle: VerifiedBundle, *, num_threads: int = 1, backend: str = "auto") -> None:
+    def __init__(self, bundle: VerifiedBundle, *, num_threads: int = 1, backend: str = "auto",
+                 limits: RuntimeLimits = DEFAULT_LIMITS) -> None:
         """Serve an already verified bundle (prefer :meth:`load`). Checks the model's signature
-        against the manifest and raises :class:`BundleError` when they differ."""
+        against the manifest (:class:`BundleError` when they differ) and runs the load-time
+        self-check (:class:`~device_runtime.model_check.ModelCheckError`)."""
+        if not isinstance(limits, RuntimeLimits):
+            raise TypeError(f"limits must be a RuntimeLimits, got {type(limits).__name__}")
         self._backend = resolve_backend(backend)
         self._num_threads = num_threads
+        self._limits = limits
         self._reload_lock = threading.Lock()
-        self._serving = _ServingModel(bundle, self._backend, num_threads)
+        self._serving = _ServingModel(bundle, self._backend, num_threads, limits)
 
     @classmethod
-    def load(cls, path: str | Path, *, num_threads: int = 1, backend: str = "auto") -> Recommender:
-        """Verify the bundle at ``path`` (directory or ``.tar.gz``) and load it.
+    def load(cls, path: str | Path, *, num_threads: int = 1, backend: str = "auto",
+             limits: RuntimeLimits = DEFAULT_LIMITS) -> Recommender:
+        """Verify the bundle at ``path`` (directory or ``.tar.gz``), load it and self-check it.
 
         Raises :class:`BundleError` for a bundle that fails verification or whose model signature
-        does not match the manifest, ``ModelFormatError`` for model bytes the interpreter rejects,
-        ``InterpreterUnavailableError`` when no backend is installed.
+        does not match the manifest; its subclass ``ModelCheckError`` when the model fails to run
+        on a padding-only or a short real history, returns ids outside the catalog or non-finite
+        scores, and ``ModelMemoryError`` (a ``ModelCheckError``) when its tensors exceed
+        ``limits.memory_limit_bytes``; ``ModelFormatError`` for model bytes the interpreter
+        rejects; ``InterpreterUnavailableError`` when no backend is installed (or it cannot run
+        with this numpy). ``limits`` also bounds the interpreter pool
+        (:class:`~device_runtime.runtime_limits.RuntimeLimits`).
         """
-        return cls(verify_bundle(path), num_threads=num_threads, backend=backend)
+        return cls(verify_bundle(path), num_threads=num_threads, backend=backend, limits=limits)
 
     # ---- properties -------------------------------------------------------------------------
     @property
@@ -341,7 +394,9 @@ class Recommender:
           ``k`` items are returned only when exclusions leave fewer than ``k`` items in the catalog.
 
         Raises ``ValueError`` for ``k`` outside 1..(number of real items) and ``TypeError`` for
-        ids that are neither str nor int.
+        ids that are neither str nor int; ``ModelOutputError`` when the model returns a
+        non-finite score (never returned as a result); ``InterpreterPoolTimeout`` when every
+        interpreter stays busy for ``limits.pool_wait_s``.
         """
         serving = self._serving  # one read: a concurrent reload cannot mix two models in one call
         return self._recommend(serving, history, k, exclude, exclude_seen)
@@ -403,7 +458,10 @@ class Recommender:
                 positions = _checked_positions(ids, banned, k, serving.catalog_size)
                 chosen = list(map(ids.__getitem__, positions))
             if chosen:
-                scores = _pick(scores[:positions[-1] + 1].tolist(), positions)
+                scores = _pick(scores, positions)
+                total = sum(scores)
+                if total - total != 0.0:  # NaN or +-inf anywhere (cheaper than k isfinite calls)
+                    raise non_finite_scores(serving.source)
                 items = _recommendations(serving, chosen, scores, 1, SOURCE_MODEL)
             if len(chosen) == k:
                 return RecommendationList(items, SOURCE_MODEL, unknown)
@@ -421,11 +479,11 @@ class Recommender:
     def reload(self, path: str | Path) -> dict[str, Any]:
         """Verify and load the bundle at ``path``, then swap it in atomically; returns :meth:`info`.
 
-        On any error (verification, signature, interpreter) the exception propagates and the
-        current model keeps serving unchanged.
+        The new model passes the same checks as :meth:`load` (signature, memory, self-check); on
+        any error the exception propagates and the current model keeps serving unchanged.
         """
         with self._reload_lock:
-            fresh = _ServingModel(verify_bundle(path), self._backend, self._num_threads)
+            fresh = _ServingModel(verify_bundle(path), self._backend, self._num_threads, self._limits)
             self._serving = fresh
         return self.info()
 
@@ -449,7 +507,9 @@ class Recommender:
             "quantization": dict(manifest.model.quantization),
             "metrics": dict(manifest.metrics),
             "build": dict(manifest.build),
-            "interpreters": len(serving._pool),
+            "interpreters": serving.pool.size,
+            "max_interpreters": serving.pool.capacity,
+            "tensor_bytes": serving.tensor_bytes,
         }
 
     def __repr__(self) -> str:

@@ -78,6 +78,23 @@ def test_mean_pooling_is_the_plain_masked_mean():
     np.testing.assert_allclose(model(x)[1].numpy(), expected, atol=1e-6)
 
 
+def test_learned_position_pooling_is_the_weighted_mean_and_zero_for_all_padding():
+    # the serving pooling multiplies by rsqrt(denominator) twice (no Div: tflite-runtime 2.14 has
+    # no int8 DIV); it must equal the plain weighted mean in float
+    cfg = StudentConfig(embedding_dim=8, hidden=(), pooling="position")
+    model = build_student(cfg, C, L, sequence=False)
+    _randomize_pooling(model)
+    x = np.concatenate([_histories(6), np.zeros((1, L), np.int32)])
+    table = model.get_layer("item_embedding").get_weights()[0]
+    pooling = next(layer for layer in model.layers if layer.__class__.__name__ == "SequencePooling")
+    weights = pooling.distance_weights().numpy()[::-1]
+    expected = np.stack([(table[row] * (weights * (row != 0))[:, None]).sum(0)
+                         / max((weights * (row != 0)).sum(), 1e-30) for row in x])
+    pooled = model(x)[1].numpy()
+    np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(pooled[-1] == 0.0) and np.isfinite(pooled).all()
+
+
 def test_recency_heads_are_concatenated_and_start_from_their_decay():
     cfg = StudentConfig(embedding_dim=8, hidden=(), initial_decay=0.5, recency_heads=(3.0,))
     model = build_student(cfg, C, L, sequence=False)

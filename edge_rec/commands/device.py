@@ -86,6 +86,7 @@ def _print_inspect(report: dict[str, Any]) -> None:
         click.echo(f"  signature       {key}: {ins} -> {outs}")
     if model["ops_available"]:
         click.echo("  ops             " + ", ".join(f"{op} x{n}" for op, n in model["ops"].items()))
+        click.echo("  runs on         " + (", ".join(model["runs_on"]) or "no known interpreter"))
     else:
         click.echo(f"  ops             (the {model['backend']} backend cannot list operators)")
     click.echo("  tensor dtypes   " + ", ".join(f"{d} x{n}" for d, n in model["tensor_dtypes"].items()))

@@ -47,8 +47,9 @@ class SequencePooling(keras.layers.Layer):
 
     ``weighting="position"`` learns one positive weight per distance from the current position
     (distance 0 = the newest item), initialised to ``exp(-initial_decay * distance)``; ``"mean"`` uses equal
-    weights and has no variables. The serving graph uses only Mul, Sum, Maximum and Div on
-    activations (the weights are constants after conversion). Histories are left-padded (newest
+    weights and has no variables. The serving graph uses only Mul, Sum, Maximum and Rsqrt on
+    activations (the weights are constants after conversion): no Div, which tflite-runtime 2.14
+    cannot run in int8 (see :meth:`_normalize`). Histories are left-padded (newest
     item last); an all-padding history pools to zeros, in float and in int8 alike.
     """
 
@@ -99,20 +100,30 @@ class SequencePooling(keras.layers.Layer):
             matrix = tf.gather(weights, distance) * tf.cast(s <= t, tf.float32)
             numerator = tf.einsum("ts,bse->bte", matrix, embeddings * mask)
             denominator = tf.einsum("ts,bsk->btk", matrix, mask)
-            return numerator / tf.maximum(denominator, self._floor(weights))
+            return self._normalize(numerator, denominator, weights)
         # serving: position s is at distance L-1-s from the last position.
         per_position = tf.reshape(tf.reverse(weights, axis=[0]), (1, length, 1))
         weighted_mask = mask * per_position
         numerator = tf.reduce_sum(embeddings * weighted_mask, axis=1)
         denominator = tf.reduce_sum(weighted_mask, axis=1)
-        return numerator / tf.maximum(denominator, self._floor(weights))
+        return self._normalize(numerator, denominator, weights)
+
+    @classmethod
+    def _normalize(cls, numerator: tf.Tensor, denominator: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        # numerator / max(denominator, floor), written as (numerator * r) * r with r = rsqrt(...):
+        # a Div (or tf.math.reciprocal, which converts to Div) becomes an int8 DIV that
+        # tflite-runtime 2.14 refuses to invoke; RSQRT and MUL run in int8 on both interpreters.
+        # Multiplying by r twice keeps each int8 product in the pooled range (r * r first would
+        # quantize 1/denominator over its whole, wide range).
+        r = tf.math.rsqrt(tf.maximum(denominator, cls._floor(weights)))
+        return (numerator * r) * r
 
     @staticmethod
     def _floor(weights: tf.Tensor) -> tf.Tensor:
         # Histories are left-padded, newest last: a row (or causal prefix) with any real item has
         # one at distance 0, so its denominator is >= weights[0] and this floor never changes it.
-        # An all-padding row gets 0 / floor = 0. A tiny constant floor (1e-6) would quantize to 0
-        # in the int8 graph, and int8 DIV by zero fails to invoke.
+        # An all-padding row gets 0 * rsqrt(floor)^2 = 0. A tiny constant floor (1e-6) would
+        # quantize to 0 in the int8 graph, and int8 RSQRT of 0 is infinite.
         return 0.5 * weights[0]
 
     def compute_output_shape(self, input_shape):
