@@ -22,9 +22,9 @@ CATALOG, HISTORY, TOP_K = 1352, 50, 100
 
 def main() -> int:
     from converters.bundle_writer import write_bundle
-    from converters.legacy_keras import set_global_seed
     from converters.tflite import convert_to_tflite
     from edge_rec.config import StudentConfig
+    from edge_rec.keras_shim import set_global_seed
     from edge_rec.models import build_student
 
     if len(sys.argv) != 2:

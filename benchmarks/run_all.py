@@ -6,7 +6,8 @@
 4. distillation (teacher vs baseline vs distilled student; also on ``EDGE_REC_DATA``),
 5. low-rank factorization of the demo student's output layer (size and quality),
 6. the device runtime (overhead, cold start, peak RSS) on the demo bundle,
-7. ``edge-rec benchmark`` of int8 / float32 / teacher TFLite side by side, with the raw loop.
+7. ``edge-rec benchmark`` of int8 / float32 / teacher TFLite side by side, with the raw loop,
+8. the default build on the shared real log, 3 seeds (skipped with a message without the log).
 
 Results: ``benchmarks/results/*.json`` and ``benchmarks/results/SUMMARY.md``.
 """
@@ -82,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rebuild", action="store_true", help="rebuild runs/demo even if it exists")
     parser.add_argument("--skip-distill", action="store_true", help="skip the separate distillation run")
+    parser.add_argument("--skip-real-log", action="store_true", help="skip the 3-seed real-log builds (~45 min)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     py = sys.executable
@@ -105,12 +107,14 @@ def main() -> None:
     timings["lowrank"] = run("low-rank", [py, "benchmarks/lowrank.py", "--quiet"])
     timings["runtime"] = run("device runtime", [py, "benchmarks/runtime.py", str(RUN_DIR / "bundle")])
     timings["device"] = run("edge-rec benchmark", [py, "benchmarks/device.py"])
+    if not args.skip_real_log:
+        timings["real_log"] = run("real log", [py, "benchmarks/real_log.py"])
 
     parts = ["# edge-rec benchmark summary", "",
              f"Machine: 2 shared cores; generated {time.strftime('%Y-%m-%d %H:%M')}. "
              "Every number is a median or percentile over many runs after warm-up.", "",
              "## Demo build report", "", (RUN_DIR / "report.md").read_text(), compression_md]
-    for name in ("distill", "lowrank", "runtime", "device", "data_loading"):
+    for name in ("real_log", "distill", "lowrank", "runtime", "device", "data_loading"):
         md = RESULTS / f"{name}.md"
         if md.exists():
             parts += [md.read_text(), ""]

@@ -39,7 +39,7 @@ L, K, C = TINY_HISTORY_LENGTH, TINY_TOP_K, TINY_CATALOG
 
 def hostile_bytes(kind: str) -> bytes:
     """A model with the serving signature whose outputs are wrong in the way ``kind`` says."""
-    from converters.legacy_keras import keras, set_global_seed, tf
+    from edge_rec.keras_shim import keras, set_global_seed, tf
 
     set_global_seed(0)
     history = keras.Input(shape=(L,), dtype="int32", name="history")

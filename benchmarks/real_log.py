@@ -1,0 +1,175 @@
+"""Real-log benchmark: the default ``edge-rec build`` on the shared real log, several seeds.
+
+Runs ``edge-rec build --data LOG --seed S --time-budget T`` with **no config** (the sizes a user
+gets: :mod:`edge_rec.sizing`) in a fresh process per seed, then tabulates every stage's NDCG@10
+per seed and the mean, the paired-bootstrap ratios the report computes (teacher vs student alone,
+distilled vs alone, int8 vs distilled float, ...) per seed, the chosen sizes, training times,
+wall time and peak RSS. Results: ``benchmarks/results/real_log.{json,md}``.
+
+The log is ``../shared/data/amazon-video-games.csv`` beside the repository (team-internal, never
+committed); without it the benchmark says so and exits 0. ``--reuse`` tabulates runs already in
+``benchmarks/work/real_log`` without training again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from device_runtime.atomic_file import write_text_atomic  # noqa: E402
+
+LOG = REPO.parent / "shared" / "data" / "amazon-video-games.csv"
+WORK = REPO / "benchmarks" / "work" / "real_log"
+RESULTS = REPO / "benchmarks" / "results"
+EDGE_REC = Path(sys.executable).parent / "edge-rec"
+STAGES = ("popularity", "teacher", "student_baseline", "student", "pruned", "qat", "tflite_int8")
+#: (numerator, denominator, goal on the mean ratio) of issue 13 on this log.
+GOALS = {
+    ("teacher", "student_baseline"): 1.6,
+    ("student", "student_baseline"): 1.4,
+    ("tflite_int8", "student"): 0.97,
+}
+
+
+def build(seed: int, budget: str) -> dict:
+    """One default build in a child process; returns its report plus wall time and peak RSS."""
+    out = WORK / f"seed{seed}"
+    args = [str(EDGE_REC), "build", "--data", str(LOG), "--data-format", "csv", "--seed", str(seed),
+            "--time-budget", budget, "--out", str(out), "--overwrite", "--quiet", "--json"]
+    print(f"=== seed {seed}: {' '.join(args)}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(args, cwd=REPO, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 3):  # 3: built, gate failed: still a measurement
+        raise SystemExit(f"build for seed {seed} failed with exit status {proc.returncode}")
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    measured = {"wall_s": round(wall, 1), "peak_rss_mb_max_so_far": round(peak_mb)}
+    write_text_atomic(out / "benchmark.json", json.dumps(measured) + "\n")
+    return load(out)
+
+
+def load(run_dir: Path) -> dict:
+    """A finished run's report, with the benchmark's wall time and RSS when recorded."""
+    report = json.loads((run_dir / "report.json").read_text())
+    extra = run_dir / "benchmark.json"
+    report["benchmark"] = json.loads(extra.read_text()) if extra.exists() else {}
+    return report
+
+
+def summarise(reports: dict[int, dict]) -> dict:
+    """Per-seed and mean NDCG@10 per stage, per-seed ratios with intervals, sizes and times."""
+    seeds = sorted(reports)
+    stages = {
+        name: {str(s): reports[s]["stages"][name]["metrics"]["ndcg@10"] for s in seeds}
+        for name in STAGES if all(name in reports[s]["stages"] for s in seeds)
+    }
+    ratios = {}
+    for (a, b), goal in GOALS.items():
+        per_seed = {}
+        for s in seeds:
+            match = [c for c in reports[s]["comparisons"] if (c["numerator"], c["denominator"]) == (a, b)]
+            if match:
+                per_seed[str(s)] = {k: match[0][k] for k in ("ratio", "low", "high")}
+        if per_seed:
+            mean = statistics.mean(v["ratio"] for v in per_seed.values())
+            ratios[f"{a}/{b}"] = {"per_seed": per_seed, "mean": mean, "goal": goal, "met": mean >= goal}
+    first = reports[seeds[0]]
+    return {
+        "log": str(LOG.name),
+        "dataset": first["dataset"],
+        "seeds": seeds,
+        "ndcg@10": {name: {**v, "mean": statistics.mean(v.values())} for name, v in stages.items()},
+        "other_metrics_mean": {
+            name: {key: statistics.mean(reports[s]["stages"][name]["metrics"][key] for s in seeds)
+                   for key in ("hr@10", "coverage@10", "popularity_rank@10", "diversity@10")}
+            for name in stages
+        },
+        "ratios": ratios,
+        "sizing": first.get("sizing", {}),
+        "params": {name: first["stages"][name]["params"] for name in stages},
+        "bundle_bytes": first["bundle"]["size_bytes"],
+        "stage_seconds": {str(s): reports[s]["timings_s"] for s in seeds},
+        "wall_s": {str(s): reports[s]["benchmark"].get("wall_s") for s in seeds},
+        "peak_rss_mb": {str(s): reports[s]["benchmark"].get("peak_rss_mb_max_so_far") for s in seeds},
+        "time_budget_s": first.get("time_budget_s"),
+        "gate": {str(s): {"passed": reports[s]["gate"]["passed"], "warnings": reports[s]["gate"]["warnings"]}
+                 for s in seeds},
+    }
+
+
+def markdown(summary: dict) -> str:
+    """The results as a Markdown page."""
+    seeds = summary["seeds"]
+    ds = summary["dataset"]
+    lines = [
+        "## Real log: default build, several seeds",
+        "",
+        f"`edge-rec build --data {summary['log']} --seed S --time-budget "
+        f"{summary['time_budget_s']:.0f}s` with no config ({ds['users']:,} users, {ds['items']:,} items, "
+        f"{ds['interactions']:,} interactions after filtering; leave-last-out, full ranking).",
+        "",
+        "Sizes chosen from the log: " + summary["sizing"].get("summary", "—"),
+        "",
+        "| stage | params | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
+        "|---|---:|" + "---:|" * (len(seeds) + 1),
+    ]
+    for name, values in summary["ndcg@10"].items():
+        cells = " | ".join(f"{values[str(s)]:.4f}" for s in seeds)
+        lines.append(f"| {name} | {summary['params'][name]:,} | {cells} | {values['mean']:.4f} |")
+    lines += ["", "Paired NDCG@10 ratios, 95 % bootstrap interval over users, per seed:", "",
+              "| ratio | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | goal | met |",
+              "|---|" + "---|" * len(seeds) + "---:|---:|---|"]
+    for name, r in summary["ratios"].items():
+        cells = " | ".join(
+            f"{r['per_seed'][str(s)]['ratio']:.3f} [{r['per_seed'][str(s)]['low']:.3f}, "
+            f"{r['per_seed'][str(s)]['high']:.3f}]" if str(s) in r["per_seed"] else "—"
+            for s in seeds
+        )
+        lines.append(f"| {name} | {cells} | {r['mean']:.3f} | ≥ {r['goal']} | {'yes' if r['met'] else 'NO'} |")
+    lines += ["", "| seed | wall (s) | peak RSS (MB) | teacher (s) | student alone (s) | distilled (s) | "
+              "pruned (s) | qat (s) | gate |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for s in seeds:
+        t = summary["stage_seconds"][str(s)]
+        gate = summary["gate"][str(s)]
+        lines.append(
+            f"| {s} | {summary['wall_s'][str(s)]} | {summary['peak_rss_mb'][str(s)]} | "
+            + " | ".join(f"{t.get(k, 0):.0f}" for k in ("teacher", "student_baseline", "student", "pruned", "qat"))
+            + f" | {'passed' if gate['passed'] else 'FAILED'}{' + warnings' if gate['warnings'] else ''} |"
+        )
+    lines += ["", "Peak RSS is the largest child so far (getrusage of children), so it is an upper bound "
+              "for later seeds.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--time-budget", default="15m")
+    parser.add_argument("--reuse", action="store_true", help="tabulate existing runs, do not train")
+    args = parser.parse_args()
+    if not LOG.exists():
+        print(f"real-log benchmark skipped: {LOG} does not exist (team-internal data)", file=sys.stderr)
+        return
+    WORK.mkdir(parents=True, exist_ok=True)
+    reports = {
+        seed: load(WORK / f"seed{seed}") if args.reuse else build(seed, args.time_budget)
+        for seed in args.seeds
+    }
+    summary = summarise(reports)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(RESULTS / "real_log.json", json.dumps(summary, indent=2) + "\n")
+    path = write_text_atomic(RESULTS / "real_log.md", markdown(summary))
+    print(f"real-log results: {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
