@@ -18,13 +18,10 @@ from typing import Any
 
 from device_runtime.atomic_file import write_bytes_atomic
 from device_runtime.bundle import (
-    HISTORY_INPUT,
     ITEMS_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
     SIGNATURE_KEY,
-    TOP_IDS_OUTPUT,
-    TOP_SCORES_OUTPUT,
     BundleError,
     Manifest,
     ModelSection,
@@ -33,6 +30,7 @@ from device_runtime.bundle import (
     build_archive,
     bytes_digest,
     format_items_tsv,
+    serving_signature,
     verify_bundle,
 )
 from device_runtime.interpreter import describe_model
@@ -63,16 +61,14 @@ def _signature_specs(tflite_bytes: bytes, history_length: int, top_k: int
                           f"{sorted(description.signatures)}); convert with converters.tflite")
     inputs = tuple(TensorSpec(n, s, d) for n, (s, d, _) in signature.inputs.items())
     outputs = tuple(TensorSpec(n, s, d) for n, (s, d, _) in signature.outputs.items())
-    expected_in = (TensorSpec(HISTORY_INPUT, (1, history_length), "int32"),)
-    expected_out = {TensorSpec(TOP_IDS_OUTPUT, (1, top_k), "int32"),
-                    TensorSpec(TOP_SCORES_OUTPUT, (1, top_k), "float32")}
-    if inputs != expected_in or set(outputs) != expected_out:
+    expected_in, expected_out = serving_signature(history_length, top_k)
+    if inputs != expected_in or set(outputs) != set(expected_out):
         raise BundleError(
             f"tflite_bytes: signature {SIGNATURE_KEY!r} has inputs {[s.to_dict() for s in inputs]} "
             f"and outputs {[s.to_dict() for s in outputs]}; expected history int32[1,{history_length}] "
             f"-> top_ids int32[1,{top_k}], top_scores float32[1,{top_k}] (history_length and top_k "
             "must match the model)")
-    return inputs, tuple(sorted(outputs, key=lambda s: s.name))
+    return expected_in, expected_out
 
 
 def write_bundle(out_dir: str | Path, *, tflite_bytes: bytes, vocabulary_ids: Sequence[str],
