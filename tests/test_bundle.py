@@ -381,3 +381,31 @@ def test_archive_with_foreign_members_is_refused(tiny_bundle_dir, tmp_path):
         members.append((info, data))
     with pytest.raises(BundleError, match="'bundle/notes.txt' is not a bundle file"):
         verify_bundle(_tar_gz(tmp_path / "x.tar.gz", members))
+
+
+def test_write_bundle_removes_stale_temporary_folders_it_owns(tiny_bundle_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from converters.bundle_writer import remove_stale_staging
+
+    tflite = (tiny_bundle_dir / MODEL_FILE).read_bytes()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    old = 1_000_000_000  # 2001: before this process started
+    stale = [tmp_path / f".bundle.tmp-{dead}-abc", tmp_path / ".bundle.tmp-legacy1"]
+    kept = [tmp_path / f".bundle.tmp-{os.getppid()}-xyz",  # its build process is still running
+            tmp_path / ".other.tmp-123-abc",  # another bundle's
+            tmp_path / ".bundle.old-1234abcd"]  # the bundle does not exist yet: may hold the old one
+    for folder in stale + kept:
+        folder.mkdir()
+        (folder / MODEL_FILE).write_bytes(b"partial")
+        os.utime(folder, (old, old))
+    fresh = tmp_path / f".bundle.tmp-{dead}-new"  # newer than this process: not touched
+    fresh.mkdir()
+    _write(tmp_path / "bundle", tflite)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["bundle", fresh.name] + [k.name for k in kept])
+    os.utime(kept[2], (old, old))
+    assert remove_stale_staging(tmp_path / "bundle") == [kept[2]]  # bundle exists now
