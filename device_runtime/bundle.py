@@ -23,6 +23,7 @@ import json
 import math
 import os
 import stat
+import struct
 import tarfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -682,7 +683,8 @@ def _read_archive(path: Path, cap: int) -> _Read:
                     manifest, digest = _parse_manifest(files[name], source)
     except BundleError:
         raise
-    except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError, TypeError, IndexError,
+            struct.error) as exc:  # tarfile's stream reader lets all of these out on garbage
         raise BundleError(f"{path}: not a readable .tar.gz ({type(exc).__name__}: {exc}); "
                           "re-create it with archive_bundle() or `tar czf`") from None
     if len(prefixes) > 1:
