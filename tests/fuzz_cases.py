@@ -326,6 +326,14 @@ recommend_bodies = st.fixed_dictionaries(
                   "extra": json_values})
 
 
+# mostly valid requests for the tiny test catalog (ids "1000".."1029"), so that 200s are judged too
+catalog_ids = st.integers(1000, 1029) | st.integers(1000, 1029).map(str) | st.sampled_from(["zz", "", "1"])
+plausible_bodies = st.fixed_dictionaries(
+    {"history": st.lists(catalog_ids, max_size=12)},
+    optional={"k": st.integers(-2, 40), "exclude": st.lists(catalog_ids, max_size=6),
+              "exclude_seen": st.booleans()})
+
+
 def _encode(value: Any) -> bytes:
     try:
         return json.dumps(value).encode("utf-8")  # NaN / Infinity written as the JS literals
@@ -334,6 +342,7 @@ def _encode(value: Any) -> bytes:
 
 
 http_bodies = st.one_of(
+    plausible_bodies.map(_encode),
     recommend_bodies.map(_encode),
     json_values.map(_encode),
     deep_nesting.map(_encode),
