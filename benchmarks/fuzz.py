@@ -6,7 +6,8 @@ Counts default to ``EDGE_REC_FUZZ_BUNDLES`` / ``EDGE_REC_FUZZ_HTTP`` (10,000 eac
 split evenly over the mutation kinds of ``tests/fuzz_cases.py`` (re-hashed model bytes, manifest
 fields, manifest bytes, items.tsv, archives) and each is loaded as the device would
 (``verify_bundle``, ``Recommender``, one ``recommend``); HTTP bodies go to ``POST /recommend`` of
-an in-process server over one keep-alive connection. Every outcome is counted; outcomes starting
+an in-process server over one keep-alive connection, and ``--raw`` (``EDGE_REC_FUZZ_RAW``, 2,000)
+raw requests with hostile request lines and headers each on a new connection. Every outcome is counted; outcomes starting
 with ESCAPED (an untyped exception or a 5xx) or INVALID (non-finite scores, ids outside the
 catalog, a body that is not JSON) are bugs, listed with the mutation that produced them. Cases are
 random (a new seed each run, printed); the run is bounded by the counts and ``--max-minutes``.
@@ -38,6 +39,9 @@ from fuzz_cases import (  # noqa: E402
     http_bodies,
     http_outcome,
     is_failure,
+    raw_exchange,
+    raw_outcome,
+    raw_requests,
     read_base,
     write_case,
 )
@@ -103,11 +107,8 @@ def fuzz_bundles(base: dict[str, bytes], total: int, deadline: float, run_seed: 
     return counts, bugs
 
 
-def fuzz_http(bundle: Path, total: int, deadline: float, run_seed: int
+def fuzz_http(server: RecommendationServer, total: int, deadline: float, run_seed: int
               ) -> tuple[Counter, dict[str, list[str]]]:
-    server = RecommendationServer(Recommender.load(bundle), "127.0.0.1", 0, max_body_bytes=1 << 20)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
     counter: Counter = Counter()
     bugs: dict[str, list[str]] = {}
     conn = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
@@ -135,10 +136,34 @@ def fuzz_http(bundle: Path, total: int, deadline: float, run_seed: int
         print("time budget spent during http", file=sys.stderr)
     finally:
         conn.close()
-        server.shutdown()
-        server.server_close()
-        thread.join()
     print(f"http: {sum(counter.values())} bodies {dict(counter)}", file=sys.stderr)
+    return counter, bugs
+
+
+def fuzz_raw(server: RecommendationServer, total: int, deadline: float, run_seed: int
+             ) -> tuple[Counter, dict[str, list[str]]]:
+    counter: Counter = Counter()
+    bugs: dict[str, list[str]] = {}
+
+    @seed(run_seed)
+    @_settings(total)
+    @given(raw_requests)
+    def case(request):
+        if time.monotonic() > deadline:
+            raise _OutOfTime
+        answer = raw_exchange(server.server_address[:2], request)
+        outcome = raw_outcome(answer, head=request.startswith(b"HEAD "))
+        counter[_summary_key(outcome)] += 1
+        if is_failure(outcome):
+            examples = bugs.setdefault(f"raw: {_summary_key(outcome)}", [])
+            if len(examples) < EXAMPLES_PER_BUG:
+                examples.append(f"{request[:120]!r} -> {outcome}")
+
+    try:
+        case()
+    except _OutOfTime:
+        print("time budget spent during raw requests", file=sys.stderr)
+    print(f"raw: {sum(counter.values())} requests {dict(counter)}", file=sys.stderr)
     return counter, bugs
 
 
@@ -157,7 +182,13 @@ def write_markdown(result: dict) -> None:
               "| outcome (status) | count |", "|---|---|"]
     for outcome, count in sorted(result["http"]["outcomes"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {outcome} | {count} |")
-    examples = {**result["bundles"]["bug_examples"], **result["http"]["bug_examples"]}
+    lines += ["", f"## Raw requests (request line, headers, body): {result['raw']['cases']} cases, "
+              f"{result['raw']['bugs']} bugs", "",
+              "| statuses answered, in order | count |", "|---|---|"]
+    for outcome, count in sorted(result["raw"]["outcomes"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {outcome} | {count} |")
+    examples = {**result["bundles"]["bug_examples"], **result["http"]["bug_examples"],
+                **result["raw"]["bug_examples"]}
     if examples:
         lines += ["", "## Bug examples", ""]
         for key, items in examples.items():
@@ -171,19 +202,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundles", type=int, default=int(os.environ.get("EDGE_REC_FUZZ_BUNDLES", "10000")))
     parser.add_argument("--http", type=int, default=int(os.environ.get("EDGE_REC_FUZZ_HTTP", "10000")))
+    parser.add_argument("--raw", type=int, default=int(os.environ.get("EDGE_REC_FUZZ_RAW", "2000")),
+                        help="raw requests (request line, headers, body) on new connections")
     parser.add_argument("--bundle", help="a good bundle directory to mutate (default: the tiny one)")
     parser.add_argument("--max-minutes", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
-    if not 0 <= args.bundles <= 1_000_000 or not 0 <= args.http <= 1_000_000:
-        parser.error("--bundles and --http must be in 0..1000000")
+    if not all(0 <= n <= 1_000_000 for n in (args.bundles, args.http, args.raw)):
+        parser.error("--bundles, --http and --raw must be in 0..1000000")
     run_seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     print(f"fuzz seed {run_seed}", file=sys.stderr)
     bundle = resolve_bundle(args.bundle)
     start = time.monotonic()
     deadline = start + args.max_minutes * 60
     by_kind, bundle_bugs = fuzz_bundles(read_base(bundle), args.bundles, deadline, run_seed)
-    http_counts, http_bugs = fuzz_http(bundle, args.http, deadline, run_seed)
+    server = RecommendationServer(Recommender.load(bundle), "127.0.0.1", 0, max_body_bytes=1 << 20)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        http_counts, http_bugs = fuzz_http(server, args.http, deadline, run_seed)
+        raw_counts, raw_bugs = fuzz_raw(server, args.raw, deadline, run_seed)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
     bundle_cases = sum(sum(c.values()) for c in by_kind.values())
     result = {
         "seed": run_seed,
@@ -198,13 +240,17 @@ def main() -> int:
         "http": {"requested": args.http, "cases": sum(http_counts.values()),
                  "bugs": sum(n for o, n in http_counts.items() if is_failure(o)),
                  "outcomes": dict(http_counts), "bug_examples": http_bugs},
+        "raw": {"requested": args.raw, "cases": sum(raw_counts.values()),
+                "bugs": sum(n for o, n in raw_counts.items() if is_failure(o)),
+                "outcomes": dict(raw_counts), "bug_examples": raw_bugs},
     }
     write_text_atomic(RESULTS_JSON, json.dumps(result, indent=2) + "\n")
     write_markdown(result)
     print(json.dumps({k: result[k] for k in ("seed", "seconds")} | {
         "bundle_cases": bundle_cases, "bundle_bugs": result["bundles"]["bugs"],
-        "http_cases": result["http"]["cases"], "http_bugs": result["http"]["bugs"]}))
-    return 1 if result["bundles"]["bugs"] or result["http"]["bugs"] else 0
+        "http_cases": result["http"]["cases"], "http_bugs": result["http"]["bugs"],
+        "raw_cases": result["raw"]["cases"], "raw_bugs": result["raw"]["bugs"]}))
+    return 1 if any(result[part]["bugs"] for part in ("bundles", "http", "raw")) else 0
 
 
 if __name__ == "__main__":

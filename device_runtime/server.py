@@ -18,7 +18,7 @@ request could not be read completely (its unread body must not be taken for the 
 
 Security choices: binds to 127.0.0.1 unless told otherwise; request bodies are limited
 (``max_body_bytes``, default 64 KiB) and every field is validated; every error status, including
-the ones the stdlib produces itself (garbage request line, 414, 431, 501), has a JSON body
+the ones the stdlib produces itself (garbage request line, 414, 431, 505), has a JSON body
 ``{"error": message, "status": code}``; client mistakes (deep nesting, NaN, bad fields) get 4xx,
 never a 500. A model that produces a non-finite score is answered with 500, never serialized.
 At most ``max_threads`` connections are served at once (the rest wait in a backlog of
@@ -256,17 +256,34 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("%s %s", self.address_string(), format % args)
 
     # ---- plumbing ---------------------------------------------------------------------------
+    def parse_request(self) -> bool:
+        """The stdlib's parsing, except that an explicit ``HTTP/0.x`` version (which would get a
+        bare body without status line or headers) is answered with 505 and JSON."""
+        if not super().parse_request():
+            return False
+        if self.request_version.startswith("HTTP/0."):
+            self.send_error(505, "HTTP/0.x is not supported; use HTTP/1.1")
+            return False
+        return True
+
     def send_response(self, code: int, message: str | None = None) -> None:
         self.server.counters.response(code)
         super().send_response(code, message)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Every error the stdlib raises itself (bad request line, 414, 431, 501, ...) as JSON."""
+        """Every error the stdlib raises itself (bad request line, 414, 431, 505, ...) as JSON; an
+        unknown method gets 405 (with ``Allow``) rather than the stdlib's 501."""
+        if str(getattr(self, "request_version", "")).startswith("HTTP/0."):
+            self.request_version = "HTTP/1.0"  # an HTTP/0.9 answer would have no status line
+        headers = {"Connection": "close"}
+        if code == 501:  # an unknown method is the client's mistake: 405 with what is allowed
+            path = (getattr(self, "path", "") or "").split("?", 1)[0]
+            code, message = 405, f"method {str(self.command)[:40]!r} is not supported"
+            headers["Allow"] = f"{ROUTES[path]}, OPTIONS" if path in ROUTES else "GET, HEAD, POST, OPTIONS"
         short, long = self.responses.get(code, ("Error", ""))
         detail = message if message and message != short else (explain or long)
         self.close_connection = True  # the request could not be parsed: do not trust the stream
-        self._send(code, {"error": f"{short}: {detail}" if detail else short, "status": code},
-                   {"Connection": "close"})
+        self._send(code, {"error": f"{short}: {detail}" if detail else short, "status": code}, headers)
 
     def _send(self, status: int, payload: dict[str, Any] | None,
               headers: dict[str, str] | None = None) -> None:

@@ -368,3 +368,88 @@ def http_outcome(status: int, content_type: str | None, body: bytes, *, served_o
     if 400 <= status < 500 and payload.get("status") == status and payload.get("error"):
         return f"{status}"
     return f"ESCAPED {status}: {str(payload)[:120]}"
+
+
+# ---- raw requests: request line, headers and body as bytes -------------------------------------
+
+_methods = st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "BREW",
+                            "get", "", "P\x00ST", "GET GET"])
+_paths = st.sampled_from(["/recommend", "/health", "/reload", "/", "*", "/health?x=1", "//recommend",
+                          "/%00", "/recommend/../health", "http://x/health", "/\u00e9"]) \
+    | st.text(max_size=30).map(lambda t: "/" + t)
+_versions = st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/0.9", "HTTP/2.0", "HTTP/1.1x", "", "http/1.1",
+                             "HTTP/1.01", "HTTP/9999999999999999999.1"])
+_header_values = st.sampled_from(["0", "5", "-1", "abc", "99999999999999999999", " 3", "", "chunked",
+                                  "100-continue", "close", "keep-alive", "Bearer x"]) | st.text(max_size=20)
+_header_names = st.sampled_from(["Content-Length", "Transfer-Encoding", "Expect", "Connection",
+                                 "Authorization", "Content-Type", "Host", "X-Junk", "Content-Length "])
+raw_requests = st.builds(
+    lambda method, path, version, headers, body, sep: (
+        f"{method} {path} {version}".strip().encode("utf-8", "surrogatepass") + sep
+        + b"".join(f"{k}: {v}".encode("utf-8", "surrogatepass") + sep for k, v in headers)
+        + sep + body),
+    _methods, _paths, _versions, st.lists(st.tuples(_header_names, _header_values), max_size=5),
+    http_bodies, st.sampled_from([b"\r\n", b"\r\n", b"\n"]))
+
+
+def raw_outcome(answer: bytes, *, head: bool = False) -> str:
+    """Judge everything a server sent back for one raw request (read until it closed): every
+    response needs a status line and Content-Length, every error a JSON body, no 5xx. ``head``:
+    the first request was a HEAD (its answer has a Content-Length but no body)."""
+    if not answer:
+        return "no response"
+    statuses: list[int] = []
+    while answer:
+        block, sep, rest = answer.partition(b"\r\n\r\n")
+        if not sep:
+            return f"INVALID truncated response head {block[:80]!r}"
+        lines = block.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            return f"INVALID status line {lines[0][:80]!r}"
+        status = int(parts[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if 100 <= status < 200:
+            statuses.append(status)
+            answer = rest
+            continue
+        if "content-length" not in headers or not headers["content-length"].isdigit():
+            return f"INVALID {status} without Content-Length"
+        # the answer to a HEAD has no body, unless the request was too broken to be seen as one
+        bodiless = head and not [s for s in statuses if s >= 200] \
+            and (not rest or rest.startswith(b"HTTP/1."))
+        length = 0 if bodiless else int(headers["content-length"])
+        body, answer = rest[:length], rest[length:]
+        if bodiless:
+            if status >= 400 and headers.get("content-type") != "application/json":
+                return f"INVALID {status} with Content-Type {headers.get('content-type')}"
+        elif status >= 400:
+            # 505 (HTTP version not supported) is the protocol's own answer to HTTP/0.x or 2.x
+            judged = http_outcome(400 if status == 505 else status, headers.get("content-type"),
+                                  body.replace(b'"status": 505', b'"status": 400'))
+            if is_failure(judged):
+                return judged
+        statuses.append(status)
+    return "/".join(map(str, statuses))
+
+
+def raw_exchange(address: tuple[str, int], request: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``request`` on a new connection, close our sending side, return all the answer."""
+    import socket
+
+    with socket.create_connection(address, timeout=timeout) as sock:
+        try:
+            sock.sendall(request)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:  # the server may answer and close before reading everything
+            pass
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            pass
+    return b"".join(chunks)

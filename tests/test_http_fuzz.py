@@ -11,7 +11,14 @@ import os
 import threading
 
 import pytest
-from fuzz_cases import http_bodies, http_outcome, is_failure
+from fuzz_cases import (
+    http_bodies,
+    http_outcome,
+    is_failure,
+    raw_exchange,
+    raw_outcome,
+    raw_requests,
+)
 from hypothesis import HealthCheck, given, settings
 
 from device_runtime.recommender import Recommender
@@ -52,3 +59,15 @@ def test_hostile_bodies_get_200_or_4xx_json(live_server):
     check()
     conn.close()
     assert {"200", "400"} <= set(outcomes)
+
+
+def test_hostile_raw_requests_get_json_answers(live_server):
+    @settings(max_examples=CASES // 2, deadline=None, database=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(raw_requests)
+    def check(request):
+        answer = raw_exchange(live_server.server_address[:2], request)
+        outcome = raw_outcome(answer, head=request.startswith(b"HEAD "))
+        assert not is_failure(outcome), f"{request[:200]!r}: {outcome} {answer[:300]!r}"
+
+    check()

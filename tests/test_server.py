@@ -180,7 +180,9 @@ def test_keep_alive_serves_many_requests_on_one_connection(server):
     (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414),
     (b"GET /health HTTP/1.1\r\nX-Big: " + b"b" * 70000 + b"\r\n\r\n", 431),
     (b"GET /health HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) + b"\r\n", 431),
-    (b"BREW /health HTTP/1.1\r\n\r\n", 501),
+    (b"BREW /health HTTP/1.1\r\n\r\n", 405),
+    (b"GET /health HTTP/0.9\r\n\r\n", 505),
+    (b"GET /health HTTP/2.0\r\n\r\n", 505),
     (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),  # a TLS hello
 ])
 def test_errors_the_stdlib_detects_are_answered_with_json(server, request_bytes, status):
