@@ -409,3 +409,16 @@ def test_write_bundle_removes_stale_temporary_folders_it_owns(tiny_bundle_dir, t
     assert names == sorted(["bundle", fresh.name] + [k.name for k in kept])
     os.utime(kept[2], (old, old))
     assert remove_stale_staging(tmp_path / "bundle") == [kept[2]]  # bundle exists now
+
+
+def test_huge_directory_file_is_refused_after_reading_only_its_manifest_size(bundle_copy):
+    import resource
+
+    size = (bundle_copy / MODEL_FILE).stat().st_size
+    with open(bundle_copy / MODEL_FILE, "r+b") as handle:
+        handle.truncate(3 << 30)  # a sparse 3 GiB file: cheap on disk, fatal if read whole
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BundleError, match=rf"larger than expected \(the manifest says {size} bytes"):
+        verify_bundle(bundle_copy)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
+    assert grown_kib < 64 * 1024  # far below the 3 GiB a full read would have needed
