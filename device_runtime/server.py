@@ -321,12 +321,12 @@ class _Handler(BaseHTTPRequestHandler):
         length_text = self.headers.get("Content-Length")
         if length_text is None:
             raise RequestError(411, "missing Content-Length header")
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise RequestError(400, f"Content-Length {length_text[:40]!r} is not an integer") from None
-        if length < 0:
-            raise RequestError(400, "Content-Length must be >= 0")
+        length_text = length_text.strip()
+        if not (length_text.isascii() and length_text.isdigit()):  # int() would take "+5", "5_0"
+            self.close_connection = True
+            raise RequestError(400, f"Content-Length {length_text[:40]!r} is not a non-negative "
+                                    "decimal integer")
+        length = int(length_text)
         if length > self.server.max_body_bytes:
             raise RequestError(413, f"request body of {length} bytes exceeds the limit of "
                                     f"{self.server.max_body_bytes} bytes")

@@ -184,6 +184,8 @@ def test_keep_alive_serves_many_requests_on_one_connection(server):
     (b"GET /health HTTP/0.9\r\n\r\n", 505),
     (b"GET /health HTTP/2.0\r\n\r\n", 505),
     (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),  # a TLS hello
+    (b"POST /recommend HTTP/1.1\r\nContent-Length: 1_0\r\n\r\n{}", 400),
+    (b"POST /recommend HTTP/1.1\r\nContent-Length: -1\r\n\r\n{}", 400),
 ])
 def test_errors_the_stdlib_detects_are_answered_with_json(server, request_bytes, status):
     srv = server()
