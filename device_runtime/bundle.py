@@ -627,6 +627,28 @@ def _read_directory(path: Path, cap: int) -> _Read:
     return files, manifest, digest
 
 
+MAX_ARCHIVE_HEADER_BYTES = 64 * 1024
+"""Largest tar metadata record (GNU long name / long link, PAX header) read from an archive."""
+
+
+class _OversizedTarHeader(Exception):
+    """Raised by :class:`_BoundedTarInfo`; :func:`_read_archive` turns it into a BundleError."""
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses oversized metadata records before tarfile reads them into memory
+    (a GNU long-name or PAX header claiming gigabytes would otherwise be read whole).
+    ``_proc_member`` is tarfile's (private, long-stable) hook for these records."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
+                         tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE) \
+                and self.size > MAX_ARCHIVE_HEADER_BYTES:
+            raise _OversizedTarHeader(f"a tar metadata record (type {self.type!r}) of {self.size} "
+                                      f"bytes, more than {MAX_ARCHIVE_HEADER_BYTES}")
+        return super()._proc_member(tarfile_)
+
+
 def _archive_member_name(path: Path, member: tarfile.TarInfo) -> str | None:
     """The bundle file name of ``member`` (None for a folder entry); refuses anything else."""
     parts = PurePosixPath(member.name).parts
@@ -650,7 +672,7 @@ def _read_archive(path: Path, cap: int) -> _Read:
     digest = ""
     source = f"{path}/{MANIFEST_FILE}"
     try:
-        with tarfile.open(path, "r|gz") as archive:
+        with tarfile.open(path, "r|gz", tarinfo=_BoundedTarInfo) as archive:
             for count, member in enumerate(archive, start=1):
                 if count > MAX_ARCHIVE_MEMBERS:
                     raise BundleError(f"{path}: archive has more than {MAX_ARCHIVE_MEMBERS} members; "
@@ -683,6 +705,8 @@ def _read_archive(path: Path, cap: int) -> _Read:
                     manifest, digest = _parse_manifest(files[name], source)
     except BundleError:
         raise
+    except _OversizedTarHeader as exc:
+        raise BundleError(f"{path}: {exc}; refusing the archive") from None
     except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError, TypeError, IndexError,
             struct.error) as exc:  # tarfile's stream reader lets all of these out on garbage
         raise BundleError(f"{path}: not a readable .tar.gz ({type(exc).__name__}: {exc}); "

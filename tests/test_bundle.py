@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -411,14 +412,52 @@ def test_write_bundle_removes_stale_temporary_folders_it_owns(tiny_bundle_dir, t
     assert remove_stale_staging(tmp_path / "bundle") == [kept[2]]  # bundle exists now
 
 
-def test_huge_directory_file_is_refused_after_reading_only_its_manifest_size(bundle_copy):
-    import resource
+def _verify_in_child(path) -> tuple[str, float]:
+    """(error message, peak RSS in MiB) of ``verify_bundle(path)`` in a fresh process, so that the
+    peak reflects this bundle only (about 35 MiB is the interpreter and numpy)."""
+    import subprocess
+    import sys
 
+    from conftest import REPO_ROOT
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc/self/status (VmHWM) to measure this process's own peak")
+    # VmHWM, not ru_maxrss: ru_maxrss carries the forking parent's peak (pytest with TensorFlow)
+    code = ("import json, sys\n"
+            "from device_runtime.bundle import BundleError, verify_bundle\n"
+            "try:\n    verify_bundle(sys.argv[1]); message = ''\n"
+            "except BundleError as exc:\n    message = str(exc)\n"
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+            "print(json.dumps([message, int(hwm.split()[1]) / 1024]))")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                          timeout=120, env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    message, peak = json.loads(proc.stdout)
+    return message, peak
+
+
+def test_huge_directory_file_is_refused_after_reading_only_its_manifest_size(bundle_copy):
     size = (bundle_copy / MODEL_FILE).stat().st_size
     with open(bundle_copy / MODEL_FILE, "r+b") as handle:
         handle.truncate(3 << 30)  # a sparse 3 GiB file: cheap on disk, fatal if read whole
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(BundleError, match=rf"larger than expected \(the manifest says {size} bytes"):
-        verify_bundle(bundle_copy)
-    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
-    assert grown_kib < 64 * 1024  # far below the 3 GiB a full read would have needed
+    message, peak_mib = _verify_in_child(bundle_copy)
+    assert f"larger than expected (the manifest says {size} bytes" in message
+    assert peak_mib < 128  # a full read would need 3 GiB
+
+
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE])
+def test_oversized_tar_metadata_is_refused_before_it_is_read(tmp_path, kind):
+    import gzip
+
+    size = 100 << 20  # a 100 MiB long name / PAX record: tarfile would read it whole
+    header = tarfile.TarInfo("././@LongLink")
+    header.type, header.size = kind, size
+    path = tmp_path / "evil.tar.gz"
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(header.tobuf(tarfile.GNU_FORMAT))
+        chunk = b"a" * (1 << 20)
+        for _ in range(size // len(chunk)):
+            out.write(chunk)
+    message, peak_mib = _verify_in_child(path)
+    assert "evil.tar.gz: a tar metadata record" in message and "of 104857600 bytes" in message
+    assert peak_mib < 128  # reading the record would need 100 MiB more
