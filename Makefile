@@ -33,6 +33,12 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Long property-based run over hostile bundles and HTTP bodies (EDGE_REC_FUZZ_BUNDLES /
+# EDGE_REC_FUZZ_HTTP cases, 10,000 each by default); writes benchmarks/results/fuzz.md.
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(PY) benchmarks/fuzz.py
+
 clean:
 	rm -rf $(VENV) runs benchmarks/work .pytest_cache
 

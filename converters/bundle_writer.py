@@ -6,10 +6,14 @@ Works from bytes only and does not import TensorFlow: the serving signature is r
 
 from __future__ import annotations
 
+import glob
+import logging
 import math
 import os
 import shutil
+import stat
 import tempfile
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -18,13 +22,10 @@ from typing import Any
 
 from device_runtime.atomic_file import write_bytes_atomic
 from device_runtime.bundle import (
-    HISTORY_INPUT,
     ITEMS_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
     SIGNATURE_KEY,
-    TOP_IDS_OUTPUT,
-    TOP_SCORES_OUTPUT,
     BundleError,
     Manifest,
     ModelSection,
@@ -33,9 +34,14 @@ from device_runtime.bundle import (
     build_archive,
     bytes_digest,
     format_items_tsv,
+    serving_signature,
     verify_bundle,
 )
 from device_runtime.interpreter import describe_model
+
+logger = logging.getLogger(__name__)
+# Temporary folders older than this were not created by this process (see remove_stale_staging).
+_WRITER_LOADED_AT = time.time()
 
 
 def _json_ready(value: Any, where: str) -> Any:
@@ -63,16 +69,14 @@ def _signature_specs(tflite_bytes: bytes, history_length: int, top_k: int
                           f"{sorted(description.signatures)}); convert with converters.tflite")
     inputs = tuple(TensorSpec(n, s, d) for n, (s, d, _) in signature.inputs.items())
     outputs = tuple(TensorSpec(n, s, d) for n, (s, d, _) in signature.outputs.items())
-    expected_in = (TensorSpec(HISTORY_INPUT, (1, history_length), "int32"),)
-    expected_out = {TensorSpec(TOP_IDS_OUTPUT, (1, top_k), "int32"),
-                    TensorSpec(TOP_SCORES_OUTPUT, (1, top_k), "float32")}
-    if inputs != expected_in or set(outputs) != expected_out:
+    expected_in, expected_out = serving_signature(history_length, top_k)
+    if inputs != expected_in or set(outputs) != set(expected_out):
         raise BundleError(
             f"tflite_bytes: signature {SIGNATURE_KEY!r} has inputs {[s.to_dict() for s in inputs]} "
             f"and outputs {[s.to_dict() for s in outputs]}; expected history int32[1,{history_length}] "
             f"-> top_ids int32[1,{top_k}], top_scores float32[1,{top_k}] (history_length and top_k "
             "must match the model)")
-    return inputs, tuple(sorted(outputs, key=lambda s: s.name))
+    return expected_in, expected_out
 
 
 def write_bundle(out_dir: str | Path, *, tflite_bytes: bytes, vocabulary_ids: Sequence[str],
@@ -88,7 +92,9 @@ def write_bundle(out_dir: str | Path, *, tflite_bytes: bytes, vocabulary_ids: Se
 
     Atomic: files go to a temporary sibling directory that is verified with
     :func:`device_runtime.bundle.verify_bundle` and then renamed to ``out_dir``; an existing bundle
-    there is replaced only after the new one is complete. Raises :class:`BundleError` for bad input.
+    there is replaced only after the new one is complete. Temporary folders that killed builds
+    left next to ``out_dir`` are removed first (:func:`remove_stale_staging`). Raises
+    :class:`BundleError` for bad input.
     """
     out_dir = Path(out_dir)
     ids = list(vocabulary_ids)
@@ -119,7 +125,9 @@ def write_bundle(out_dir: str | Path, *, tflite_bytes: bytes, vocabulary_ids: Se
     Manifest.from_json(manifest_json, source="write_bundle manifest")
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    remove_stale_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(out_dir)}{os.getpid()}-",
+                                    dir=out_dir.parent))
     try:
         write_bytes_atomic(staging / MODEL_FILE, bytes(tflite_bytes))
         write_bytes_atomic(staging / ITEMS_FILE, items_tsv)
@@ -131,6 +139,54 @@ def write_bundle(out_dir: str | Path, *, tflite_bytes: bytes, vocabulary_ids: Se
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+def _staging_prefix(out_dir: Path) -> str:
+    return f".{out_dir.name}.tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # exists but belongs to someone else / not a pid at all
+    return True
+
+
+def remove_stale_staging(out_dir: str | Path) -> list[Path]:
+    """Delete the temporary folders that interrupted :func:`write_bundle` calls left next to
+    ``out_dir`` (``.NAME.tmp-PID-*``, and ``.NAME.old-*`` once ``out_dir`` exists again).
+
+    Only folders this writer owns are touched: created before this process imported the writer
+    (so never one it is writing now), and whose build process (the PID in the name) is no longer
+    running. Symlinks and files are left alone. Returns the removed paths.
+    """
+    out_dir = Path(out_dir)
+    parent = out_dir.parent
+    if not parent.is_dir():
+        return []
+    removed: list[Path] = []
+    prefix = _staging_prefix(out_dir)
+    candidates = [(c, True) for c in parent.glob(f"{glob.escape(prefix)}*")]
+    if out_dir.is_dir() and not out_dir.is_symlink():  # a retired bundle is only garbage then
+        candidates += [(c, False) for c in parent.glob(f"{glob.escape(f'.{out_dir.name}.old-')}*")]
+    for candidate, is_staging in candidates:
+        try:
+            info = candidate.lstat()
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_mtime >= _WRITER_LOADED_AT:
+            continue
+        if is_staging:
+            pid_text = candidate.name[len(prefix):].split("-", 1)[0]
+            if pid_text.isdigit() and int(pid_text) != os.getpid() and _pid_alive(int(pid_text)):
+                continue  # another build is writing it right now
+        shutil.rmtree(candidate, ignore_errors=True)
+        logger.info("removed %s, left behind by an interrupted build", candidate)
+        removed.append(candidate)
+    return removed
 
 
 def _swap_into_place(staging: Path, out_dir: Path) -> None:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import platform
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +26,33 @@ from pathlib import Path
 from typing import Any
 
 from device_runtime.atomic_file import write_bytes_atomic, write_text_atomic
+
+STATUS_INTERRUPTED = "interrupted"
+
+
+class BuildInterrupted(KeyboardInterrupt):
+    """The build process received SIGTERM (see :func:`terminate_as_interrupt`)."""
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`BuildInterrupted` (a ``KeyboardInterrupt``) in
+    the main thread, so that ``finally``/``except`` blocks run and the run directory records the
+    build as interrupted instead of the process vanishing. The previous handler is restored on
+    exit; outside the main thread this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise BuildInterrupted(f"received {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 _PACKAGES = ("edge-rec", "numpy", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert")
 
@@ -82,7 +111,15 @@ class RunDirectory:
             self._flush()
 
     def finish(self, status: str, **fields: Any) -> None:
-        """Mark the run finished (``ok``, ``gate-failed`` or ``failed``) with extra fields."""
+        """Mark the run finished (``ok``, ``gate-failed``, ``failed`` or ``interrupted``) with
+        extra fields.
+
+        ``failed`` is recorded as ``interrupted`` when called while a ``KeyboardInterrupt`` is
+        being handled (Ctrl-C, or SIGTERM inside :func:`terminate_as_interrupt`): a killed build
+        is not a broken one.
+        """
+        if status == "failed" and isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            status = STATUS_INTERRUPTED
         self._run.update(fields)
         self._run["status"] = status
         self._run["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

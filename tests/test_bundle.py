@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,3 +195,269 @@ def test_write_bundle_rejects_bad_vocabulary(tiny_bundle_dir, tmp_path):
     with pytest.raises(BundleError, match="index 5"):
         _write(tmp_path / "b", tflite, vocabulary_ids=ids)
     assert not (tmp_path / "b").exists()
+
+
+# ---- hostile bundles: every one ends in BundleError naming the file and the problem ----------
+
+def _replace_file(bundle_dir, name, data):
+    """Write ``data`` as bundle file ``name`` and re-sign the manifest so that hashes match."""
+    (bundle_dir / name).write_bytes(data)
+    record = file_digest(bundle_dir / name)
+    rewrite_manifest(bundle_dir, lambda m: m["files"].update(
+        {name: {"sha256": record.sha256, "size": record.size}}))
+
+
+def _raw_manifest(bundle_dir):
+    return json.loads((bundle_dir / MANIFEST_FILE).read_text())
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_non_finite_numbers_in_the_manifest_are_refused(bundle_copy, literal):
+    text = (bundle_copy / MANIFEST_FILE).read_text()
+    (bundle_copy / MANIFEST_FILE).write_text(text.replace('"ndcg@10": 0.1', f'"ndcg@10": {literal}'))
+    with pytest.raises(BundleError, match=rf"manifest\.json: {literal} is not a finite number"):
+        verify_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("depth", [40, 5000])
+def test_deeply_nested_manifest_is_refused(bundle_copy, depth):
+    text = (bundle_copy / MANIFEST_FILE).read_text()
+    nested = "[" * depth + "]" * depth
+    (bundle_copy / MANIFEST_FILE).write_text(text.replace('"ndcg@10": 0.1', f'"ndcg@10": {nested}'))
+    with pytest.raises(BundleError, match=r"manifest\.json: JSON nested too deeply"):
+        verify_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("encode, fragment", [
+    (lambda t: b"\xef\xbb\xbf" + t.encode(), "byte-order mark"),
+    (lambda t: t.encode("utf-16"), "byte-order mark"),
+    (lambda t: t.encode("utf-16-le"), "not valid JSON"),
+    (lambda t: t.replace("float32", "fl\u00e9at32").encode("latin-1"), "not UTF-8"),
+])
+def test_manifest_must_be_utf8_without_bom(bundle_copy, encode, fragment):
+    text = (bundle_copy / MANIFEST_FILE).read_text()
+    (bundle_copy / MANIFEST_FILE).write_bytes(encode(text))
+    with pytest.raises(BundleError, match=rf"manifest\.json: .*{fragment}"):
+        verify_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda m: m.update(extra=1), r"unknown field\(s\) \['extra'\]"),
+    (lambda m: m["model"].update(signature_key="other"), "model.signature_key is 'other'"),
+    (lambda m: m["model"].update(file="other.tflite"), "model.file is 'other.tflite'"),
+    (lambda m: m["model"]["inputs"].append(m["model"]["inputs"][0]), "serving contract"),
+    (lambda m: m["model"]["outputs"].__setitem__(1, m["model"]["outputs"][0]), "serving contract"),
+    (lambda m: m["model"]["inputs"][0].update(dtype="int64"), "serving contract"),
+    (lambda m: m.update(top_k=TINY_CATALOG), "larger than the catalog"),
+    (lambda m: m["files"].update({"extra.bin": m["files"][ITEMS_FILE]}), "expected exactly"),
+    (lambda m: m.update(catalog_size=10 ** 400), "catalog_size"),
+])
+def test_manifest_the_writer_would_not_write_is_refused(bundle_copy, change, fragment):
+    rewrite_manifest(bundle_copy, change)
+    with pytest.raises(BundleError, match=fragment):
+        verify_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda lines: lines.__setitem__(1, "2\t<pad>\tTrack 0"), "reserved"),
+    (lambda lines: lines.__setitem__(1, "2\t<oov>\tTrack 0"), "reserved"),
+    (lambda lines: lines.__setitem__(1, "2\t 1000\tTrack 0"), "whitespace at its ends"),
+    (lambda lines: lines.__setitem__(1, "2\t10\x0000\tTrack 0"), "NUL"),
+    (lambda lines: lines.__setitem__(2, "3\t1000\tTrack 1"), "repeated"),
+    (lambda lines: lines.__setitem__(1, "2\t1000\tTrack  0"), "title"),
+    (lambda lines: lines.__setitem__(1, "2\t1000\tTrack 0\r"), "title"),
+    (lambda lines: lines.__setitem__(0, "\ufeff" + lines[0]), "byte-order mark"),
+])
+def test_items_table_the_writer_would_not_write_is_refused(bundle_copy, edit, fragment):
+    lines = (bundle_copy / ITEMS_FILE).read_text().split("\n")
+    edit(lines)
+    _replace_file(bundle_copy, ITEMS_FILE, "\n".join(lines).encode("utf-8"))
+    with pytest.raises(BundleError, match=rf"items\.tsv: .*{fragment}"):
+        verify_bundle(bundle_copy)
+
+
+def test_writer_refuses_nul_and_reserved_ids(tiny_bundle_dir, tmp_path):
+    tflite = (tiny_bundle_dir / MODEL_FILE).read_bytes()
+    for bad in ("a\x00b", "<pad>", " x"):
+        ids = list(TINY_ITEM_IDS)
+        ids[3] = bad
+        with pytest.raises(BundleError, match="at index 3"):
+            _write(tmp_path / "b", tflite, vocabulary_ids=ids)
+
+
+def test_directory_file_larger_than_its_manifest_entry_stops_reading(bundle_copy):
+    with open(bundle_copy / MODEL_FILE, "ab") as handle:
+        handle.write(b"\0" * (3 << 20))
+    with pytest.raises(BundleError, match=r"model\.tflite: larger than expected \(the manifest says"):
+        verify_bundle(bundle_copy)
+
+
+def test_files_over_the_hard_cap_are_not_read(bundle_copy):
+    size = (bundle_copy / MODEL_FILE).stat().st_size
+    cap = (bundle_copy / MANIFEST_FILE).stat().st_size
+    assert size > cap > (bundle_copy / ITEMS_FILE).stat().st_size
+    with pytest.raises(BundleError, match=r"model\.tflite: the manifest says \d+ bytes, more than "
+                                          rf"the reader's limit of {cap}"):
+        verify_bundle(bundle_copy, max_file_bytes=cap)
+    with pytest.raises(BundleError, match=r"manifest\.json: larger than the reader's limit of 100 "):
+        verify_bundle(bundle_copy, max_file_bytes=100)
+    assert verify_bundle(bundle_copy, max_file_bytes=size).manifest.files[MODEL_FILE].size == size
+    with pytest.raises(ValueError, match="max_file_bytes"):
+        verify_bundle(bundle_copy, max_file_bytes=0)
+
+
+def test_directory_bundles_refuse_symlinks_and_special_files(bundle_copy, tmp_path):
+    import os
+
+    outside = tmp_path / "outside.tflite"
+    outside.write_bytes((bundle_copy / MODEL_FILE).read_bytes())
+    (bundle_copy / MODEL_FILE).unlink()
+    (bundle_copy / MODEL_FILE).symlink_to(outside)
+    with pytest.raises(BundleError, match=r"model\.tflite: is a symbolic link"):
+        verify_bundle(bundle_copy)
+    (bundle_copy / MODEL_FILE).unlink()
+    os.mkfifo(bundle_copy / MODEL_FILE)  # would block a naive reader forever
+    with pytest.raises(BundleError, match=r"model\.tflite: is a special file"):
+        verify_bundle(bundle_copy)
+    (bundle_copy / MODEL_FILE).unlink()
+    (bundle_copy / MODEL_FILE).mkdir()
+    with pytest.raises(BundleError, match=r"model\.tflite: is a directory"):
+        verify_bundle(bundle_copy)
+
+
+def _archive_with(tmp_path, tiny_bundle_dir, *, model=None, order=(MANIFEST_FILE, MODEL_FILE, ITEMS_FILE)):
+    members = []
+    for name in order:
+        data = model if name == MODEL_FILE and model is not None else (tiny_bundle_dir / name).read_bytes()
+        info = tarfile.TarInfo(f"bundle/{name}")
+        info.size = len(data)
+        members.append((info, data))
+    return _tar_gz(tmp_path / "b.tar.gz", members)
+
+
+def test_archive_member_larger_than_the_manifest_is_refused_from_its_header(tiny_bundle_dir, tmp_path):
+    model = (tiny_bundle_dir / MODEL_FILE).read_bytes() + b"\0" * (1 << 20)
+    archive = _archive_with(tmp_path, tiny_bundle_dir, model=model)
+    with pytest.raises(BundleError, match=r"model\.tflite' is \d+ bytes, the manifest says \d+; "
+                                          "refusing to read it"):
+        verify_bundle(archive)
+    archive = _archive_with(tmp_path, tiny_bundle_dir, model=model,
+                            order=(MODEL_FILE, ITEMS_FILE, MANIFEST_FILE))
+    cap = (tiny_bundle_dir / MANIFEST_FILE).stat().st_size
+    with pytest.raises(BundleError, match=rf"model\.tflite' is \d+ bytes, the reader's limit is {cap}"):
+        verify_bundle(archive, max_file_bytes=cap)
+    with pytest.raises(BundleError, match=r"model\.tflite: size is"):
+        verify_bundle(archive)  # manifest last: checked after reading, still within the cap
+
+
+def test_written_archives_put_the_manifest_first(tiny_bundle_dir, tmp_path):
+    archive = archive_bundle(tiny_bundle_dir, tmp_path / "a.tar.gz")
+    with tarfile.open(archive) as handle:
+        assert handle.getnames()[0].endswith(MANIFEST_FILE)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "not-gzip", "empty"])
+def test_corrupted_archives_are_bundle_errors(tiny_bundle_dir, tmp_path, damage):
+    data = bytearray(archive_bundle(tiny_bundle_dir, tmp_path / "a.tar.gz").read_bytes())
+    if damage == "flip":
+        for position in range(20, len(data) - 20, 97):
+            data[position] ^= 0x5A
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "not-gzip":
+        data = bytearray(b"plain text, not an archive" * 10)
+    else:
+        data = bytearray()
+    (tmp_path / "a.tar.gz").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"a\.tar\.gz"):
+        verify_bundle(tmp_path / "a.tar.gz")
+
+
+def test_archive_with_foreign_members_is_refused(tiny_bundle_dir, tmp_path):
+    members = []
+    for name in (MANIFEST_FILE, MODEL_FILE, ITEMS_FILE, "notes.txt"):
+        data = b"x" if name == "notes.txt" else (tiny_bundle_dir / name).read_bytes()
+        info = tarfile.TarInfo(f"bundle/{name}")
+        info.size = len(data)
+        members.append((info, data))
+    with pytest.raises(BundleError, match="'bundle/notes.txt' is not a bundle file"):
+        verify_bundle(_tar_gz(tmp_path / "x.tar.gz", members))
+
+
+def test_write_bundle_removes_stale_temporary_folders_it_owns(tiny_bundle_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from converters.bundle_writer import remove_stale_staging
+
+    tflite = (tiny_bundle_dir / MODEL_FILE).read_bytes()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    old = 1_000_000_000  # 2001: before this process started
+    stale = [tmp_path / f".bundle.tmp-{dead}-abc", tmp_path / ".bundle.tmp-legacy1"]
+    kept = [tmp_path / f".bundle.tmp-{os.getppid()}-xyz",  # its build process is still running
+            tmp_path / ".other.tmp-123-abc",  # another bundle's
+            tmp_path / ".bundle.old-1234abcd"]  # the bundle does not exist yet: may hold the old one
+    for folder in stale + kept:
+        folder.mkdir()
+        (folder / MODEL_FILE).write_bytes(b"partial")
+        os.utime(folder, (old, old))
+    fresh = tmp_path / f".bundle.tmp-{dead}-new"  # newer than this process: not touched
+    fresh.mkdir()
+    _write(tmp_path / "bundle", tflite)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["bundle", fresh.name] + [k.name for k in kept])
+    os.utime(kept[2], (old, old))
+    assert remove_stale_staging(tmp_path / "bundle") == [kept[2]]  # bundle exists now
+
+
+def _verify_in_child(path) -> tuple[str, float]:
+    """(error message, peak RSS in MiB) of ``verify_bundle(path)`` in a fresh process, so that the
+    peak reflects this bundle only (about 35 MiB is the interpreter and numpy)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc/self/status (VmHWM) to measure this process's own peak")
+    # VmHWM, not ru_maxrss: ru_maxrss carries the forking parent's peak (pytest with TensorFlow)
+    code = ("import json, sys\n"
+            "from device_runtime.bundle import BundleError, verify_bundle\n"
+            "try:\n    verify_bundle(sys.argv[1]); message = ''\n"
+            "except BundleError as exc:\n    message = str(exc)\n"
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+            "print(json.dumps([message, int(hwm.split()[1]) / 1024]))")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                          timeout=120, env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    message, peak = json.loads(proc.stdout)
+    return message, peak
+
+
+def test_huge_directory_file_is_refused_after_reading_only_its_manifest_size(bundle_copy):
+    size = (bundle_copy / MODEL_FILE).stat().st_size
+    with open(bundle_copy / MODEL_FILE, "r+b") as handle:
+        handle.truncate(3 << 30)  # a sparse 3 GiB file: cheap on disk, fatal if read whole
+    message, peak_mib = _verify_in_child(bundle_copy)
+    assert f"larger than expected (the manifest says {size} bytes" in message
+    assert peak_mib < 128  # a full read would need 3 GiB
+
+
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE])
+def test_oversized_tar_metadata_is_refused_before_it_is_read(tmp_path, kind):
+    import gzip
+
+    size = 100 << 20  # a 100 MiB long name / PAX record: tarfile would read it whole
+    header = tarfile.TarInfo("././@LongLink")
+    header.type, header.size = kind, size
+    path = tmp_path / "evil.tar.gz"
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(header.tobuf(tarfile.GNU_FORMAT))
+        chunk = b"a" * (1 << 20)
+        for _ in range(size // len(chunk)):
+            out.write(chunk)
+    message, peak_mib = _verify_in_child(path)
+    assert "evil.tar.gz: a tar metadata record" in message and "of 104857600 bytes" in message
+    assert peak_mib < 128  # reading the record would need 100 MiB more

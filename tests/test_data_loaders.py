@@ -197,3 +197,46 @@ def test_data_layer_is_numpy_only(tmp_path):
     proc = run_without_tensorflow(["-c", code])
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) == 30
+
+
+@pytest.mark.parametrize("stamp", [str(2**63), str(-(2**63) - 1), "1" + "0" * 30])
+@pytest.mark.parametrize("name, lines", [
+    ("ratings.dat", "1::2::5::100\n1::3::4::{stamp}\n2::3::4::101\n"),
+    ("ratings.csv", "userId,movieId,rating,timestamp\n1,2,5,100\n1,3,4,{stamp}\n2,3,4,101\n"),
+])
+def test_timestamp_out_of_int64_is_a_clean_error_or_skipped(tmp_path, stamp, name, lines):
+    path = tmp_path / name
+    path.write_text(lines.format(stamp=stamp), encoding="utf-8")
+    line_no = 2 if name == "ratings.dat" else 3
+    with pytest.raises(DataFormatError, match=rf"{name}:{line_no}: timestamp .* in field 4 is out of range"):
+        load_interactions(path)
+    log = load_interactions(path, on_bad_line="skip")
+    assert log.skipped_lines == 1 and log.timestamps.tolist() == [100, 101]
+
+
+def test_int64_limits_themselves_are_accepted(tmp_path):
+    path = tmp_path / "ratings.dat"
+    path.write_text(f"1::2::5::{2**63 - 1}\n1::3::4::{-(2**63)}\n", encoding="utf-8")
+    assert load_interactions(path).timestamps.tolist() == [2**63 - 1, -(2**63)]
+
+
+@pytest.mark.parametrize("name, content", [
+    ("ratings.csv", "userId,movieId,rating,timestamp\n1,2,5,100\n1,3,4,101\n"),
+    ("u.data", "1\t2\t5\t100\n1\t3\t4\t101\n"),
+])
+def test_utf8_byte_order_mark_is_accepted(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + content.encode("utf-8"))
+    log = load_interactions(path)
+    assert log.items.tolist() == ["2", "3"] and log.users.tolist() == ["1", "1"]
+
+
+@pytest.mark.parametrize("line, field", [("1\x00x::3::4::101", "user id in field 1"),
+                                         ("1::3\x00::4::101", "item id in field 2")])
+def test_nul_bytes_in_ids_are_refused(tmp_path, line, field):
+    path = tmp_path / "ratings.dat"
+    path.write_text(f"1::2::5::100\n{line}\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=rf"ratings\.dat:2: {field} contains a NUL byte"):
+        load_interactions(path)
+    log = load_interactions(path, on_bad_line="skip")
+    assert log.skipped_lines == 1 and "\x00" not in "".join(log.items.tolist() + log.users.tolist())

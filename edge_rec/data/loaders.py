@@ -27,6 +27,8 @@ FORMATS = ("movielens-100k", "movielens-1m", "movielens-latest", "csv")
 BAD_LINE_POLICIES = ("error", "skip")
 
 _MOVIELENS_LATEST_HEADER = ("userId", "movieId", "rating", "timestamp")
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+_ENCODING = "utf-8-sig"  # UTF-8; a leading byte-order mark (as Excel writes) is accepted and dropped
 _SKIP_HINT = "(pass on_bad_line='skip', or --skip-bad-lines, to skip and count bad lines)"
 
 
@@ -99,7 +101,8 @@ def load_interactions(
 
     ``user_col``/``item_col``/``time_col``/``delimiter`` describe a generic ``csv`` file (which
     must have a header); a ``title`` column, when present, becomes ``InteractionLog.titles``.
-    Timestamps must be integers (Unix seconds). Raises :class:`DataFormatError` for a missing,
+    Timestamps must be integers (Unix seconds) within int64; user and item ids may not contain
+    NUL bytes; the file is UTF-8, with or without a leading byte-order mark. Raises :class:`DataFormatError` for a missing,
     empty, undecodable or malformed file (naming file, line and expectation), and
     ``ValueError`` for an unknown ``format`` or ``on_bad_line``.
     """
@@ -117,6 +120,7 @@ def load_interactions(
     text = _read_text(path)
     if not text.strip():
         raise DataFormatError(f"{path}: empty file; expected interactions, one per line")
+    has_nul = "\x00" in text  # ids with NUL are refused: only the line-by-line parser names them
     lines = text.splitlines()
     del text
     if format in ("movielens-latest", "csv"):
@@ -127,13 +131,14 @@ def load_interactions(
     del lines
     try:
         with _gc_paused():  # millions of small lists/strings: the cyclic GC only slows this down
-            parsed = None if quoted else _parse_flat(layout, body)
+            parsed = None if quoted or has_nul else _parse_flat(layout, body)
             if parsed is None:
                 if format in ("movielens-latest", "csv"):
                     rows = list(csv.reader(body, delimiter=layout.separator))
                 else:
                     rows = [line.split(layout.separator) for line in body]
-                parsed = _parse_rows(path, layout, rows, first_line_no, on_bad_line)
+                parsed = _parse_rows(path, layout, rows, first_line_no, on_bad_line,
+                                     line_by_line=has_nul)
     except DataFormatError as exc:
         hint = _format_hint(path, format)
         raise DataFormatError(f"{exc}{hint}") from None
@@ -220,9 +225,11 @@ def _parse_flat(layout: _Layout, body: list[str]):
     return np.array(users), np.array(items), stamps, titles, 0
 
 
-def _parse_rows(path, layout, rows, first_line_no, on_bad_line):
-    """Columns of ``rows``; fast whole-column path first, then line by line if anything is off."""
-    rows_nonblank = [r for r in rows if r and not (len(r) == 1 and not r[0].strip())]
+def _parse_rows(path, layout, rows, first_line_no, on_bad_line, *, line_by_line=False):
+    """Columns of ``rows``; fast whole-column path first, then line by line if anything is off
+    (or at once when ``line_by_line``)."""
+    rows_nonblank = [] if line_by_line else [
+        r for r in rows if r and not (len(r) == 1 and not r[0].strip())]
     if rows_nonblank and all(len(r) == layout.fields for r in rows_nonblank):
         columns = list(zip(*rows_nonblank, strict=True))
         users, items = columns[layout.user], columns[layout.item]
@@ -252,9 +259,16 @@ def _parse_line_by_line(path, layout, rows, first_line_no, on_bad_line):
                 stamp = int(row[layout.time])
             except ValueError:
                 problem = (
-                    f"timestamp {row[layout.time]!r} in field {layout.time + 1} is not an integer "
-                    "(expected Unix seconds)"
+                    f"timestamp {row[layout.time][:40]!r} in field {layout.time + 1} is not an "
+                    "integer (expected Unix seconds)"
                 )
+            else:
+                if not _INT64_MIN <= stamp <= _INT64_MAX:
+                    problem = (
+                        f"timestamp {row[layout.time][:40]!r} in field {layout.time + 1} is out of "
+                        f"range (expected Unix seconds within a 64-bit integer, "
+                        f"{_INT64_MIN}..{_INT64_MAX})"
+                    )
         if problem is not None:
             if on_bad_line == "skip":
                 skipped += 1
@@ -286,6 +300,9 @@ def _line_problem(layout: _Layout, row: list[str]) -> str | None:
         return f"empty user id in field {layout.user + 1}"
     if not row[layout.item]:
         return f"empty item id in field {layout.item + 1}"
+    for name, column in (("user", layout.user), ("item", layout.item)):
+        if "\x00" in row[column]:
+            return f"{name} id in field {column + 1} contains a NUL byte"
     return None
 
 
@@ -307,7 +324,7 @@ def _format_hint(path: Path, format: str) -> str:
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding=_ENCODING)
     except UnicodeDecodeError as exc:
         raise DataFormatError(
             f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); expected a text file of "
@@ -318,7 +335,7 @@ def _read_text(path: Path) -> str:
 def _first_line(path: Path) -> str | None:
     """The first non-blank line (without line ending), or None for an empty file."""
     try:
-        with path.open("r", encoding="utf-8") as handle:
+        with path.open("r", encoding=_ENCODING) as handle:
             for line in handle:
                 if line.strip():
                     return line.rstrip("\r\n")
