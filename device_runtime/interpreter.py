@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from device_runtime.bundle import BundleError
 from device_runtime.native_stderr import native_stderr_to_logging
 from device_runtime.op_support import op_key, runs_on
 
@@ -41,8 +42,9 @@ class InterpreterUnavailableError(ImportError):
     """No usable TFLite interpreter backend is installed; the message says which pip command fixes it."""
 
 
-class ModelFormatError(ValueError):
-    """Bytes that are not a loadable TFLite model (wrong identifier, truncated, rejected)."""
+class ModelFormatError(BundleError):
+    """Bytes that are not a loadable TFLite model (wrong identifier, truncated, rejected, or a
+    signature naming tensors the model does not have); a :class:`BundleError`."""
 
 
 @dataclass(frozen=True)
@@ -237,12 +239,16 @@ def read_signatures(interpreter: Any) -> dict[str, SignatureSpec]:
     """Every signature of an interpreter: input/output names with shape, dtype and tensor index."""
     signatures: dict[str, SignatureSpec] = {}
     for key in interpreter.get_signature_list():
-        runner = interpreter.get_signature_runner(key)
-        signatures[key] = SignatureSpec(
-            key=key,
-            inputs={name: _tensor_entry(d) for name, d in runner.get_input_details().items()},
-            outputs={name: _tensor_entry(d) for name, d in runner.get_output_details().items()},
-        )
+        try:
+            runner = interpreter.get_signature_runner(key)
+            signatures[key] = SignatureSpec(
+                key=key,
+                inputs={name: _tensor_entry(d) for name, d in runner.get_input_details().items()},
+                outputs={name: _tensor_entry(d) for name, d in runner.get_output_details().items()},
+            )
+        except (ValueError, TypeError, OverflowError, IndexError) as exc:
+            # a hostile model can name tensor indices it does not have
+            raise ModelFormatError(f"signature {key!r}: {exc}") from None
     return signatures
 
 

@@ -24,7 +24,7 @@ from edge_rec.model_store import save_model_pair
 from edge_rec.paired_bootstrap import PairedRatio, paired_ratio
 from edge_rec.quality_gate import COMPARISONS, GateResult, evaluate_gate
 from edge_rec.report import StageRecord, build_report, write_report
-from edge_rec.run_directory import RunDirectory
+from edge_rec.run_directory import RunDirectory, terminate_as_interrupt
 from edge_rec.sizing import sizing_summary
 from edge_rec.time_budget import TimeBudget
 
@@ -133,7 +133,8 @@ def run_build(
     """
     run = RunDirectory(run_dir, seed=cfg.seed, config=config_to_dict(cfg))
     try:
-        result = _run(cfg, run, data_path=data_path, data_format=data_format, quiet=quiet, titles=titles)
+        with terminate_as_interrupt():
+            result = _run(cfg, run, data_path=data_path, data_format=data_format, quiet=quiet, titles=titles)
     except BaseException as exc:
         run.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise

@@ -36,16 +36,7 @@ def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz")
 
 
-# Re-hashed model bytes whose signature names a tensor index out of range still escape from
-# device_runtime.interpreter.read_signatures as a plain ValueError ("Invalid tensor index ...") or
-# TypeError (an index above 2^31) at load, also with issue 12's self-check merged (fuzz: about 1 in
-# 1,000 model mutations). read_signatures should raise ModelFormatError for those; then drop this.
-KIND_PARAMS = [pytest.param(kind, marks=pytest.mark.xfail(
-    reason="read_signatures lets ValueError/TypeError escape for invalid tensor indices",
-    strict=False)) if kind == "model" else kind for kind in MUTATION_KINDS]
-
-
-@pytest.mark.parametrize("kind", KIND_PARAMS)
+@pytest.mark.parametrize("kind", MUTATION_KINDS)
 def test_mutated_bundles_are_refused_with_a_typed_error_or_serve_validly(base, workdir, kind):
     outcomes: list[str] = []
 
