@@ -328,6 +328,21 @@ def _merge(base: Any, table: Mapping[str, Any], where: str) -> Any:
     return dataclasses.replace(base, **changes)
 
 
+def _fit_checks(stage: str, fit: FitConfig) -> list[tuple[bool, str, str]]:
+    """Range checks of one stage's ``fit`` table."""
+    where = f"{stage}.fit"
+    return [
+        (fit.epochs >= 1, f"{where}.epochs", "an integer >= 1"),
+        (fit.batch_size >= 1, f"{where}.batch_size", "an integer >= 1"),
+        (fit.learning_rate > 0, f"{where}.learning_rate", "a positive number"),
+        (fit.patience >= 1, f"{where}.patience", "an integer >= 1"),
+        (fit.schedule in ("constant", "cosine"), f"{where}.schedule", "'constant' or 'cosine'"),
+        (0.0 <= fit.warmup_epochs <= fit.epochs, f"{where}.warmup_epochs",
+         f"a number in [0, {where}.epochs]"),
+        (fit.weight_decay >= 0, f"{where}.weight_decay", "a number >= 0"),
+    ]
+
+
 def _validate(cfg: EdgeRecConfig) -> None:
     checks = [
         (cfg.teacher.kind in ("sasrec", "gru"), "teacher.kind", "'sasrec' or 'gru'"),
@@ -357,6 +372,41 @@ def _validate(cfg: EdgeRecConfig) -> None:
         ),
         (cfg.convert.top_k >= 10, "convert.top_k", "an integer >= 10"),
         (0.0 <= cfg.gate.max_ndcg_drop <= 1.0, "gate.max_ndcg_drop", "a number in [0, 1]"),
+        (cfg.teacher.hidden >= 1, "teacher.hidden", "an integer >= 1"),
+        (cfg.teacher.blocks >= 1, "teacher.blocks", "an integer >= 1"),
+        (cfg.teacher.heads >= 1, "teacher.heads", "an integer >= 1"),
+        (
+            cfg.teacher.kind != "sasrec" or cfg.teacher.hidden % max(1, cfg.teacher.heads) == 0,
+            "teacher.hidden",
+            f"a multiple of teacher.heads ({cfg.teacher.heads})",
+        ),
+        (0.0 <= cfg.teacher.dropout < 1.0, "teacher.dropout", "a number in [0, 1)"),
+        (cfg.student.embedding_dim >= 1, "student.embedding_dim", "an integer >= 1"),
+        (all(w >= 1 for w in cfg.student.hidden), "student.hidden", "a list of integers >= 1"),
+        (0.0 <= cfg.student.dropout < 1.0, "student.dropout", "a number in [0, 1)"),
+        (cfg.data.min_user_interactions >= 3, "data.min_user_interactions",
+         "an integer >= 3 (a training, a validation and a test item per user)"),
+        (cfg.data.min_item_interactions >= 1, "data.min_item_interactions", "an integer >= 1"),
+        (cfg.data.synthetic_users is None or cfg.data.synthetic_users >= 10, "data.synthetic_users",
+         "an integer >= 10"),
+        (cfg.data.synthetic_items is None or cfg.data.synthetic_items >= 10, "data.synthetic_items",
+         "an integer >= 10"),
+        (cfg.distill.beta >= 0, "distill.beta", "a number >= 0"),
+        (cfg.distill.gamma >= 0, "distill.gamma", "a number >= 0"),
+        (cfg.distill.ranking_top_k >= 1, "distill.ranking_top_k", "an integer >= 1"),
+        (cfg.distill.ranking_lambda > 0, "distill.ranking_lambda", "a positive number"),
+        (cfg.softmax.auto_min_items >= 0, "softmax.auto_min_items", "an integer >= 0"),
+        (0.0 <= cfg.prune.initial_sparsity <= cfg.prune.target_sparsity, "prune.initial_sparsity",
+         f"a number in [0, prune.target_sparsity = {cfg.prune.target_sparsity}]"),
+        (cfg.prune.frequency >= 1, "prune.frequency", "an integer >= 1"),
+        (cfg.lowrank.rank >= 1, "lowrank.rank", "an integer >= 1"),
+        (cfg.convert.representative_samples >= 1, "convert.representative_samples", "an integer >= 1"),
+        (0.0 <= cfg.convert.parity_threshold <= 1.0, "convert.parity_threshold", "a number in [0, 1]"),
+        *(
+            check
+            for stage in ("teacher", "student", "prune", "qat", "lowrank")
+            for check in _fit_checks(stage, getattr(cfg, stage).fit)
+        ),
     ]
     parse_duration(cfg.time_budget)
     for ok, name, expected in checks:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_rec.config import ConfigError, EdgeRecConfig, config_to_dict, load_config
+from edge_rec.config import ConfigError, EdgeRecConfig, config_from_dict, config_to_dict, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,3 +68,39 @@ def test_demo_config_loads_and_round_trips():
     table = config_to_dict(cfg)
     assert table["student"]["hidden"] == list(cfg.student.hidden)
     assert load_config(REPO / "examples" / "tv" / "config.toml", profile="quick").teacher.fit.epochs == 2
+
+
+@pytest.mark.parametrize(("toml", "field"), [
+    ("[teacher]\nhidden = -4", "teacher.hidden"),
+    ("[teacher]\nfit = { epochs = 0 }", "teacher.fit.epochs"),
+    ("[student]\nfit = { learning_rate = 0.0 }", "student.fit.learning_rate"),
+    ("[data]\nmin_user_interactions = 1", "data.min_user_interactions"),
+    ("[teacher]\nhidden = 30\nheads = 4", "teacher.hidden"),
+    ("[prune]\nfit = { schedule = \"linear\" }", "prune.fit.schedule"),
+    ("time_budget = \"soon\"", "time_budget"),
+    ("[softmax]\nmode = \"approx\"", "softmax.mode"),
+])
+def test_out_of_range_values_are_refused_at_load_naming_file_and_field(tmp_path, toml, field):
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and field in str(err.value)
+
+
+def test_explicit_keys_are_recorded_and_sizing_fills_the_rest():
+    from edge_rec.sizing import LogShape, size_for_log
+
+    cfg = config_from_dict({"teacher": {"hidden": 32, "fit": {"epochs": 3}}})
+    assert {"teacher.hidden", "teacher.fit.epochs"} <= cfg.explicit
+    shape = LogShape(users=20_000, items=9000, interactions=200_000, median_length=7, p90_length=16)
+    sized, choices = size_for_log(cfg, shape)
+    assert sized.teacher.hidden == 32 and sized.teacher.fit.epochs == 3  # the user's values stay
+    assert sized.data.history_length == 20 and sized.teacher.dropout == 0.5
+    assert sized.student.fit.batch_size == 64 and sized.explicit == cfg.explicit
+    assert {c.key for c in choices} >= {"data.history_length", "teacher.dropout"}
+    assert "teacher.hidden" not in {c.key for c in choices}
+    big = LogShape(users=2000, items=500, interactions=2_000_000, median_length=200, p90_length=900)
+    sized_big, _ = size_for_log(config_from_dict({}), big)
+    assert sized_big.data.history_length == 50 and sized_big.teacher.hidden == 128
+    assert sized_big.student.fit.batch_size == 16
