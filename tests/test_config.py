@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from edge_rec.config import ConfigError, EdgeRecConfig, config_from_dict, config_to_dict, load_config
+from edge_rec.config import (
+    ConfigError,
+    EdgeRecConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
