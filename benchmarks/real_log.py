@@ -153,7 +153,7 @@ def markdown(summary: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--time-budget", default="15m")
+    parser.add_argument("--time-budget", default="20m")
     parser.add_argument("--reuse", action="store_true", help="tabulate existing runs, do not train")
     args = parser.parse_args()
     if not LOG.exists():

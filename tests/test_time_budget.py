@@ -1,0 +1,35 @@
+"""The build's time budget: shares of what remains, unused time passed on, epochs that fit."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_rec.time_budget import RESERVE, STAGE_SHARES, TimeBudget
+
+
+def test_no_budget_means_no_limits():
+    budget = TimeBudget(None)
+    assert budget.allowance("teacher") is None
+    assert TimeBudget.epochs_that_fit(None, 10.0, 7) == 7
+
+
+def test_each_stage_gets_its_share_of_what_remains():
+    budget = TimeBudget(1000.0)
+    budget.elapsed = lambda: 0.0
+    usable = 1000.0 * (1 - RESERVE)
+    first = budget.allowance("teacher")
+    assert first == pytest.approx(usable * STAGE_SHARES["teacher"] / sum(STAGE_SHARES.values()))
+    # the teacher finished early: the next stage shares everything that is left
+    budget.elapsed = lambda: first / 2
+    rest = [s for s in STAGE_SHARES if s != "teacher"]
+    second = budget.allowance("student_baseline")
+    expected = (usable - first / 2) * STAGE_SHARES["student_baseline"] / sum(STAGE_SHARES[s] for s in rest)
+    assert second == pytest.approx(expected)
+    budget.elapsed = lambda: 10_000.0  # overrun: a stage still gets a first epoch's second
+    assert budget.allowance("qat") == 1.0
+
+
+def test_epochs_that_fit():
+    assert TimeBudget.epochs_that_fit(100.0, 30.0, 10) == 3
+    assert TimeBudget.epochs_that_fit(100.0, 300.0, 10) == 1
+    assert TimeBudget.epochs_that_fit(1e6, 3.0, 10) == 10
