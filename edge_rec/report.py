@@ -131,6 +131,16 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "(leave-last-out, full ranking, seen items excluded).",
         "",
     ]
+    if "raw_interactions" in ds:
+        kept = [
+            f"{ds[key]:,} of {ds['raw_' + key]:,} {key} ({ds[key] / max(1, ds['raw_' + key]):.0%})"
+            for key in ("users", "items", "interactions")
+        ]
+        lines += [
+            "The minimum-count filters ([data] min_user_interactions, min_item_interactions) kept "
+            + ", ".join(kept) + ".",
+            "",
+        ]
     sizing = report.get("sizing")
     if sizing:
         lines += ["Sizes chosen from the log: " + sizing.get("summary", ""), ""]
@@ -214,8 +224,16 @@ def write_report(report: Mapping[str, Any], run_dir: Path) -> dict[str, Path]:
     return paths
 
 
+#: Marker per kind of artifact in the chart: Keras models are circles, TFLite files squares.
+_CHART_MARKERS = {"keras": "o", "tflite": "s"}
+
+
 def write_chart(report: Mapping[str, Any], path: Path) -> Path | None:
-    """NDCG@10 against model size for every stage with a size; None when matplotlib is missing."""
+    """NDCG@10 against model size for every stage with a size; None when matplotlib is missing.
+
+    One legend entry per stage (colour) and per kind (marker), no text on the points, the
+    popularity baseline as a dashed line, and a y axis from 0 so gaps look as large as they are.
+    """
     try:
         import matplotlib
 
@@ -229,33 +247,25 @@ def write_chart(report: Mapping[str, Any], path: Path) -> Path | None:
         for name, st in report["stages"].items()
         if st["size_bytes"]
     ]
-    fig, ax = plt.subplots(figsize=(8, 5))
-    groups: dict[tuple[int, float], list[tuple[str, float]]] = {}
-    for name, size, ndcg in points:
-        marker = "s" if name.startswith("tflite") else "o"
-        ax.scatter(size / 1024, ndcg, marker=marker, s=50)
-        # stages at (nearly) the same point share one label instead of overprinting
-        key = next(
-            (k for k in groups if abs(k[0] - size) <= 0.02 * size and abs(k[1] - ndcg) <= 0.015),
-            (size, ndcg),
-        )
-        groups.setdefault(key, []).append((name, ndcg))
-    for i, ((size, _), members) in enumerate(sorted(groups.items())):
-        top = max(ndcg for _, ndcg in members)
-        label = "\n".join(name for name, _ in sorted(members, key=lambda m: -m[1]))
-        below = i % 2 == 1  # alternate above/below so neighbouring labels do not collide
-        ax.annotate(label, (size / 1024, top), textcoords="offset points", xytext=(6, -8 if below else 4),
-                    fontsize=7, va="top" if below else "bottom")
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    colours = plt.get_cmap("tab10")
+    for i, (name, size, ndcg) in enumerate(points):
+        kind = "tflite" if name.startswith("tflite") else "keras"
+        ax.scatter(size / 1024, ndcg, marker=_CHART_MARKERS[kind], s=70, color=colours(i % 10),
+                   edgecolors="black", linewidths=0.5, label=f"{name} ({ndcg:.4f})", zorder=3)
+    top = max([ndcg for _, _, ndcg in points] + [0.0])
     popularity = report["stages"].get("popularity")
     if popularity:
-        ax.axhline(popularity["metrics"]["ndcg@10"], color="grey", linestyle="--", linewidth=1)
-        ax.annotate("popularity", (0.01, popularity["metrics"]["ndcg@10"]), xycoords=("axes fraction", "data"),
-                    textcoords="offset points", xytext=(0, 3), fontsize=8, color="grey")
+        value = popularity["metrics"]["ndcg@10"]
+        ax.axhline(value, color="grey", linestyle="--", linewidth=1, label=f"popularity ({value:.4f})")
+        top = max(top, value)
+    ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)
     ax.set_xscale("log")
-    ax.set_xlabel("model size (KiB, TFLite; log scale)")
-    ax.set_ylabel("NDCG@10 (test split)")
-    ax.set_title("edge-rec: ranking quality against size per stage")
+    ax.set_xlabel("model file size (KiB, TFLite float32 for Keras stages; log scale)")
+    ax.set_ylabel("NDCG@10 on the test split (axis from 0)")
+    ax.set_title("Ranking quality against size: circles = Keras models, squares = TFLite files", fontsize=10)
     ax.grid(True, alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=110)

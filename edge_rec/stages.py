@@ -107,6 +107,18 @@ class PreparedData:
             "test_users": len(self.split.eval_set("test", self.history_length).targets),
             "history_length": self.history_length,
             "skipped_lines": self.skipped_lines,
+            **self.before_filtering(),
+        }
+
+    def before_filtering(self) -> dict[str, int]:
+        """Users, items and interactions of the log before the minimum-count filters
+        (``raw_*``; empty when the raw log is not kept), so the report can say what they dropped."""
+        if self.log is None:
+            return {}
+        return {
+            "raw_users": int(np.unique(self.log.users).size),
+            "raw_items": int(np.unique(self.log.items).size),
+            "raw_interactions": len(self.log),
         }
 
 
