@@ -367,11 +367,8 @@ def low_rank(
 
 
 def representative_histories(data: PreparedData, count: int, *, seed: int) -> np.ndarray:
-    """Real training histories (every-prefix examples) to calibrate int8 activations."""
-    histories, _ = data.split.prefix_examples(data.history_length)
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(histories), size=min(count, len(histories)), replace=False)
-    return histories[np.sort(pick)]
+    """Real training histories (every-prefix examples, ``count`` drawn) to calibrate int8 activations."""
+    return data.split.sample_prefixes(data.history_length, count, np.random.default_rng(seed))
 
 
 def convert(model: TrainedModel, variant: str, data: PreparedData, cfg: ConvertConfig, *, seed: int) -> bytes:

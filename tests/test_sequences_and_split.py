@@ -114,3 +114,12 @@ def test_eval_sets_hold_full_history_as_seen(split):
     assert _ids(ds, test.seen[0]) == list("abcde") and len(test) == 2
     with pytest.raises(ValueError, match="'valid' or 'test'"):
         sp.eval_set("train", 2)
+
+
+def test_sample_prefixes_equals_picking_rows_of_every_prefix(split):
+    _, sp = split
+    histories, _ = sp.prefix_examples(3)
+    for count in (1, 4, len(histories) + 5):
+        picked = np.sort(np.random.default_rng(7).choice(len(histories), size=min(count, len(histories)), replace=False))
+        sampled = sp.sample_prefixes(3, count, np.random.default_rng(7))
+        np.testing.assert_array_equal(sampled, histories[picked])

@@ -105,6 +105,22 @@ class LeaveLastOutSplit:
             np.concatenate(targets).astype(np.int32),
         )
 
+    def sample_prefixes(self, length: int, count: int, rng: np.random.Generator) -> np.ndarray:
+        """``count`` rows of :meth:`prefix_examples`'s histories drawn without replacement (all of
+        them when there are fewer), in that method's row order, without building the others:
+        memory is ``count x length`` however long the log is."""
+        if length < 1:
+            raise ValueError(f"history length must be >= 1, got {length}")
+        per_user = np.array([max(0, len(s) - 1) for s in self.train_sequences], dtype=np.int64)
+        total = int(per_user.sum())
+        if total == 0:
+            return np.zeros((0, length), np.int32)
+        picks = np.sort(rng.choice(total, size=min(count, total), replace=False))
+        ends = np.cumsum(per_user)
+        users = np.searchsorted(ends, picks, side="right")
+        prefix_lengths = picks - (ends[users] - per_user[users]) + 1  # history = seq[:t], t >= 1
+        return left_pad([self.train_sequences[u][:t] for u, t in zip(users, prefix_lengths, strict=True)], length)
+
     def eval_set(self, which: str, length: int) -> EvalSet:
         """Validation (``"valid"``: history ``seq[:-2]``, target ``seq[-2]``) or test
         (``"test"``: history ``seq[:-1]``, target ``seq[-1]``) examples, one per user."""
