@@ -58,11 +58,13 @@ class _Recorder:
             metrics=stages.ranking_metrics(self.ranked["popularity"], self.data),
         )
 
-    def comparisons(self) -> dict[tuple[str, str], PairedRatio]:
+    def comparisons(self, shipped: str) -> dict[tuple[str, str], PairedRatio]:
         """Paired NDCG@10 ratios with bootstrap intervals for every comparison both of whose
-        stages ran (:data:`~edge_rec.quality_gate.COMPARISONS`)."""
+        stages ran (:data:`~edge_rec.quality_gate.COMPARISONS`, int8 against the ``shipped``
+        float student)."""
         out = {}
         for a, b in COMPARISONS:
+            b = shipped if (a, b) == ("tflite_int8", "student") else b
             if a in self.ranked and b in self.ranked:
                 out[(a, b)] = paired_ratio(
                     stages.per_user_ndcg(self.ranked[a], self.data),
@@ -173,7 +175,7 @@ def _run(
             data, None, cfg.student, cfg.distill, seed=seed, name="student_baseline", quiet=quiet,
             softmax=cfg.softmax, time_limit=budget.allowance("student_baseline"),
         )
-    rec.keras(baseline)
+    baseline_float32 = rec.keras(baseline)
 
     with run.stage("student"):
         student = stages.train_student(
@@ -181,6 +183,10 @@ def _run(
             softmax=cfg.softmax, time_limit=budget.allowance("student"),
         )
     student_float32 = rec.keras(student)
+    shipped = stages.choose_student(student, baseline, cfg.distill)
+    log.info("compressing %s: %s", shipped.model.name, shipped.reason)
+    shipped_float32 = student_float32 if shipped.model is student else baseline_float32
+    student = shipped.model  # from here on, "the student" is the one that ships
 
     compressed = student
     if cfg.prune.enabled:
@@ -189,26 +195,28 @@ def _run(
         prune_cfg = dataclasses.replace(cfg.prune, fit=dataclasses.replace(cfg.prune.fit, epochs=epochs))
         with run.stage("pruned"):
             compressed, per_layer = stages.prune(
-                data, student, teacher, prune_cfg, cfg.student, cfg.distill, seed=seed, quiet=quiet
+                data, student, teacher, prune_cfg, cfg.student, shipped.distill, seed=seed, quiet=quiet
             )
         rec.keras(compressed, sparsity_per_layer=per_layer)
 
     if cfg.lowrank.enabled:
         with run.stage("lowrank"):
-            lowrank = stages.low_rank(data, student, teacher, cfg.lowrank, cfg.distill, seed=seed, quiet=quiet)
+            lowrank = stages.low_rank(
+                data, student, teacher, cfg.lowrank, shipped.distill, seed=seed, quiet=quiet
+            )
         rec.keras(lowrank, rank=cfg.lowrank.rank)
 
     quantized = compressed
     if cfg.qat.enabled:
         with run.stage("qat"):
             quantized = stages.quantization_aware_training(
-                data, compressed, teacher, cfg.qat, cfg.distill, seed=seed, quiet=quiet,
+                data, compressed, teacher, cfg.qat, shipped.distill, seed=seed, quiet=quiet,
                 time_limit=budget.allowance("qat"),
             )
         rec.keras(quantized, sparsity=stages.overall_sparsity(compressed.serving_model))
 
-    # TFLite variants: float32/float16/dynamic of the distilled student, int8 of the QAT model.
-    variants: dict[str, bytes] = {"float32": student_float32}
+    # TFLite variants: float32/float16/dynamic of the shipped student, int8 of the QAT model.
+    variants: dict[str, bytes] = {"float32": shipped_float32}
     for variant in cfg.convert.variants:
         source = quantized if variant == "int8" else student
         if variant not in variants:
@@ -250,8 +258,8 @@ def _run(
         },
         "float32_sparsity_0": {
             "sparsity": 0.0,
-            "size_bytes": rec.records["student"].size_bytes,
-            "gzip_bytes": rec.records["student"].gzip_bytes,
+            "size_bytes": rec.records[student.name].size_bytes,
+            "gzip_bytes": rec.records[student.name].gzip_bytes,
         },
     }
     if "pruned" in rec.records:
@@ -263,9 +271,9 @@ def _run(
 
     bundle_size = sum(p.stat().st_size for p in bundle_dir.iterdir() if p.is_file())
 
-    comparisons = rec.comparisons()
+    comparisons = rec.comparisons(student.name)
     ndcg = {name: record.metrics["ndcg@10"] for name, record in rec.records.items()}
-    gate = evaluate_gate(ndcg, comparisons, cfg.gate.max_ndcg_drop)
+    gate = evaluate_gate(ndcg, comparisons, cfg.gate.max_ndcg_drop, reference=student.name)
     for warning in gate.warnings:
         log.warning("gate: %s", warning)
     report = build_report(
@@ -284,6 +292,7 @@ def _run(
                 "choices": [dataclasses.asdict(choice) for choice in sizing],
             },
             "time_budget_s": budget.seconds,
+            "shipped_student": {"stage": student.name, "reason": shipped.reason},
         },
     )
     paths = write_report(report, run.path)

@@ -1,7 +1,9 @@
 """The quality gate of a build: what a device maker needs to hear before shipping a bundle.
 
 - **Fails** when the int8 bundle loses more than ``max_ndcg_drop`` (relative NDCG@10) of the
-  distilled float student it was compressed from: compression must not cost real quality.
+  float student it was compressed from (the distilled one, unless the student trained alone
+  validated better: :func:`edge_rec.stages.choose_student`): compression must not cost real
+  quality.
 - **Warns** when the teacher is not significantly better than the student trained alone
   (distillation cannot help then: train a stronger teacher), and when the bundle is not
   significantly better than recommending the most popular items.
@@ -50,13 +52,17 @@ def evaluate_gate(
     ndcg: Mapping[str, float],
     comparisons: Mapping[tuple[str, str], PairedRatio],
     max_ndcg_drop: float,
+    *,
+    reference: str = "student",
 ) -> GateResult:
     """Judge a build from each stage's NDCG@10 and the paired comparisons of :data:`COMPARISONS`.
 
-    The reference is the distilled float ``student`` (the ``teacher`` when no student was
-    trained). Comparisons missing from ``comparisons`` produce no warning.
+    The reference is the float student that was compressed: ``reference`` (the distilled
+    ``student``, or ``student_baseline`` when the student alone validated better), the
+    ``teacher`` when no student was trained. Comparisons missing from ``comparisons`` produce no
+    warning.
     """
-    reference = "student" if "student" in ndcg else "teacher"
+    reference = reference if reference in ndcg else "teacher"
     ref, int8 = ndcg[reference], ndcg["tflite_int8"]
     drop = (ref - int8) / ref if ref > 0 else 0.0
     warnings = []

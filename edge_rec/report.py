@@ -109,12 +109,12 @@ STAGE_DESCRIPTIONS = {
     "teacher": "the large teacher (Keras, float32)",
     "student_baseline": "the small student trained alone (no teacher): what distillation must beat",
     "student": "the student distilled from the teacher (Keras, float32, unpruned)",
-    "pruned": "the distilled student after magnitude pruning with the teacher on (float32)",
-    "lowrank": "the distilled student with a low-rank output layer (float32)",
+    "pruned": "the shipped student after magnitude pruning, teacher on (float32)",
+    "lowrank": "the shipped student with a low-rank output layer (float32)",
     "qat": "the pruned student after quantization-aware training (Keras, fake-quantized)",
-    "tflite_float32": "TFLite float32 of the distilled, unpruned student",
-    "tflite_float16": "TFLite float16 weights of the distilled, unpruned student",
-    "tflite_dynamic": "TFLite dynamic-range int8 weights of the distilled, unpruned student",
+    "tflite_float32": "TFLite float32 of the shipped student, unpruned",
+    "tflite_float16": "TFLite float16 weights of the shipped student, unpruned",
+    "tflite_dynamic": "TFLite dynamic-range int8 weights of the shipped student, unpruned",
     "tflite_int8": "TFLite full-integer int8 of the pruned + QAT student: the bundle",
 }
 
@@ -141,6 +141,9 @@ def report_markdown(report: Mapping[str, Any]) -> str:
             + ", ".join(kept) + ".",
             "",
         ]
+    shipped = report.get("shipped_student")
+    if shipped:
+        lines += [f"Compressed and shipped: `{shipped['stage']}` ({shipped['reason']}).", ""]
     sizing = report.get("sizing")
     if sizing:
         lines += ["Sizes chosen from the log: " + sizing.get("summary", ""), ""]

@@ -265,6 +265,36 @@ def train_student(
     return TrainedModel(name, model, serving, result, seconds)
 
 
+@dataclass(frozen=True)
+class ShippedStudent:
+    """The student that goes on to compression, the distillation settings compression keeps, and
+    why it was chosen."""
+
+    model: TrainedModel
+    distill: DistillConfig
+    reason: str
+
+
+def choose_student(distilled: TrainedModel, alone: TrainedModel, distill: DistillConfig) -> ShippedStudent:
+    """Distillation must never hurt: the student with the better *validation* NDCG@10 is
+    compressed (the test split is never used to choose). When the student trained alone wins,
+    pruning and QAT fine-tune it without the teacher too (α = 1)."""
+    distilled_val = distilled.train.best_val_ndcg if distilled.train else 0.0
+    alone_val = alone.train.best_val_ndcg if alone.train else 0.0
+    if alone_val > distilled_val:
+        return ShippedStudent(
+            alone,
+            DistillConfig(alpha=1.0, beta=0.0, gamma=0.0, delta=0.0, temperature=distill.temperature),
+            f"the student trained alone validated better ({alone_val:.4f} vs {distilled_val:.4f} "
+            "NDCG@10 for the distilled one): the teacher did not help on this log",
+        )
+    return ShippedStudent(
+        distilled,
+        distill,
+        f"the distilled student validated at {distilled_val:.4f} NDCG@10, the student alone at {alone_val:.4f}",
+    )
+
+
 def prune(
     data: PreparedData,
     student: TrainedModel,
@@ -443,7 +473,9 @@ def gzip_size(data: bytes) -> int:
 
 __all__ = [
     "PreparedData",
+    "ShippedStudent",
     "TrainedModel",
+    "choose_student",
     "convert",
     "evaluate_keras",
     "per_user_ndcg",

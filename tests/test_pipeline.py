@@ -85,7 +85,9 @@ def test_report_has_the_documented_shape(build_run):
         assert stage["metrics"]["popularity_rank@10"] >= 5.5, name  # 5.5 = the top-10 themselves
     assert report["stages"]["popularity"]["metrics"]["popularity_rank@10"] < 30
     pairs = {(c["numerator"], c["denominator"]): c for c in report["comparisons"]}
-    assert ("teacher", "student_baseline") in pairs and ("tflite_int8", "student") in pairs
+    shipped = report["shipped_student"]["stage"]
+    assert shipped in ("student", "student_baseline") and report["gate"]["reference"] == shipped
+    assert ("teacher", "student_baseline") in pairs and ("tflite_int8", shipped) in pairs
     for c in pairs.values():
         assert c["low"] <= c["ratio"] <= c["high"] and c["users"] == report["dataset"]["test_users"]
     for name in REQUIRED_STAGES[1:]:  # every model stage has a TFLite size, gzip smaller than raw

@@ -42,3 +42,11 @@ def test_gate_warns_when_distillation_cannot_help_or_popularity_wins():
         ("tflite_int8", "popularity"): _ratio("tflite_int8", "popularity", 3.0, 2.5, 3.5),
     }
     assert evaluate_gate({"teacher": 0.5, "student": 0.4, "tflite_int8": 0.4}, strong, 0.05).warnings == ()
+
+
+def test_gate_judges_int8_against_the_student_that_was_shipped():
+    gate = evaluate_gate(
+        {"student": 0.30, "student_baseline": 0.40, "tflite_int8": 0.39}, {}, 0.05, reference="student_baseline"
+    )
+    assert gate.reference == "student_baseline" and gate.passed
+    assert gate.relative_drop == pytest.approx(0.025)
