@@ -131,6 +131,14 @@ class DistillConfig:
     ranking_lambda: float = 5.0
     relation_items: int = 256
 
+    #: The keys that switch the teacher off: cross-entropy alone.
+    NO_TEACHER = {"alpha": 1.0, "beta": 0.0, "gamma": 0.0, "delta": 0.0}
+
+    def without_teacher(self) -> DistillConfig:
+        """This config with every teacher term off (α = 1): how a student trains alone, the
+        teacher trains, and compression fine-tunes a student the teacher did not help."""
+        return dataclasses.replace(self, **self.NO_TEACHER)
+
 
 @dataclass(frozen=True)
 class SoftmaxConfig:

@@ -227,7 +227,7 @@ def train_teacher(
     set_global_seed(seed)
     model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
     result, seconds = _fit(
-        "teacher", model, None, data, cfg.fit, DistillConfig(alpha=1.0), quiet=quiet, softmax=softmax,
+        "teacher", model, None, data, cfg.fit, DistillConfig().without_teacher(), quiet=quiet, softmax=softmax,
         callbacks=_deadline("teacher", time_limit),
     )
     serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
@@ -256,7 +256,7 @@ def train_student(
     if cfg.warm_start and teacher is not None:
         warm_start_student(model, teacher.sequence_model)
     if teacher is None:
-        distill = DistillConfig(alpha=1.0, beta=0.0, gamma=0.0, delta=0.0, temperature=distill.temperature)
+        distill = distill.without_teacher()
     result, seconds = _fit(
         name, model, teacher.sequence_model if teacher else None, data, cfg.fit, distill, quiet=quiet,
         softmax=softmax, callbacks=_deadline(name, time_limit),
@@ -284,7 +284,7 @@ def choose_student(distilled: TrainedModel, alone: TrainedModel, distill: Distil
     if alone_val > distilled_val:
         return ShippedStudent(
             alone,
-            DistillConfig(alpha=1.0, beta=0.0, gamma=0.0, delta=0.0, temperature=distill.temperature),
+            distill.without_teacher(),
             f"the student trained alone validated better ({alone_val:.4f} vs {distilled_val:.4f} "
             "NDCG@10 for the distilled one): the teacher did not help on this log",
         )

@@ -27,7 +27,14 @@ from edge_rec.commands.options import (
     seed_option,
     skip_bad_lines_option,
 )
-from edge_rec.config import ConfigError, EdgeRecConfig, apply_overrides, config_to_dict, load_config
+from edge_rec.config import (
+    ConfigError,
+    DistillConfig,
+    EdgeRecConfig,
+    apply_overrides,
+    config_to_dict,
+    load_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +170,7 @@ def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, e
     flags = {"alpha": alpha, "temperature": temperature, "beta": beta, "gamma": gamma}
     overrides: dict[str, Any] = {"distill": {k: v for k, v in flags.items() if v is not None}}
     if no_teacher:
-        overrides["distill"].update(alpha=1.0, beta=0.0, gamma=0.0)
+        overrides["distill"].update(DistillConfig.NO_TEACHER)
     if epochs:
         overrides["student"] = {"fit": {"epochs": epochs}}
     overrides = _merge(overrides, data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines,

@@ -222,7 +222,7 @@ def train_sequence_model(
         NegativeSampler(split.popularity(), negatives, power=softmax.power) if negatives else None
     )
     distiller = Distiller(
-        model, teacher, distill or DistillConfig(alpha=1.0, beta=0.0, gamma=0.0), sampler=sampler
+        model, teacher, distill or DistillConfig().without_teacher(), sampler=sampler
     )
     steps_per_epoch = max(1, -(-int(inputs.shape[0]) // fit.batch_size))
     distiller.compile(optimizer=build_optimizer(fit, steps_per_epoch))
