@@ -98,6 +98,15 @@ def summarise(reports: dict[int, dict]) -> dict:
         "params": {name: first["stages"][name]["params"] for name in stages},
         "bundle_bytes": first["bundle"]["size_bytes"],
         "stage_seconds": {str(s): reports[s]["timings_s"] for s in seeds},
+        "epochs": {
+            str(s): {name: f"{reports[s]['stages'][name].get('epochs_run')} "
+                           f"(best {reports[s]['stages'][name].get('best_epoch')}, "
+                           f"{reports[s]['stages'][name].get('stopped_by')})"
+                     for name in ("teacher", "student_baseline", "student", "pruned", "qat")
+                     if name in reports[s]["stages"]}
+            for s in seeds
+        },
+        "shipped_student": {str(s): reports[s].get("shipped_student", {}).get("stage") for s in seeds},
         "wall_s": {str(s): reports[s]["benchmark"].get("wall_s") for s in seeds},
         "peak_rss_mb": {str(s): reports[s]["benchmark"].get("peak_rss_mb_max_so_far") for s in seeds},
         "time_budget_s": first.get("time_budget_s"),
@@ -145,6 +154,12 @@ def markdown(summary: dict) -> str:
             + " | ".join(f"{t.get(k, 0):.0f}" for k in ("teacher", "student_baseline", "student", "pruned", "qat"))
             + f" | {'passed' if gate['passed'] else 'FAILED'}{' + warnings' if gate['warnings'] else ''} |"
         )
+    lines += ["", "Epochs run per stage (best epoch, what stopped it):", "",
+              "| seed | " + " | ".join(summary["epochs"][str(seeds[0])]) + " | shipped |",
+              "|---|" + "---|" * (len(summary["epochs"][str(seeds[0])]) + 1)]
+    for s in seeds:
+        lines.append(f"| {s} | " + " | ".join(summary["epochs"][str(s)].values())
+                     + f" | {summary['shipped_student'][str(s)]} |")
     lines += ["", "Peak RSS is the largest child so far (getrusage of children), so it is an upper bound "
               "for later seeds.", ""]
     return "\n".join(lines)

@@ -95,6 +95,8 @@ class _Recorder:
             artifact=str(path),
             extra={
                 "epochs_run": train.epochs_run if train else None,
+                "best_epoch": train.best_epoch if train else None,
+                "stopped_by": train.stopped_by if train else None,
                 "best_val_ndcg@10": train.best_val_ndcg if train else None,
                 **extra,
             },

@@ -33,3 +33,12 @@ def test_epochs_that_fit():
     assert TimeBudget.epochs_that_fit(100.0, 30.0, 10) == 3
     assert TimeBudget.epochs_that_fit(100.0, 300.0, 10) == 1
     assert TimeBudget.epochs_that_fit(1e6, 3.0, 10) == 10
+
+
+def test_the_distilled_student_gets_the_wall_clock_of_the_student_alone():
+    budget = TimeBudget(1000.0)
+    budget.elapsed = lambda: 300.0
+    budget.allowance("teacher")
+    alone = budget.allowance("student_baseline")
+    budget.elapsed = lambda: 300.0 + alone / 3  # the student alone stopped early
+    assert budget.allowance("student") == alone

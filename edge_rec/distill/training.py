@@ -25,6 +25,7 @@ from edge_rec.distill.distiller import Distiller
 from edge_rec.distill.negative_sampler import NegativeSampler
 from edge_rec.keras_shim import keras, tf
 from edge_rec.models.output_head import OutputHead
+from edge_rec.time_budget import StopAtDeadline
 
 if TYPE_CHECKING:
     from edge_rec.data import EvalSet, LeaveLastOutSplit
@@ -38,6 +39,7 @@ VALIDATION_METRIC = "val_ndcg@10"
 class TrainResult:
     """What one fit produced: per-epoch logs, wall time, epochs run and the best validation score.
 
+    ``stopped_by`` is ``"time budget"``, ``"early stopping"`` or ``"max epochs"``.
     ``history`` maps each logged quantity (``loss``, ``ce``, ``kd``, ``hint``, ``rank``,
     ``val_ndcg@10``, ``val_hr@10``, ``val_mrr``) to one value per epoch run.
     """
@@ -47,6 +49,7 @@ class TrainResult:
     epochs_run: int = 0
     best_val_ndcg: float = 0.0
     best_epoch: int = 0
+    stopped_by: str = "max epochs"
 
 
 _SCORERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -241,10 +244,18 @@ def train_sequence_model(
     )
     seconds = time.perf_counter() - start
     logs = {name: [float(v) for v in values] for name, values in history.history.items()}
+    epochs_run = len(logs.get("loss", []))
+    if any(isinstance(cb, StopAtDeadline) and cb.stopped_early for cb in extra_callbacks):
+        stopped_by = "time budget"
+    elif epochs_run < fit.epochs:
+        stopped_by = "early stopping"
+    else:
+        stopped_by = "max epochs"
     return TrainResult(
         history=logs,
         seconds=seconds,
-        epochs_run=len(logs.get("loss", [])),
+        epochs_run=epochs_run,
+        stopped_by=stopped_by,
         best_val_ndcg=float(validation.best) if validation.best_weights is not None else 0.0,
         best_epoch=validation.best_epoch,
     )
