@@ -18,15 +18,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edge_rec.paired_bootstrap import PairedRatio
+from edge_rec.stage_names import POPULARITY, STUDENT, STUDENT_BASELINE, TEACHER, TFLITE_INT8
 
 #: The comparisons every build reports, (numerator, denominator): what distillation can buy,
 #: what it bought, what compression cost, and whether the models beat popularity.
 COMPARISONS = (
-    ("teacher", "student_baseline"),
-    ("student", "student_baseline"),
-    ("tflite_int8", "student"),
-    ("teacher", "popularity"),
-    ("tflite_int8", "popularity"),
+    (TEACHER, STUDENT_BASELINE),
+    (STUDENT, STUDENT_BASELINE),
+    (TFLITE_INT8, STUDENT),
+    (TEACHER, POPULARITY),
+    (TFLITE_INT8, POPULARITY),
 )
 
 
@@ -53,7 +54,7 @@ def evaluate_gate(
     comparisons: Mapping[tuple[str, str], PairedRatio],
     max_ndcg_drop: float,
     *,
-    reference: str = "student",
+    reference: str = STUDENT,
 ) -> GateResult:
     """Judge a build from each stage's NDCG@10 and the paired comparisons of :data:`COMPARISONS`.
 
@@ -62,18 +63,18 @@ def evaluate_gate(
     ``teacher`` when no student was trained. Comparisons missing from ``comparisons`` produce no
     warning.
     """
-    reference = reference if reference in ndcg else "teacher"
-    ref, int8 = ndcg[reference], ndcg["tflite_int8"]
+    reference = reference if reference in ndcg else TEACHER
+    ref, int8 = ndcg[reference], ndcg[TFLITE_INT8]
     drop = (ref - int8) / ref if ref > 0 else 0.0
     warnings = []
-    teacher_vs_alone = comparisons.get(("teacher", "student_baseline"))
+    teacher_vs_alone = comparisons.get((TEACHER, STUDENT_BASELINE))
     if teacher_vs_alone is not None and teacher_vs_alone.verdict != "better":
         warnings.append(
             "the teacher is not better than the student trained alone "
             f"({_ratio_text(teacher_vs_alone)}): distillation cannot help; train a stronger "
             "teacher (more epochs, an ensemble, longer histories)"
         )
-    int8_vs_popularity = comparisons.get(("tflite_int8", "popularity"))
+    int8_vs_popularity = comparisons.get((TFLITE_INT8, POPULARITY))
     if int8_vs_popularity is not None and int8_vs_popularity.verdict != "better":
         warnings.append(
             "the int8 bundle does not beat recommending the most popular items "
@@ -86,6 +87,6 @@ def evaluate_gate(
         reference_ndcg=ref,
         int8_ndcg=int8,
         relative_drop=drop,
-        teacher_ndcg=ndcg.get("teacher", 0.0),
+        teacher_ndcg=ndcg.get(TEACHER, 0.0),
         warnings=tuple(warnings),
     )

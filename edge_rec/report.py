@@ -20,25 +20,20 @@ from typing import Any
 from device_runtime.atomic_file import write_text_atomic
 from edge_rec.paired_bootstrap import PairedRatio
 from edge_rec.quality_gate import GateResult
+from edge_rec.stage_names import (
+    LOWRANK,
+    POPULARITY,
+    PRUNED,
+    QAT,
+    STAGE_ORDER,
+    STUDENT,
+    STUDENT_BASELINE,
+    TEACHER,
+    tflite_stage,
+)
 
 REPORT_SCHEMA = 1
 log = logging.getLogger(__name__)
-
-#: The order stages appear in tables and charts.
-STAGE_ORDER = (
-    "popularity",
-    "teacher",
-    "student_baseline",
-    "student",
-    "pruned",
-    "qat",
-    "lowrank",
-    "tflite_float32",
-    "tflite_float16",
-    "tflite_dynamic",
-    "tflite_int8",
-)
-
 
 @dataclass(frozen=True)
 class StageRecord:
@@ -105,17 +100,17 @@ def _fmt_bytes(n: int | None) -> str:
 
 #: What each stage row of the report is, in one line (report.md explains every row).
 STAGE_DESCRIPTIONS = {
-    "popularity": "the most popular training items, seen excluded: the floor",
-    "teacher": "the large teacher (Keras, float32)",
-    "student_baseline": "the small student trained alone (no teacher): what distillation must beat",
-    "student": "the student distilled from the teacher (Keras, float32, unpruned)",
-    "pruned": "the shipped student after magnitude pruning, teacher on (float32)",
-    "lowrank": "the shipped student with a low-rank output layer (float32)",
-    "qat": "the pruned student after quantization-aware training (Keras, fake-quantized)",
-    "tflite_float32": "TFLite float32 of the shipped student, unpruned",
-    "tflite_float16": "TFLite float16 weights of the shipped student, unpruned",
-    "tflite_dynamic": "TFLite dynamic-range int8 weights of the shipped student, unpruned",
-    "tflite_int8": "TFLite full-integer int8 of the pruned + QAT student: the bundle",
+    POPULARITY: "the most popular training items, seen excluded: the floor",
+    TEACHER: "the large teacher (Keras, float32)",
+    STUDENT_BASELINE: "the small student trained alone (no teacher): what distillation must beat",
+    STUDENT: "the student distilled from the teacher (Keras, float32, unpruned)",
+    PRUNED: "the shipped student after magnitude pruning, teacher on (float32)",
+    LOWRANK: "the shipped student with a low-rank output layer (float32)",
+    QAT: "the pruned student after quantization-aware training (Keras, fake-quantized)",
+    tflite_stage("float32"): "TFLite float32 of the shipped student, unpruned",
+    tflite_stage("float16"): "TFLite float16 weights of the shipped student, unpruned",
+    tflite_stage("dynamic"): "TFLite dynamic-range int8 weights of the shipped student, unpruned",
+    tflite_stage("int8"): "TFLite full-integer int8 of the pruned + QAT student: the bundle",
 }
 
 
@@ -257,7 +252,7 @@ def write_chart(report: Mapping[str, Any], path: Path) -> Path | None:
         ax.scatter(size / 1024, ndcg, marker=_CHART_MARKERS[kind], s=70, color=colours(i % 10),
                    edgecolors="black", linewidths=0.5, label=f"{name} ({ndcg:.4f})", zorder=3)
     top = max([ndcg for _, _, ndcg in points] + [0.0])
-    popularity = report["stages"].get("popularity")
+    popularity = report["stages"].get(POPULARITY)
     if popularity:
         value = popularity["metrics"]["ndcg@10"]
         ax.axhline(value, color="grey", linestyle="--", linewidth=1, label=f"popularity ({value:.4f})")

@@ -65,6 +65,7 @@ from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher, student_serving_model
 from edge_rec.models.warm_start import warm_start_student
 from edge_rec.sizing import LogShape, SizingChoice, size_for_log
+from edge_rec.stage_names import LOWRANK, PRUNED, QAT, TEACHER
 from edge_rec.time_budget import StopAtDeadline
 
 log = logging.getLogger(__name__)
@@ -227,12 +228,12 @@ def train_teacher(
     set_global_seed(seed)
     model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
     result, seconds = _fit(
-        "teacher", model, None, data, cfg.fit, DistillConfig().without_teacher(), quiet=quiet, softmax=softmax,
-        callbacks=_deadline("teacher", time_limit),
+        TEACHER, model, None, data, cfg.fit, DistillConfig().without_teacher(), quiet=quiet, softmax=softmax,
+        callbacks=_deadline(TEACHER, time_limit),
     )
     serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
     serving.set_weights(model.get_weights())
-    return TrainedModel("teacher", model, serving, result, seconds)
+    return TrainedModel(TEACHER, model, serving, result, seconds)
 
 
 def train_student(
@@ -312,7 +313,7 @@ def prune(
     steps_per_epoch = max(1, -(-users // cfg.fit.batch_size))
     wrapped = prune_student(student.sequence_model, cfg, steps_per_epoch=steps_per_epoch)
     result, seconds = _fit(
-        "pruned",
+        PRUNED,
         wrapped,
         teacher.sequence_model,
         data,
@@ -325,7 +326,7 @@ def prune(
     stripped = strip_pruning(wrapped)
     serving = student_serving_model(stripped, student_cfg, data.catalog_size, data.history_length)
     report = sparsity_report(stripped)
-    return TrainedModel("pruned", stripped, serving, result, seconds), report
+    return TrainedModel(PRUNED, stripped, serving, result, seconds), report
 
 
 def _fine_tune_transformed(
@@ -367,7 +368,7 @@ def quantization_aware_training(
 ) -> TrainedModel:
     """Pruning-preserving QAT of the pruned student, fine-tuned with the teacher still teaching."""
     return _fine_tune_transformed(
-        "qat", quantize_student, pruned, teacher, data, cfg.fit, distill, seed=seed, quiet=quiet,
+        QAT, quantize_student, pruned, teacher, data, cfg.fit, distill, seed=seed, quiet=quiet,
         time_limit=time_limit,
     )
 
@@ -384,7 +385,7 @@ def low_rank(
 ) -> TrainedModel:
     """Factorize the student's output layer to rank ``cfg.rank`` and fine-tune with distillation."""
     return _fine_tune_transformed(
-        "lowrank",
+        LOWRANK,
         lambda model: factorize_output_layer(model, cfg.rank),
         student,
         teacher,

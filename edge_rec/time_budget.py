@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 
 from edge_rec.keras_shim import keras
+from edge_rec.stage_names import PRUNED, QAT, STUDENT, STUDENT_BASELINE, TEACHER
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +24,11 @@ log = logging.getLogger(__name__)
 #: alone and the distilled student get the same wall-clock, so "what distillation buys" compares
 #: equal compute (a distillation epoch costs more: it also runs the teacher).
 STAGE_SHARES: Mapping[str, float] = {
-    "teacher": 0.34,
-    "student_baseline": 0.20,
-    "student": 0.20,
-    "pruned": 0.18,
-    "qat": 0.08,
+    TEACHER: 0.34,
+    STUDENT_BASELINE: 0.20,
+    STUDENT: 0.20,
+    PRUNED: 0.18,
+    QAT: 0.08,
 }
 
 #: Share of the whole budget kept for evaluation, conversion, parity and the bundle.
@@ -55,9 +56,9 @@ class TimeBudget:
         if self.seconds is None:
             return None
         self.started.add(stage)
-        if stage == "student" and "student_baseline" in self.granted:
+        if stage == STUDENT and STUDENT_BASELINE in self.granted:
             # the same wall-clock as the student alone, whatever the teacher left
-            return self.granted["student_baseline"]
+            return self.granted[STUDENT_BASELINE]
         pending = [name for name in STAGE_SHARES if name not in self.started or name == stage]
         remaining = self.seconds * (1.0 - RESERVE) - self.elapsed()
         share = STAGE_SHARES[stage] / sum(STAGE_SHARES[name] for name in pending)
