@@ -126,7 +126,7 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text_atomic(RESULTS / "device.json", json.dumps(document, indent=2) + "\n")
 
-    from device_runtime.benchmark_report import format_markdown
+    from device_runtime.benchmarking.report import format_markdown
 
     for result, label in zip(document["targets"], TARGETS, strict=True):
         result["target"] = label  # readable column names in the table

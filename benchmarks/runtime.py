@@ -13,7 +13,7 @@ Measured, on one interpreter thread, after a warm-up:
   write, output read, 10 plain tuples), which bounds what optimising recommend() can reach;
 - cold start in fresh subprocesses (import + load + first recommendation; goal <= 80 ms wall) with
   the child's CPU time beside it (wall time on a shared machine includes waiting for a core), and
-  the child's peak RSS (``VmHWM``, device_runtime.process_memory; goal <= 40 MB), median of
+  the child's peak RSS (``VmHWM``, device_runtime.benchmarking.process_memory; goal <= 40 MB), median of
   several children;
 - concurrent throughput of the interpreter pool versus one interpreter behind a lock.
 """
@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from device_runtime.atomic_file import write_text_atomic  # noqa: E402
-from device_runtime.benchmark import measure_throughput  # noqa: E402
+from device_runtime.benchmarking.engine import measure_throughput  # noqa: E402
 from device_runtime.interpreter import create_interpreter, read_signatures  # noqa: E402
 from device_runtime.recommender import Recommender  # noqa: E402
 
@@ -59,7 +59,7 @@ t_load = time.perf_counter()
 rec.recommend(json.loads(sys.argv[2]), k=10)
 t_first = time.perf_counter()
 c_first = time.process_time()
-from device_runtime.process_memory import peak_rss_mb
+from device_runtime.benchmarking.process_memory import peak_rss_mb
 print(json.dumps({
     "import_ms": (t_import - t0) * 1e3, "load_ms": (t_load - t_import) * 1e3,
     "first_recommendation_ms": (t_first - t_load) * 1e3, "total_ms": (t_first - t0) * 1e3,

@@ -140,8 +140,8 @@ PARENT_BALLAST_MB = 256
 def test_peak_rss_is_the_childs_own_not_the_parents(models):
     """Linux keeps ru_maxrss across fork + exec: a child that read it reported its parent's peak
     (all three demo models showed the CLI's 116 MiB). The child's peak must be its own."""
-    from device_runtime.benchmark import BenchmarkSettings
-    from device_runtime.benchmark_child import run_in_fresh_process
+    from device_runtime.benchmarking.child import run_in_fresh_process
+    from device_runtime.benchmarking.engine import BenchmarkSettings
 
     ballast = np.ones(PARENT_BALLAST_MB * 1024 * 1024 // 8)  # every page touched: resident
     del ballast
@@ -167,7 +167,7 @@ def test_hand_loop_feeds_ids_over_the_whole_embedding_table(models):
     a single repeated input of a few ids), or the 20% agreement check compares different things."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from device_runtime.benchmark import synthesized_pool
+    from device_runtime.benchmarking.engine import synthesized_pool
 
     loop = _hand_loop_module()
     model = models["bundle"] / "model.tflite"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from device_runtime.device_profile import (
+from device_runtime.benchmarking.device_profile import (
     BUILTIN_PROFILES,
     ProfileError,
     check_budgets,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from device_runtime.latency_stats import percentile, summarize_ns, summarize_us
+from device_runtime.benchmarking.latency_stats import percentile, summarize_ns, summarize_us
 
 
 def test_known_list_one_to_hundred():

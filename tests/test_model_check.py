@@ -127,7 +127,7 @@ def test_a_model_over_the_memory_limit_is_refused_before_it_serves(tiny_bundle_d
 
 
 def test_a_model_asking_for_a_gibibyte_is_refused_by_default_without_allocating_it(hostile):
-    from device_runtime.process_memory import current_rss_mb
+    from device_runtime.benchmarking.process_memory import current_rss_mb
 
     assert (hostile["huge"] / "model.tflite").stat().st_size < 64 * 1024
     before = current_rss_mb()

@@ -2,7 +2,7 @@
 
 The report path (``converters.tflite_evaluation.evaluate_tflite``: model bytes + index-space
 eval set + the bundle's popularity order) and the benchmark path
-(``device_runtime.benchmark.evaluate_recommender``: ``Recommender.recommend`` on external ids)
+(``device_runtime.benchmarking.engine.evaluate_recommender``: ``Recommender.recommend`` on external ids)
 run the same tiny bundle on the same users, with histories long enough that the graph's top-K
 runs out after seen items are removed, so the popularity fill is exercised.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from converters.tflite_evaluation import evaluate_tflite
-from device_runtime.benchmark import EvalExamples, evaluate_recommender
+from device_runtime.benchmarking.engine import EvalExamples, evaluate_recommender
+from device_runtime.benchmarking.progress_line import ProgressLine
 from device_runtime.bundle import PAD_INDEX
-from device_runtime.progress_line import ProgressLine
 from device_runtime.recommender import Recommender
 from device_runtime.served_ranking import (
     evaluation_depth,

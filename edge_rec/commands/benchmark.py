@@ -1,7 +1,7 @@
 """``edge-rec benchmark``: what a device will see from bundles and ``.tflite`` models.
 
 Runs without TensorFlow (numpy, click, a TFLite interpreter and ``edge_rec.data`` only). Each
-target is measured in a fresh child process by :mod:`device_runtime.benchmark_child`; this
+target is measured in a fresh child process by :mod:`device_runtime.benchmarking.child`; this
 module only validates the command line, prepares the evaluation examples, checks the profile's
 budgets and writes the outputs. Exit status: 0 when every target was measured and passed its
 budgets, 1 when a budget failed or a target could not be measured, 2 for usage errors.
@@ -16,19 +16,24 @@ from pathlib import Path
 
 import click
 
-from device_runtime.benchmark import BenchmarkSettings, EvalExamples, file_sizes, target_kind
-from device_runtime.benchmark_child import ChildProcessError, run_in_fresh_process
-from device_runtime.benchmark_report import (
-    benchmark_document,
-    format_table,
-    write_json,
-    write_markdown,
-)
-from device_runtime.device_profile import (
+from device_runtime.benchmarking.child import ChildProcessError, run_in_fresh_process
+from device_runtime.benchmarking.device_profile import (
     BUILTIN_PROFILES,
     ProfileError,
     check_budgets,
     load_profile,
+)
+from device_runtime.benchmarking.engine import (
+    BenchmarkSettings,
+    EvalExamples,
+    file_sizes,
+    target_kind,
+)
+from device_runtime.benchmarking.report import (
+    benchmark_document,
+    format_table,
+    write_json,
+    write_markdown,
 )
 from device_runtime.interpreter import BACKENDS
 from edge_rec.commands.options import ChoiceOrFile, data_format_option, json_option, quiet_option

@@ -1,6 +1,6 @@
 """The benchmark engine: what a device will see from one bundle or ``.tflite``, measured in-process.
 
-:func:`measure_target` runs inside a fresh child process (see :mod:`device_runtime.benchmark_child`,
+:func:`measure_target` runs inside a fresh child process (see :mod:`device_runtime.benchmarking.child`,
 which also times the imports), so load time, first inference and memory are those of a cold start.
 In order, it measures:
 
@@ -11,7 +11,7 @@ In order, it measures:
 3. throughput with ``threads`` concurrent callers (a bundle's ``Recommender`` is shared, as in a
    device app; a plain model gets one interpreter per thread);
 4. ``peak_rss_mb``: this child process's own peak RSS (``VmHWM``, see
-   :mod:`device_runtime.process_memory`) at this point, i.e. of serving, before the benchmark
+   :mod:`device_runtime.benchmarking.process_memory`) at this point, i.e. of serving, before the benchmark
    builds its own extra interpreters or loads evaluation data; ``peak_rss_total_mb`` is the same
    high-water mark at the end of the whole run (raw interpreter, batch, evaluation included);
 5. ``raw_invoke_us``: ``interpreter.invoke()`` alone — inputs are set before the clock starts and
@@ -25,7 +25,7 @@ In order, it measures:
    model whose signature looks like a recommender; metrics from :mod:`device_runtime.metrics`.
 
 Synthetic inputs (no evaluation data needed for timing): a bundle gets random histories of
-``history_length`` catalog ids; a plain model gets inputs from :mod:`device_runtime.synthetic_inputs`.
+``history_length`` catalog ids; a plain model gets inputs from :mod:`device_runtime.benchmarking.synthetic_inputs`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ from typing import Any
 
 import numpy as np
 
+from device_runtime.benchmarking.latency_stats import summarize_ns
+from device_runtime.benchmarking.process_memory import current_rss_mb, peak_rss_mb, peak_rss_source
+from device_runtime.benchmarking.progress_line import ProgressLine
+from device_runtime.benchmarking.synthetic_inputs import id_upper_bounds, synthesize_input
 from device_runtime.bundle import (
     MODEL_FILE,
     OOV_INDEX,
@@ -49,12 +53,8 @@ from device_runtime.bundle import (
     read_bundle_files,
 )
 from device_runtime.interpreter import create_interpreter, describe_model, read_signatures
-from device_runtime.latency_stats import summarize_ns
 from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores
-from device_runtime.process_memory import current_rss_mb, peak_rss_mb, peak_rss_source
-from device_runtime.progress_line import ProgressLine
 from device_runtime.served_ranking import EVAL_K, evaluation_depth, served_items
-from device_runtime.synthetic_inputs import id_upper_bounds, synthesize_input
 
 BUNDLE_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 INPUT_POOL = 64  # distinct inputs cycled through timed calls

@@ -12,7 +12,7 @@ A profile is a TOML file::
     min_ndcg_at_10 = 0.02      # NDCG@10 on the --eval-data test split
 
 Every budget is optional. Two profiles ship with the package (``smart-speaker`` and ``tv``, in
-``device_runtime/profiles/``, where the comments say where their numbers come from); any other
+``device_runtime/benchmarking/profiles/``, where the comments say where their numbers come from); any other
 path to a ``.toml`` file is loaded as a user profile. :func:`check_budgets` compares one benchmark
 result with a profile: every budget is ``pass``, ``fail`` or ``skipped`` (value not measured, e.g.
 NDCG without ``--eval-data``), and the profile passes when no budget fails.
@@ -72,7 +72,7 @@ def load_profile(spec: str | Path) -> DeviceProfile:
     """
     text_spec = str(spec)
     if text_spec in BUILTIN_PROFILES:
-        resource = resources.files("device_runtime") / "profiles" / f"{text_spec}.toml"
+        resource = resources.files("device_runtime.benchmarking") / "profiles" / f"{text_spec}.toml"
         return parse_profile(resource.read_text(encoding="utf-8"), source=f"built-in:{text_spec}")
     path = Path(text_spec)
     if path.suffix != ".toml":

@@ -1,9 +1,9 @@
 """Benchmark one target in a fresh process: both sides of the parent/child protocol.
 
 Parent: :func:`run_in_fresh_process` writes a JSON spec file ``{"target", "settings",
-"eval_file", "progress"}`` and runs ``python -m device_runtime.benchmark_child SPEC``. Child:
+"eval_file", "progress"}`` and runs ``python -m device_runtime.benchmarking.child SPEC``. Child:
 :func:`main` records the wall-clock time it was entered, times the import of the runtime and the
-interpreter backend, runs :func:`device_runtime.benchmark.measure_target` and prints exactly one
+interpreter backend, runs :func:`device_runtime.benchmarking.engine.measure_target` and prints exactly one
 JSON object on stdout — the measurement, or ``{"error": message}`` with exit status 1. Native
 code writing to stdout during the measurement is redirected to stderr so it cannot corrupt it.
 The evaluation file (``EvalExamples`` as JSON) is read only after serving memory was recorded.
@@ -28,7 +28,7 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-CHILD_MODULE = "device_runtime.benchmark_child"
+CHILD_MODULE = "device_runtime.benchmarking.child"
 
 
 class ChildProcessError(RuntimeError):
@@ -90,8 +90,8 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     resolve_backend(spec["settings"].get("backend", "auto"))
     import_ms = (time.perf_counter() - start) * 1e3
 
-    from device_runtime.benchmark import BenchmarkSettings, EvalExamples, measure_target
-    from device_runtime.progress_line import ProgressLine
+    from device_runtime.benchmarking.engine import BenchmarkSettings, EvalExamples, measure_target
+    from device_runtime.benchmarking.progress_line import ProgressLine
 
     settings = BenchmarkSettings.from_dict(spec["settings"])
     eval_file = spec.get("eval_file")
@@ -112,14 +112,14 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Child entry point: ``python -m device_runtime.benchmark_child SPEC.json``; prints one JSON
+    """Child entry point: ``python -m device_runtime.benchmarking.child SPEC.json``; prints one JSON
     object on stdout and returns 0, or prints ``{"error": ...}`` and returns 1."""
     args = sys.argv[1:] if argv is None else argv
     stdout_fd = os.dup(1)
     os.dup2(2, 1)  # anything native code prints goes to stderr while we measure
     try:
         if len(args) != 1:
-            raise ValueError("usage: python -m device_runtime.benchmark_child SPEC.json")
+            raise ValueError("usage: python -m device_runtime.benchmarking.child SPEC.json")
         spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
         text, status = json.dumps(_measure(spec), allow_nan=False), 0
     except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error for the parent

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from device_runtime.atomic_file import write_text_atomic
-from device_runtime.device_profile import BUDGETS
+from device_runtime.benchmarking.device_profile import BUDGETS
 
 SCHEMA = "edge-rec-benchmark/1"
 KIB = 1024.0
