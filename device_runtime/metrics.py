@@ -29,8 +29,15 @@ EVAL_DEPTH = 100
 #: Indices that are never recommended (padding and out-of-vocabulary).
 _NEVER_RANKED = (PAD_INDEX, OOV_INDEX)
 
-#: Rows ranked per block, so memory stays bounded for large score matrices.
+#: Rows ranked per block (at most), and the budget of float64 cells one block may hold, so memory
+#: stays bounded for large score matrices and large catalogs alike (~128 MiB per working copy).
 _BLOCK_ROWS = 512
+_BLOCK_CELLS = 1 << 24
+
+
+def block_rows(catalog: int) -> int:
+    """Rows of a ``[rows, catalog]`` block that fit the cell budget (between 8 and 512)."""
+    return max(8, min(_BLOCK_ROWS, _BLOCK_CELLS // max(1, catalog)))
 
 
 def _excluded_mask(rows: int, catalog: int, seen: Sequence[np.ndarray], start: int) -> np.ndarray:
@@ -99,8 +106,9 @@ def rank_scores(
     if np.isnan(scores).any():
         raise ValueError("scores contain NaN; the model produced invalid outputs")
     out = np.empty((rows, depth), dtype=np.int32)
-    for start in range(0, rows, _BLOCK_ROWS):
-        stop = min(rows, start + _BLOCK_ROWS)
+    step = block_rows(catalog)
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
         excluded = _excluded_mask(stop - start, catalog, seen, start)
         out[start:stop] = _rank_block(scores[start:stop], excluded, depth)
     return out

@@ -126,3 +126,15 @@ def test_metrics_module_runs_without_tensorflow_or_edge_rec():
     assert proc.returncode == 0, proc.stderr
     # rows 0 and 1 tie items 2 and 3 (lower index wins: 2); row 2 picks 2, row 3 picks 3
     assert float(proc.stdout) == pytest.approx(0.75)
+
+
+def test_ranking_in_small_blocks_equals_ranking_in_one(monkeypatch):
+    from device_runtime import metrics
+
+    rng = np.random.default_rng(3)
+    scores = rng.random((50, 300)).astype(np.float32)
+    seen = [rng.choice(np.arange(2, 300), size=5, replace=False) for _ in range(50)]
+    whole = rank_scores(scores, seen, depth=20)
+    monkeypatch.setattr(metrics, "_BLOCK_CELLS", 8 * 300)  # 8-row blocks, the floor
+    assert metrics.block_rows(300) == 8
+    np.testing.assert_array_equal(rank_scores(scores, seen, depth=20), whole)

@@ -107,14 +107,16 @@ def build_optimizer(fit: FitConfig, steps_per_epoch: int) -> keras.optimizers.Op
 
 
 def rank_model(
-    model: keras.Model, eval_set: EvalSet, *, depth: int = EVAL_DEPTH, chunk: int = 2048
+    model: keras.Model, eval_set: EvalSet, *, depth: int = EVAL_DEPTH, chunk: int | None = None
 ) -> np.ndarray:
     """Top-``depth`` item indices int32[N, depth] of a Keras model on ``eval_set``: the whole
     catalog ranked, PAD/OOV and each user's seen items excluded (:func:`rank_scores`).
 
-    Scores ``chunk`` users at a time, so memory stays at ``chunk x C`` floats however many users
-    there are.
+    Scores ``chunk`` users at a time (default: as many as fit 2**26 float32 scores, at most
+    2048), so memory stays bounded however many users and items there are.
     """
+    catalog = int(model.outputs[0].shape[-1])
+    chunk = chunk or max(16, min(2048, (1 << 26) // max(1, catalog)))
     histories = np.asarray(eval_set.histories, dtype=np.int32)
     parts = [
         rank_scores(
