@@ -61,6 +61,7 @@ from edge_rec.data import (
 )
 from edge_rec.data.synthetic import PRESETS
 from edge_rec.distill.training import TrainResult, rank_model, train_sequence_model
+from edge_rec.distributed import backup_callbacks, training_scope
 from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher, student_serving_model
 from edge_rec.models.warm_start import warm_start_student
@@ -213,11 +214,12 @@ def train_teacher(
     (full or sampled softmax as ``softmax`` says; full when None), stopping at an epoch
     boundary before ``time_limit`` seconds when one is given."""
     set_global_seed(seed)
-    model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
-    result, seconds = _fit(
-        "teacher", model, None, data, cfg.fit, DistillConfig(alpha=1.0), quiet=quiet, softmax=softmax,
-        callbacks=_deadline("teacher", time_limit),
-    )
+    with training_scope():  # one process, or every worker of a TF_CONFIG cluster
+        model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
+        result, seconds = _fit(
+            "teacher", model, None, data, cfg.fit, DistillConfig(alpha=1.0), quiet=quiet, softmax=softmax,
+            callbacks=(*_deadline("teacher", time_limit), *backup_callbacks("teacher")),
+        )
     serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
     serving.set_weights(model.get_weights())
     return TrainedModel("teacher", model, serving, result, seconds)
@@ -240,15 +242,16 @@ def train_student(
     Both use the same Distiller code path, seeds and epochs, so the comparison is fair.
     """
     set_global_seed(seed)
-    model = build_student(cfg, data.catalog_size, data.history_length, sequence=True)
-    if cfg.warm_start and teacher is not None:
-        warm_start_student(model, teacher.sequence_model)
     if teacher is None:
         distill = DistillConfig(alpha=1.0, beta=0.0, gamma=0.0, delta=0.0, temperature=distill.temperature)
-    result, seconds = _fit(
-        name, model, teacher.sequence_model if teacher else None, data, cfg.fit, distill, quiet=quiet,
-        softmax=softmax, callbacks=_deadline(name, time_limit),
-    )
+    with training_scope():  # one process, or every worker of a TF_CONFIG cluster
+        model = build_student(cfg, data.catalog_size, data.history_length, sequence=True)
+        if cfg.warm_start and teacher is not None:
+            warm_start_student(model, teacher.sequence_model)
+        result, seconds = _fit(
+            name, model, teacher.sequence_model if teacher else None, data, cfg.fit, distill, quiet=quiet,
+            softmax=softmax, callbacks=(*_deadline(name, time_limit), *backup_callbacks(name)),
+        )
     serving = student_serving_model(model, cfg, data.catalog_size, data.history_length)
     return TrainedModel(name, model, serving, result, seconds)
 
