@@ -21,13 +21,15 @@ command with its own ``TF_CONFIG`` (the standard TensorFlow way)::
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import os
+import select
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,7 +172,7 @@ def check_environment() -> Cluster | None:
     return cluster
 
 
-def _reachable(address: str, timeout: float = 2.0) -> str | None:
+def _reachable(address: str, timeout: float = 1.0) -> str | None:
     """None when ``address`` accepts a TCP connection, else the reason it did not."""
     host, _, port = address.rpartition(":")
     try:
@@ -194,8 +196,51 @@ def _peer_failure(cluster: Cluster, waited: float) -> str:
     )
 
 
+def watch_peers() -> None:
+    """Entry point of the watchdog child (see :func:`strategy`): wait ``EDGE_REC_PEER_TIMEOUT``
+    seconds for a byte (or end of file) on stdin; if none comes, print which peers could not be
+    reached. The parent exits by itself shortly after."""
+    cluster = read_cluster()
+    timeout = peer_timeout()
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    if not ready and cluster is not None:
+        sys.stderr.write(_peer_failure(cluster, timeout) + "\n")
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _peer_deadline(cluster: Cluster, timeout: float) -> Iterator[None]:
+    """Exit the process with status 1 when the block (cluster start-up) lasts longer than
+    ``timeout`` seconds, after a message naming the peers it waited for.
+
+    TensorFlow's start-up holds the GIL and ignores SIGTERM, so neither a Python thread nor a
+    signal can stop it: a child process prints the message, and ``faulthandler``'s C-level
+    timer ends this process with status 1 a moment later.
+    """
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]))
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from edge_rec.distributed import watch_peers; watch_peers()"],
+        stdin=subprocess.PIPE, env=env,
+    )
+    # the child probes each peer for up to 2 s before printing; exit a little after that
+    trace = open(os.devnull, "w")  # noqa: SIM115 (must outlive the block if the timer fires)
+    faulthandler.dump_traceback_later(timeout + 2.0 * len(cluster.peers()) + 1.0, exit=True, file=trace)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        trace.close()
+        with contextlib.suppress(OSError):
+            child.stdin.write(b"joined")
+            child.stdin.close()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
 _strategy: Any = None
-_cluster: Cluster | None = None
 
 
 def strategy() -> Any:
@@ -205,31 +250,21 @@ def strategy() -> Any:
     strategy. Call it before any other TensorFlow work (collective ops are configured when the
     strategy is created). Creating a multi-worker strategy waits for every peer; after
     ``EDGE_REC_PEER_TIMEOUT`` seconds without them the process prints which addresses it could
-    not reach and exits with status 1 (TensorFlow's start-up cannot be interrupted otherwise).
+    not reach and exits with status 1. Collectives during training time out after the same bound.
     """
-    global _strategy, _cluster
+    global _strategy
     if _strategy is not None:
         return _strategy
     from edge_rec.keras_shim import tf
 
     cluster = read_cluster()
     if cluster is None or cluster.num_workers < 2:
-        _strategy, _cluster = tf.distribute.get_strategy(), None
+        _strategy = tf.distribute.get_strategy()
         return _strategy
     timeout = peer_timeout()
-    joined = threading.Event()
-
-    def watchdog() -> None:
-        if not joined.wait(timeout):
-            sys.stderr.write(_peer_failure(cluster, timeout) + "\n")
-            sys.stderr.flush()
-            os._exit(1)
-
-    threading.Thread(target=watchdog, name="edge-rec-peer-watchdog", daemon=True).start()
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
-    _strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    _cluster = cluster
-    joined.set()
+    with _peer_deadline(cluster, timeout):
+        _strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     return _strategy
 
 
