@@ -19,8 +19,8 @@ installed). Every measurement runs in a fresh child process; peak RSS is the chi
    127.0.0.1): a correctness run with the time it took, beside the 1-process run.
 4. The device side: an untrained int8 bundle per catalog size (the demo student: embedding 15,
    hidden 16, position pooling, history 50, top-K 100): model and items.tsv sizes,
-   ``Recommender.recommend`` p50/p99 on one thread next to the raw interpreter invoke, items.tsv
-   parse time, cold start (import + load + first recommendation) and the peak RSS of a fresh
+   ``Recommender.recommend`` p50/p99 on one thread next to the raw interpreter invoke (median of 3
+   fresh processes each), items.tsv parse time, cold start (import + load + first recommendation) and the peak RSS of a fresh
    serving process that never imports TensorFlow (goals: p99 <= 1 ms, RSS <= 64 MB at 100k).
 """
 
@@ -306,8 +306,14 @@ def device_side(catalog: int, runs: int) -> dict:
             raise SystemExit(f"building the {catalog}-item bundle failed; see {WORK / f'bundle-{catalog}.log'}")
     history = [f"title-{i}" for i in range(0, min(catalog, 50))]
     cold = [python_json(COLD_START_CHILD, str(bundle), json.dumps(history)) for _ in range(5)]
-    latency = python_json(LATENCY_CHILD, str(bundle), str(runs))
-    raw = python_json(RAW_INVOKE_CHILD, str(bundle / "model.tflite"), str(runs))
+    # three fresh processes each (interleaved); the median of their percentiles, so one burst of
+    # another job on the shared cores does not decide the p99
+    latencies, raws = [], []
+    for _ in range(3):
+        latencies.append(python_json(LATENCY_CHILD, str(bundle), str(runs)))
+        raws.append(python_json(RAW_INVOKE_CHILD, str(bundle / "model.tflite"), str(runs)))
+    latency = {key: statistics.median(x[key] for x in latencies) for key in latencies[0]}
+    raw = {key: statistics.median(x[key] for x in raws) for key in raws[0]}
     record = {
         "catalog": catalog,
         "model_bytes": (bundle / "model.tflite").stat().st_size,
@@ -319,6 +325,7 @@ def device_side(catalog: int, runs: int) -> dict:
         "serving_peak_rss_mb": round(statistics.median(c["peak_rss_mb"] for c in cold), 1),
         "latency_process_peak_rss_mb": round(latency["peak_rss_mb"], 1),
         "tensorflow_imported": any(c["tensorflow_imported"] for c in cold),
+        "recommend_p99_ms_each_process": [round(x["recommend_p99_ms"], 4) for x in latencies],
     }
     print(f"  device {catalog} items: {record}", flush=True)
     return record
@@ -352,15 +359,19 @@ def markdown(result: dict) -> str:
         lines += ["", "Two workers on the same 2 cores only check that the cluster trains correctly; "
                   "they are not expected to be faster than one process here."]
     lines += ["", "## Device side: untrained int8 bundle (embedding 15, hidden 16, history 50, top-K 100), one thread", "",
-              "| items | model KB | items.tsv KB | recommend p50 ms | p99 ms | raw invoke p50 ms | items.tsv parse ms | "
-              "cold start ms | serving peak RSS MB |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| items | model KB | items.tsv KB | recommend p50 ms | p99 ms | raw invoke p50 ms | p99 ms | "
+              "items.tsv parse ms | cold start ms | serving peak RSS MB |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["device"]:
         lines.append(f"| {r['catalog']:,} | {r['model_bytes'] / 1024:.0f} | {r['items_tsv_bytes'] / 1024:.0f} | "
                      f"{r['recommend_p50_ms']:.3f} | {r['recommend_p99_ms']:.3f} | {r['invoke_p50_ms']:.3f} | "
+                     f"{r['invoke_p99_ms']:.3f} | "
                      f"{r['items_tsv_parse_ms']:.1f} | {r['cold_start_ms']:.0f} | {r['serving_peak_rss_mb']:.1f} |")
     lines += ["", f"Goals at 100k items: recommend p99 <= {GOALS['recommend_p99_ms_max']} ms, serving peak RSS "
-              f"<= {GOALS['serving_peak_rss_mb_max']} MB.", ""]
+              f"<= {GOALS['serving_peak_rss_mb_max']} MB. recommend() and the raw invoke are timed in separate "
+              "fresh processes; when both p99s are high together, the tail is the shared machine (other jobs "
+              "on the 2 cores), not the runtime. Cold start = import + load (hash check, items.tsv) + first "
+              "recommendation, median of 5 fresh processes; RSS = their ru_maxrss.", ""]
     return "\n".join(lines)
 
 
@@ -399,7 +410,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=4000)
     parser.add_argument("--full-max", type=int, default=100000, help="skip full softmax above this many items")
     parser.add_argument("--runs", type=int, default=2000, help="timed recommend() calls per catalog")
-    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-training", action="store_true",
+                        help="device side only; training results of an earlier scale.json are kept")
     parser.add_argument("--skip-workers", action="store_true")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -411,6 +423,9 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "training": [], "skipped": [], "device": [], "goals": GOALS,
     }
+    if args.skip_training and (RESULTS / "scale.json").exists():
+        earlier = json.loads((RESULTS / "scale.json").read_text())
+        result.update({key: earlier[key] for key in ("what", "training", "skipped", "workers", "logs") if key in earlier})
     def save() -> None:  # after every step, so an interrupted run still leaves its numbers
         result["seconds"] = round(time.perf_counter() - started, 1)
         RESULTS.mkdir(parents=True, exist_ok=True)
