@@ -7,7 +7,9 @@
 5. low-rank factorization of the demo student's output layer (size and quality),
 6. the device runtime (overhead, cold start, peak RSS) on the demo bundle,
 7. ``edge-rec benchmark`` of int8 / float32 / teacher TFLite side by side, with the raw loop,
-8. the default build on the shared real log, 3 seeds (skipped with a message without the log).
+8. the default build on the shared real log, 3 seeds (skipped with a message without the log),
+9. scaling with catalog size (1k/10k/100k items: teacher epoch, RSS, full vs sampled softmax,
+   1 vs 2 local workers, int8 runtime latency and memory; ``--skip-scale`` skips it).
 
 Results: ``benchmarks/results/*.json`` and ``benchmarks/results/SUMMARY.md``.
 """
@@ -84,6 +86,7 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="rebuild runs/demo even if it exists")
     parser.add_argument("--skip-distill", action="store_true", help="skip the separate distillation run")
     parser.add_argument("--skip-real-log", action="store_true", help="skip the 3-seed real-log builds (~45 min)")
+    parser.add_argument("--skip-scale", action="store_true", help="skip the catalog-size scaling benchmark")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     py = sys.executable
@@ -109,12 +112,14 @@ def main() -> None:
     timings["device"] = run("edge-rec benchmark", [py, "benchmarks/device.py"])
     if not args.skip_real_log:
         timings["real_log"] = run("real log", [py, "benchmarks/real_log.py"])
+    if not args.skip_scale:
+        timings["scale"] = run("scale", [py, "benchmarks/scale.py"])
 
     parts = ["# edge-rec benchmark summary", "",
              f"Machine: 2 shared cores; generated {time.strftime('%Y-%m-%d %H:%M')}. "
              "Every number is a median or percentile over many runs after warm-up.", "",
              "## Demo build report", "", (RUN_DIR / "report.md").read_text(), compression_md]
-    for name in ("real_log", "distill", "lowrank", "runtime", "device", "data_loading"):
+    for name in ("real_log", "distill", "lowrank", "runtime", "device", "data_loading", "scale"):
         md = RESULTS / f"{name}.md"
         if md.exists():
             parts += [md.read_text(), ""]

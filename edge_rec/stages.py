@@ -61,6 +61,7 @@ from edge_rec.data import (
 )
 from edge_rec.data.synthetic import PRESETS
 from edge_rec.distill.training import TrainResult, rank_model, train_sequence_model
+from edge_rec.distributed import backup_callbacks, training_scope
 from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher, student_serving_model
 from edge_rec.models.warm_start import warm_start_student
@@ -226,11 +227,12 @@ def train_teacher(
     (full or sampled softmax as ``softmax`` says; full when None), stopping at an epoch
     boundary before ``time_limit`` seconds when one is given."""
     set_global_seed(seed)
-    model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
-    result, seconds = _fit(
-        TEACHER, model, None, data, cfg.fit, DistillConfig().without_teacher(), quiet=quiet, softmax=softmax,
-        callbacks=_deadline(TEACHER, time_limit),
-    )
+    with training_scope():  # one process, or every worker of a TF_CONFIG cluster
+        model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
+        result, seconds = _fit(
+            TEACHER, model, None, data, cfg.fit, DistillConfig().without_teacher(), quiet=quiet, softmax=softmax,
+            callbacks=(*_deadline(TEACHER, time_limit), *backup_callbacks(TEACHER)),
+        )
     serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
     serving.set_weights(model.get_weights())
     return TrainedModel(TEACHER, model, serving, result, seconds)
@@ -253,15 +255,16 @@ def train_student(
     Both use the same Distiller code path, seeds and epochs, so the comparison is fair.
     """
     set_global_seed(seed)
-    model = build_student(cfg, data.catalog_size, data.history_length, sequence=True)
-    if cfg.warm_start and teacher is not None:
-        warm_start_student(model, teacher.sequence_model)
     if teacher is None:
         distill = distill.without_teacher()
-    result, seconds = _fit(
-        name, model, teacher.sequence_model if teacher else None, data, cfg.fit, distill, quiet=quiet,
-        softmax=softmax, callbacks=_deadline(name, time_limit),
-    )
+    with training_scope():  # one process, or every worker of a TF_CONFIG cluster
+        model = build_student(cfg, data.catalog_size, data.history_length, sequence=True)
+        if cfg.warm_start and teacher is not None:
+            warm_start_student(model, teacher.sequence_model)
+        result, seconds = _fit(
+            name, model, teacher.sequence_model if teacher else None, data, cfg.fit, distill, quiet=quiet,
+            softmax=softmax, callbacks=(*_deadline(name, time_limit), *backup_callbacks(name)),
+        )
     serving = student_serving_model(model, cfg, data.catalog_size, data.history_length)
     return TrainedModel(name, model, serving, result, seconds)
 

@@ -54,6 +54,12 @@ def build(config_path, data_path, data_format, skip_bad_lines, titles, run_dir, 
     --overwrite, or when int8 parity falls below [convert] parity_threshold (no bundle is written
     then); 2 for usage errors.
     """
+    from edge_rec import distributed
+
+    try:
+        distributed.check_environment()  # a bad TF_CONFIG fails here, before TensorFlow starts
+    except distributed.TFConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     refuse_non_empty(run_dir, overwrite)
     try:
         cfg = load_config(config_path, profile=profile)
@@ -65,22 +71,25 @@ def build(config_path, data_path, data_format, skip_bad_lines, titles, run_dir, 
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     require_training_stack("build")
+    distributed.strategy()  # before any other TensorFlow work (collective ops start with it)
     from edge_rec.input_errors import INPUT_ERRORS
     from edge_rec.pipeline import run_build
 
-    try:
-        with progress_to_stderr():
-            # titles ({item_id: title} from --items) go to the bundle's items.tsv
-            result = run_build(cfg, run_dir, data_path=data_path, quiet=quiet, titles=titles)
-    except INPUT_ERRORS as exc:
-        raise click.ClickException(str(exc)) from None
-    if as_json:
-        click.echo(json.dumps(result.report, indent=2))
-    else:
-        click.echo((result.run_dir / "report.md").read_text(encoding="utf-8"))
-    click.echo(f"bundle: {result.bundle_dir}", err=as_json)
-    for kind, path in result.report_paths.items():
-        click.echo(f"report ({kind}): {path}", err=as_json)
+    # on a TF_CONFIG cluster the chief writes the run directory, other workers a temporary one
+    with distributed.output_dir(run_dir) as target, distributed.backups_in(run_dir):
+        try:
+            with progress_to_stderr():
+                # titles ({item_id: title} from --items) go to the bundle's items.tsv
+                result = run_build(cfg, target, data_path=data_path, quiet=quiet, titles=titles)
+        except INPUT_ERRORS as exc:
+            raise click.ClickException(str(exc)) from None
+        if as_json:
+            click.echo(json.dumps(result.report, indent=2))
+        else:
+            click.echo((result.run_dir / "report.md").read_text(encoding="utf-8"))
+        click.echo(f"bundle: {result.bundle_dir}", err=as_json)
+        for kind, path in result.report_paths.items():
+            click.echo(f"report ({kind}): {path}", err=as_json)
     if not result.gate.passed:
         click.echo(
             f"quality gate FAILED: NDCG@10 dropped {result.gate.relative_drop:.1%} from the distilled "

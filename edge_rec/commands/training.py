@@ -46,6 +46,19 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _cluster_strategy(command: str):
+    """Validate ``TF_CONFIG`` (before TensorFlow starts), then import the training stack and
+    create the tf.distribute strategy before any other TensorFlow work."""
+    from edge_rec import distributed
+
+    try:
+        distributed.check_environment()
+    except distributed.TFConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    require_training_stack(command)
+    return distributed.strategy()
+
+
 def _load_config(path: str | None, profile: str | None, overrides: dict[str, Any]) -> EdgeRecConfig:
     try:
         cfg = load_config(path, profile=profile)
@@ -68,14 +81,17 @@ def _prepare(cfg: EdgeRecConfig, data: str | None):
 
 
 def _save_run(out: str, *, serving, sequence, cfg: EdgeRecConfig, metrics: dict[str, Any]) -> Path:
-    """Write the models, config.json and metrics.json into ``out``, each file renamed into place."""
+    """Write the models, config.json and metrics.json into ``out``, each file renamed into place
+    (on a non-chief worker of a TF_CONFIG cluster: into a temporary directory, then discarded)."""
     from device_runtime.atomic_file import write_text_atomic
+    from edge_rec.distributed import output_dir
     from edge_rec.model_store import save_model_pair
 
-    out_dir = save_model_pair(out, serving=serving, sequence=sequence)
-    write_text_atomic(out_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2) + "\n")
-    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    return out_dir
+    with output_dir(out) as target:
+        out_dir = save_model_pair(target, serving=serving, sequence=sequence)
+        write_text_atomic(out_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2) + "\n")
+        write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return Path(out)
 
 
 def _report(metrics: dict[str, Any], out_dir: Path, as_json: bool) -> None:
@@ -92,7 +108,7 @@ def _report(metrics: dict[str, Any], out_dir: Path, as_json: bool) -> None:
 
 def _metrics(trained, data, **extra) -> dict[str, Any]:
     """metrics.json: training history, best validation NDCG@10, test metrics, params, seconds."""
-    from edge_rec import stages
+    from edge_rec import distributed, stages
 
     result = trained.train
     return {
@@ -107,6 +123,7 @@ def _metrics(trained, data, **extra) -> dict[str, Any]:
         "best_val_ndcg@10": result.best_val_ndcg,
         "history": result.history,
         "test": stages.evaluate_keras(trained.serving_model, data),
+        **distributed.summary(),
         **extra,
     }
 
@@ -141,11 +158,12 @@ def train_teacher(config_path, profile, data_path, data_format, skip_bad_lines, 
     if epochs:
         overrides["teacher"] = {"fit": {"epochs": epochs}}
     cfg = _load_config(config_path, profile, overrides)
-    require_training_stack("train-teacher")
+    _cluster_strategy("train-teacher")
     from edge_rec import stages
+    from edge_rec.distributed import backups_in
 
     cfg, data = _prepare(cfg, data_path)
-    with progress_to_stderr():
+    with progress_to_stderr(), backups_in(out):
         trained = stages.train_teacher(data, cfg.teacher, seed=cfg.seed, quiet=quiet, softmax=cfg.softmax)
     metrics = _metrics(trained, data)
     out_dir = _save_run(out, serving=trained.serving_model, sequence=trained.sequence_model,
@@ -176,15 +194,17 @@ def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, e
     overrides = _merge(overrides, data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines,
                                                  seed=seed))
     cfg = _load_config(config_path, profile, overrides)
-    require_training_stack("distill")
+    _cluster_strategy("distill")
     from edge_rec import stages
+    from edge_rec.distributed import backups_in, training_scope
     from edge_rec.model_store import find_saved_model, load_saved_model
 
     cfg, data = _prepare(cfg, data_path)
     teacher = None
     if teacher_dir is not None:
         try:
-            sequence = load_saved_model(find_saved_model(teacher_dir, sequence=True))
+            with training_scope():  # the Distiller holding it is built in the same scope
+                sequence = load_saved_model(find_saved_model(teacher_dir, sequence=True))
         except (FileNotFoundError, OSError, ValueError) as exc:
             raise click.ClickException(
                 f"--teacher {teacher_dir}: {exc}; run edge-rec train-teacher --out {teacher_dir} first"
@@ -198,7 +218,7 @@ def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, e
             )
         teacher = stages.TrainedModel("teacher", sequence, sequence, None, 0.0)
     name = "student_baseline" if teacher is None else "student"
-    with progress_to_stderr():
+    with progress_to_stderr(), backups_in(out):
         trained = stages.train_student(
             data, teacher, cfg.student, cfg.distill, seed=cfg.seed, name=name, quiet=quiet,
             softmax=cfg.softmax,

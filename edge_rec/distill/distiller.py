@@ -156,7 +156,10 @@ class Distiller(keras.Model):
         self.trackers["loss"].update_state(total)
         for name, value in terms.items():
             self.trackers[name].update_state(value)
-        return {name: self.trackers[name].result() for name in ("loss", *terms)}
+        # under a strategy Keras sums what each replica returns ("auto" reduction): return each
+        # replica's share, so the logs hold the mean over replicas
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return {name: self.trackers[name].result() / replicas for name in ("loss", *terms)}
 
     def _optimized_variables(self):
         variables = list(self.student.trainable_variables)
@@ -169,8 +172,13 @@ class Distiller(keras.Model):
 
         ``data`` is ``(histories int32[B, L], targets int32[B, L])``; returns the batch's total loss
         and every active term for the progress bar and the epoch logs.
+
+        Under a ``tf.distribute`` strategy each replica's loss is a mean over its share of the
+        batch and ``apply_gradients`` sums the replicas' gradients, so the loss is divided by the
+        number of replicas: the step is then the one a single process takes on the global batch.
         """
         x, y = data[0], data[1]
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             terms = self.loss_terms(x, y, training=True)
             total = self._total(terms)
@@ -179,6 +187,8 @@ class Distiller(keras.Model):
                 total_with_reg = total + tf.add_n(regularization)
             else:
                 total_with_reg = total
+            if replicas > 1:
+                total_with_reg = total_with_reg / replicas
         variables = self._optimized_variables()
         gradients = tape.gradient(total_with_reg, variables)
         self.optimizer.apply_gradients(
