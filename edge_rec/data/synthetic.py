@@ -71,7 +71,7 @@ class SyntheticPreset:
     playlist_sizes: tuple[int, int]
     dated_programs: tuple[tuple[str, float], ...]  # (name, hour of day)
     dated_share: float  # share of the catalog used by dated program items
-    days: int  # length of the dated-program calendar
+    days: int  # length of the calendar (dated programs; users start in its first third)
     interactions_median: float
     interactions_sigma: float
     session_mean: float  # mean items per session
@@ -82,7 +82,7 @@ class SyntheticPreset:
     p_skip: float  # skip one item when continuing a collection
     routine_share: float  # users with a daily routine
     session_hours: tuple[tuple[float, float], ...]  # (hour, weight)
-    duration_seconds: tuple[int, int]
+    duration_seconds: tuple[int, int]  # time one item takes (an episode, a track, a rating)
     taste: tuple[float, float] = (0.65, 0.25)  # share of picks from the primary, secondary genre
     explore_power: float = 1.0  # exploration draws items with popularity ** power (< 1: flatter)
     shuffle_sessions: bool = False  # bulk sessions: items chosen by taste, logged in random order
