@@ -46,7 +46,7 @@ class FitConfig:
 class DataConfig:
     """Where the interaction log comes from and how it becomes sequences.
 
-    ``source`` is a synthetic preset name (``synthetic-tv``, ``synthetic-speaker``) or a path.
+    ``source`` is a synthetic preset name (``synthetic-tv``, ``synthetic-speaker``, ``synthetic-bulk``) or a path.
     """
 
     source: str = "synthetic-tv"

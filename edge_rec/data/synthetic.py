@@ -1,21 +1,32 @@
-"""Seeded synthetic interaction logs with the structure of real TV and smart-speaker logs.
+"""Seeded synthetic interaction logs with the structure of real TV, smart-speaker and
+movie-rating logs.
 
 The generator simulates a catalog and users, not a target metric:
 
 * **Catalog.** Items belong to *genres*. Most items sit in ordered *collections* (TV series
   whose episodes are watched in order; speaker albums whose tracks are played in order, and
-  curated playlists that order tracks across albums); the rest are singletons (movies,
-  singles). A few *dated programs* publish one item per day (evening news, a morning briefing).
-  Collections and singletons get Zipf (power-law) popularity weights.
+  curated playlists that order tracks across albums; movie franchises); the rest are
+  singletons (movies, singles). A few *dated programs* publish one item per day (evening news,
+  a morning briefing). Collections and singletons get Zipf (power-law) popularity weights.
 * **Users.** Each user has a primary and a secondary genre (taste cluster, genres themselves
   Zipf-popular), an activity level (lognormal number of interactions), preferred hours, and
   possibly a daily routine (the news every evening, a morning briefing).
 * **Sessions.** On active days a session starts at a preferred hour; routine users begin
   with that day's program item. Each slot of a session continues the most recent unfinished
   collection (binge; sometimes another unfinished one, sometimes skipping an item), starts a
-  new collection of a liked genre, picks a singleton of a liked genre, or explores any item by
-  global popularity. Users abandon collections now and then. Items are not repeated per user
-  (the log records first plays), and timestamps advance by the item's duration.
+  new collection of a liked genre, picks a singleton of a liked genre, or explores any item
+  (drawn by popularity ** ``explore_power``: flatter than popularity when below 1). Users
+  abandon collections now and then. Items are not repeated per user (the log records first
+  plays), and timestamps advance by the item's duration.
+* **Bulk sessions** (``shuffle_sessions``, the ``synthetic-bulk`` movie-rating preset): a
+  session's items are chosen the same way but logged in random order, seconds apart, as when a
+  user rates a batch of movies at once. Order then carries little signal and taste a lot: the
+  weak-order case where a recency-pooling student can beat a sequential teacher.
+
+The presets are calibrated to look like real logs, not toy ones: with the pipeline's
+models, NDCG@10 lands in 0.05-0.15 and the teacher at about 1.5-3x the popularity baseline
+(the next episode is far from certain: users explore, skip, abandon and drift from their
+taste).
 
 Everything draws from one ``random.Random(seed)``, so a (preset, seed, users, items) tuple
 always yields the same log. Generating the default TV preset (5,000 users, 3,000 items) takes
@@ -34,7 +45,10 @@ import numpy as np
 
 from edge_rec.data.interactions import InteractionLog
 
-PRESETS = ("synthetic-tv", "synthetic-speaker")
+PRESETS = ("synthetic-tv", "synthetic-speaker", "synthetic-bulk")
+
+#: How a collection's items are numbered in titles ("Series 3 (drama) E2", "Album 5 (jazz) track 4").
+_PART_LABEL = {"Series": "E", "Album": "track ", "Franchise": "part "}
 
 #: 2024-01-01 00:00:00 UTC, the first day of every synthetic log.
 _EPOCH = 1_704_067_200
@@ -57,7 +71,7 @@ class SyntheticPreset:
     playlist_sizes: tuple[int, int]
     dated_programs: tuple[tuple[str, float], ...]  # (name, hour of day)
     dated_share: float  # share of the catalog used by dated program items
-    days: int  # length of the dated-program calendar
+    days: int  # length of the calendar (dated programs; users start in its first third)
     interactions_median: float
     interactions_sigma: float
     session_mean: float  # mean items per session
@@ -68,7 +82,10 @@ class SyntheticPreset:
     p_skip: float  # skip one item when continuing a collection
     routine_share: float  # users with a daily routine
     session_hours: tuple[tuple[float, float], ...]  # (hour, weight)
-    duration_seconds: tuple[int, int]
+    duration_seconds: tuple[int, int]  # time one item takes (an episode, a track, a rating)
+    taste: tuple[float, float] = (0.65, 0.25)  # share of picks from the primary, secondary genre
+    explore_power: float = 1.0  # exploration draws items with popularity ** power (< 1: flatter)
+    shuffle_sessions: bool = False  # bulk sessions: items chosen by taste, logged in random order
 
 
 _PRESETS: dict[str, SyntheticPreset] = {
@@ -90,14 +107,16 @@ _PRESETS: dict[str, SyntheticPreset] = {
         interactions_median=26.0,
         interactions_sigma=0.7,
         session_mean=2.6,
-        p_continue=0.62,
-        p_new_collection=0.14,
-        p_single=0.14,
-        p_abandon=0.08,
-        p_skip=0.04,
+        p_continue=0.18,
+        p_new_collection=0.12,
+        p_single=0.28,
+        p_abandon=0.25,
+        p_skip=0.15,
         routine_share=0.3,
         session_hours=((12.0, 0.5), (17.0, 1.0), (19.5, 2.0), (21.0, 3.0), (22.5, 1.5)),
         duration_seconds=(1_300, 3_600),
+        taste=(0.6, 0.25),
+        explore_power=0.6,
     ),
     "synthetic-speaker": SyntheticPreset(
         name="synthetic-speaker",
@@ -117,14 +136,45 @@ _PRESETS: dict[str, SyntheticPreset] = {
         interactions_median=30.0,
         interactions_sigma=0.7,
         session_mean=4.0,
-        p_continue=0.65,
-        p_new_collection=0.15,
-        p_single=0.10,
-        p_abandon=0.10,
-        p_skip=0.05,
+        p_continue=0.18,
+        p_new_collection=0.12,
+        p_single=0.28,
+        p_abandon=0.25,
+        p_skip=0.15,
         routine_share=0.35,
         session_hours=((7.5, 2.0), (12.5, 1.0), (18.0, 2.0), (21.0, 1.5)),
         duration_seconds=(150, 320),
+        taste=(0.6, 0.25),
+        explore_power=0.6,
+    ),
+    "synthetic-bulk": SyntheticPreset(
+        name="synthetic-bulk",
+        users=2000,
+        items=2000,
+        genres=("drama", "comedy", "action", "thriller", "romance", "adventure", "sci-fi",
+                "horror", "crime", "animation", "documentary", "musical", "war", "western"),
+        collection_noun="Franchise",
+        item_noun="Movie",
+        collection_share=0.25,
+        collection_sizes=(2, 6),
+        playlists_per_item=0.0,
+        playlist_sizes=(0, 0),
+        dated_programs=(),
+        dated_share=0.0,
+        days=60,
+        interactions_median=60.0,
+        interactions_sigma=0.8,
+        session_mean=15.0,
+        p_continue=0.1,
+        p_new_collection=0.1,
+        p_single=0.7,
+        p_abandon=0.2,
+        p_skip=0.1,
+        routine_share=0.0,
+        session_hours=((13.0, 1.0), (20.0, 2.0), (22.0, 1.5)),
+        duration_seconds=(5, 40),
+        taste=(0.75, 0.2),
+        shuffle_sessions=True,
     ),
 }
 
@@ -183,7 +233,7 @@ def _build_catalog(p: SyntheticPreset, n_items: int, rng: random.Random) -> _Cat
 
     # dated programs: one item per day, only when the catalog is big enough for a week of them
     programs = len(p.dated_programs)
-    days = max(7, min(p.days, round(n_items * p.dated_share / max(programs, 1))))
+    days = max(7, min(p.days, round(n_items * p.dated_share / max(programs, 1)))) if programs else p.days
     while programs and programs * days > n_items * 0.2:
         programs -= 1
     dated: list[list[int]] = []
@@ -206,12 +256,8 @@ def _build_catalog(p: SyntheticPreset, n_items: int, rng: random.Random) -> _Cat
         genre = genre_picker.pick(rng)
         number = len(collections) + 1
         start = len(titles)
-        if p.collection_noun == "Series":
-            titles.extend(f"{p.collection_noun} {number} ({p.genres[genre]}) E{k + 1}" for k in range(size))
-        else:
-            titles.extend(
-                f"{p.collection_noun} {number} ({p.genres[genre]}) track {k + 1}" for k in range(size)
-            )
+        part = _PART_LABEL.get(p.collection_noun, "track ")
+        titles.extend(f"{p.collection_noun} {number} ({p.genres[genre]}) {part}{k + 1}" for k in range(size))
         collections.append(list(range(start, start + size)))
         collection_genre.append(genre)
         budget -= size
@@ -274,7 +320,7 @@ def _build_catalog(p: SyntheticPreset, n_items: int, rng: random.Random) -> _Cat
 class _Sampler:
     """Per-genre pickers over a catalog."""
 
-    def __init__(self, catalog: _Catalog, n_genres: int) -> None:
+    def __init__(self, catalog: _Catalog, n_genres: int, explore_power: float) -> None:
         self.collections = [
             _WeightedPicker(
                 [c for c, g in enumerate(catalog.collection_genre) if g == genre],
@@ -290,7 +336,7 @@ class _Sampler:
             for genre in range(n_genres)
         ]
         all_items = [i for i, w in enumerate(catalog.item_weight) if w > 0]
-        self.any_item = _WeightedPicker(all_items, [catalog.item_weight[i] for i in all_items])
+        self.any_item = _WeightedPicker(all_items, [catalog.item_weight[i] ** explore_power for i in all_items])
         genre_weights = [1.0 / (g + 1) ** 0.6 for g in range(n_genres)]
         self.genre = _WeightedPicker(list(range(n_genres)), genre_weights)
 
@@ -316,9 +362,9 @@ def _simulate_user(
 
     def liked_genre() -> int:
         r = rng.random()
-        if r < 0.65:
+        if r < p.taste[0]:
             return primary
-        if r < 0.9:
+        if r < p.taste[0] + p.taste[1]:
             return secondary
         return rng.randrange(n_genres)
 
@@ -329,7 +375,6 @@ def _simulate_user(
     stamps: list[int] = []
 
     def emit(item: int, clock: float) -> float:
-        seen.add(item)
         items.append(item)
         stamps.append(int(clock))
         lo, hi = p.duration_seconds
@@ -403,14 +448,14 @@ def _simulate_user(
                 clock = _EPOCH + day * _DAY + program_hour * 3600.0
                 item = catalog.dated[routine][day]
                 if item not in seen and clock > free_at:
+                    seen.add(item)
                     clock = emit(item, clock)
             clock = max(clock, free_at + rng.uniform(600.0, 3600.0))
             if rng.random() < p.p_abandon and active:
                 active.pop(rng.randrange(len(active)))
             length = 1 + int(rng.expovariate(1.0 / max(1e-6, p.session_mean - 1.0)))
-            for _slot in range(length):
-                if len(items) >= target:
-                    break
+            session: list[int] = []
+            for _slot in range(min(length, target - len(items))):
                 r = rng.random()
                 item = None
                 if r < p.p_continue:
@@ -423,6 +468,11 @@ def _simulate_user(
                     item = explore()
                 if item is None:
                     break
+                seen.add(item)
+                session.append(item)
+            if p.shuffle_sessions:
+                rng.shuffle(session)
+            for item in session:
                 clock = emit(item, clock)
             free_at = clock
         day += 1
@@ -439,7 +489,8 @@ def generate_synthetic(
     """Generate a synthetic interaction log for ``preset`` (one of :data:`PRESETS`).
 
     ``users``/``items`` override the preset sizes (``synthetic-tv``: 5,000 users, 3,000
-    items; ``synthetic-speaker``: 3,000 users, 4,000 items). ``items`` is the catalog size;
+    items; ``synthetic-speaker``: 3,000 users, 4,000 items; ``synthetic-bulk``: 2,000 users,
+    2,000 items). ``items`` is the catalog size;
     a few rarely played items may not occur in the log. The same arguments always give the
     same log. Item and user ids are decimal strings; ``titles`` names every item.
     """
@@ -453,7 +504,7 @@ def generate_synthetic(
     p = replace(p, users=n_users, items=n_items)
     rng = random.Random(f"{p.name}:{seed}:{n_users}:{n_items}")
     catalog = _build_catalog(p, n_items, rng)
-    sampler = _Sampler(catalog, len(p.genres))
+    sampler = _Sampler(catalog, len(p.genres), p.explore_power)
     all_users: list[str] = []
     all_items: list[int] = []
     all_stamps: list[int] = []
