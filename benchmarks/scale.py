@@ -337,17 +337,28 @@ def device_side(catalog: int, runs: int) -> dict:
 def markdown(result: dict) -> str:
     lines = ["# Scaling with catalog size", "", result["what"], ""]
     lines += ["## Teacher, one epoch (SASRec hidden 32, 1 block, history 20, batch 64)", "",
-              "| items | softmax | training s (epoch + validation) | process wall s | peak RSS MB | test NDCG@10 |",
-              "|---:|---|---:|---:|---:|---:|"]
+              "| items | logits (after filtering) | softmax | training s (epoch + validation) | process wall s | "
+              "peak RSS MB | test NDCG@10 |",
+              "|---:|---:|---|---:|---:|---:|---:|"]
     for r in result["training"]:
         if r["exit"] != 0:
-            lines.append(f"| {r['catalog']:,} | {r['softmax']} | failed (exit {r['exit']}) | {r['wall_s']} | "
+            lines.append(f"| {r['catalog']:,} | | {r['softmax']} | failed (exit {r['exit']}) | {r['wall_s']} | "
                          f"{r['peak_rss_mb']} | |")
             continue
-        lines.append(f"| {r['catalog']:,} | {r['softmax']} | {r['training_seconds']:.1f} | {r['wall_s']:.1f} | "
+        lines.append(f"| {r['catalog']:,} | {r['catalog_size']:,} | {r['softmax']} | {r['training_seconds']:.1f} | "
+                     f"{r['wall_s']:.1f} | "
                      f"{r['peak_rss_mb']:.0f} | {r['test_ndcg10']:.4f} |")
     for skipped in result.get("skipped", []):
-        lines.append(f"| {skipped['catalog']:,} | {skipped['softmax']} | skipped: {skipped['reason']} | | | |")
+        lines.append(f"| {skipped['catalog']:,} | | {skipped['softmax']} | skipped: {skipped['reason']} | | | |")
+    for catalog in sorted({r["catalog"] for r in result["training"]}):
+        pair = {r["softmax"]: r for r in result["training"] if r["catalog"] == catalog and r["exit"] == 0}
+        if {"full", "sampled"} <= set(pair):
+            full, sampled = pair["full"], pair["sampled"]
+            lines.append(
+                f"\n{catalog:,} items: sampled/full training time {sampled['training_seconds'] / full['training_seconds']:.2f}x, "
+                f"test NDCG@10 sampled/full {sampled['test_ndcg10'] / full['test_ndcg10']:.3f}, "
+                f"peak RSS sampled/full {sampled['peak_rss_mb'] / full['peak_rss_mb']:.2f}x."
+            )
     workers = result.get("workers")
     if workers:
         one, two = workers["one"], workers["two"]

@@ -12,6 +12,7 @@ command with its own ``TF_CONFIG`` (the standard TensorFlow way)::
   ``EDGE_REC_PEER_TIMEOUT`` seconds (default 300) exits with status 1 and a message naming the
   address it waited for; collectives time out after the same bound.
 - :func:`training_scope` is where models and optimizers are created and fitted.
+- :func:`peer_failures` turns a peer lost during training into :class:`PeerLostError` naming it.
 - :func:`output_dir` is the chief's real output directory, a temporary one on other workers.
 - :func:`backups_in` / :func:`backup_callbacks`: with ``TF_CONFIG`` set, each training stage
   backs up every epoch (``tf.keras.callbacks.BackupAndRestore``) under ``OUT/backup/<stage>``,
@@ -24,6 +25,7 @@ import contextlib
 import faulthandler
 import json
 import os
+import re
 import select
 import shutil
 import socket
@@ -268,6 +270,38 @@ def strategy() -> Any:
     return _strategy
 
 
+class PeerLostError(RuntimeError):
+    """A peer of the cluster stopped answering during training; the message names it."""
+
+
+_TASK_NAME = re.compile(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)")
+
+
+@contextlib.contextmanager
+def peer_failures() -> Iterator[None]:
+    """Turn TensorFlow's errors about a lost peer (Unavailable, DeadlineExceeded, Aborted, raised
+    by a collective when another worker died or hung) into :class:`PeerLostError` naming the
+    peers' addresses and how to resume. Other errors, and any error outside a cluster, pass."""
+    try:
+        yield
+    except Exception as exc:
+        cluster = read_cluster()
+        if cluster is None or cluster.num_workers < 2 or "tensorflow" not in sys.modules:
+            raise
+        from edge_rec.keras_shim import tf
+
+        if not isinstance(exc, tf.errors.UnavailableError | tf.errors.DeadlineExceededError | tf.errors.AbortedError):
+            raise
+        named = {(job, int(index)) for job, index in _TASK_NAME.findall(str(exc))}
+        lost = [f"{job} {i} at {address}" for job, i, address in cluster.peers() if (job, i) in named]
+        who = ", ".join(lost) or "a peer (" + ", ".join(address for _, _, address in cluster.peers()) + ")"
+        raise PeerLostError(
+            f"{ENV}: lost {who} during training ({type(exc).__name__}); restart every task of the "
+            f"cluster with the same command: training resumes after the last epoch backed up under "
+            f"OUT/{BACKUP_DIR}"
+        ) from None
+
+
 def is_chief() -> bool:
     """True unless this process is a non-chief worker of a multi-worker cluster."""
     cluster = read_cluster()
@@ -343,12 +377,14 @@ __all__ = [
     "Cluster",
     "ENV",
     "PEER_TIMEOUT_ENV",
+    "PeerLostError",
     "TFConfigError",
     "backup_callbacks",
     "backups_in",
     "check_environment",
     "is_chief",
     "output_dir",
+    "peer_failures",
     "peer_timeout",
     "read_cluster",
     "strategy",

@@ -78,11 +78,13 @@ def build(config_path, data_path, data_format, skip_bad_lines, titles, run_dir, 
     # on a TF_CONFIG cluster the chief writes the run directory, other workers a temporary one
     with distributed.output_dir(run_dir) as target, distributed.backups_in(run_dir):
         try:
-            with progress_to_stderr():
+            with progress_to_stderr(), distributed.peer_failures():
                 # titles ({item_id: title} from --items) go to the bundle's items.tsv
                 result = run_build(cfg, target, data_path=data_path, quiet=quiet, titles=titles)
         except INPUT_ERRORS as exc:
             raise click.ClickException(str(exc)) from None
+        except distributed.PeerLostError as exc:
+            raise click.ClickException(str(exc).replace("OUT/", f"{run_dir}/")) from None
         if as_json:
             click.echo(json.dumps(result.report, indent=2))
         else:

@@ -160,11 +160,14 @@ def train_teacher(config_path, profile, data_path, data_format, skip_bad_lines, 
     cfg = _load_config(config_path, profile, overrides)
     _cluster_strategy("train-teacher")
     from edge_rec import stages
-    from edge_rec.distributed import backups_in
+    from edge_rec.distributed import PeerLostError, backups_in, peer_failures
 
     cfg, data = _prepare(cfg, data_path)
-    with progress_to_stderr(), backups_in(out):
-        trained = stages.train_teacher(data, cfg.teacher, seed=cfg.seed, quiet=quiet, softmax=cfg.softmax)
+    try:
+        with progress_to_stderr(), backups_in(out), peer_failures():
+            trained = stages.train_teacher(data, cfg.teacher, seed=cfg.seed, quiet=quiet, softmax=cfg.softmax)
+    except PeerLostError as exc:
+        raise click.ClickException(str(exc).replace("OUT/", f"{out}/")) from None
     metrics = _metrics(trained, data)
     out_dir = _save_run(out, serving=trained.serving_model, sequence=trained.sequence_model,
                         cfg=cfg, metrics=metrics)
@@ -196,7 +199,7 @@ def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, e
     cfg = _load_config(config_path, profile, overrides)
     _cluster_strategy("distill")
     from edge_rec import stages
-    from edge_rec.distributed import backups_in, training_scope
+    from edge_rec.distributed import PeerLostError, backups_in, peer_failures, training_scope
     from edge_rec.model_store import find_saved_model, load_saved_model
 
     cfg, data = _prepare(cfg, data_path)
@@ -218,11 +221,14 @@ def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, e
             )
         teacher = stages.TrainedModel("teacher", sequence, sequence, None, 0.0)
     name = "student_baseline" if teacher is None else "student"
-    with progress_to_stderr(), backups_in(out):
-        trained = stages.train_student(
-            data, teacher, cfg.student, cfg.distill, seed=cfg.seed, name=name, quiet=quiet,
-            softmax=cfg.softmax,
-        )
+    try:
+        with progress_to_stderr(), backups_in(out), peer_failures():
+            trained = stages.train_student(
+                data, teacher, cfg.student, cfg.distill, seed=cfg.seed, name=name, quiet=quiet,
+                softmax=cfg.softmax,
+            )
+    except PeerLostError as exc:
+        raise click.ClickException(str(exc).replace("OUT/", f"{out}/")) from None
     metrics = _metrics(trained, data, teacher=str(teacher_dir) if teacher_dir else None,
                        teacher_params=int(teacher.sequence_model.count_params()) if teacher else None)
     out_dir = _save_run(out, serving=trained.serving_model, sequence=trained.sequence_model,
