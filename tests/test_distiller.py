@@ -64,10 +64,10 @@ def test_fit_leaves_the_teacher_unchanged_and_moves_the_student():
     np.testing.assert_array_equal(student.get_layer("mask").get_weights()[0], student_before[1])  # frozen
 
 
-@pytest.mark.parametrize("term", ["ce", "kd", "hint", "rank"])
+@pytest.mark.parametrize("term", ["ce", "kd", "hint", "rank", "relation"])
 def test_each_term_alone_is_finite_and_moves_the_student(term):
     student, teacher = _models()
-    weights = TermWeights(**{name: float(name == term) for name in ("ce", "kd", "hint", "rank")})
+    weights = TermWeights(**{name: float(name == term) for name in ("ce", "kd", "hint", "rank", "relation")})
     distiller = Distiller(
         student, teacher, DistillConfig(temperature=2.0, ranking_top_k=4), term_weights=weights
     )
@@ -75,10 +75,11 @@ def test_each_term_alone_is_finite_and_moves_the_student(term):
     x, y = _batch()
     before = distiller.evaluate(x, y, batch_size=B, verbose=0, return_dict=True)
     assert set(before) == {"loss", term} and np.isfinite(before["loss"]) and before["loss"] > 0
-    logits_before = student.get_layer("hidden").get_weights()[0].copy()
+    moved = "item_embedding" if term == "relation" else "hidden"  # relation acts on item geometry only
+    weights_before = student.get_layer(moved).get_weights()[0].copy()
     distiller.fit(x, y, batch_size=B, epochs=3, verbose=0, shuffle=False)
     after = distiller.evaluate(x, y, batch_size=B, verbose=0, return_dict=True)
-    assert not np.array_equal(logits_before, student.get_layer("hidden").get_weights()[0])
+    assert not np.array_equal(weights_before, student.get_layer(moved).get_weights()[0])
     assert after["loss"] < before["loss"]
 
 
@@ -107,3 +108,17 @@ def test_distillation_terms_without_a_teacher_are_refused():
     student, _ = _models()
     with pytest.raises(ValueError, match="no teacher"):
         Distiller(student, None, DistillConfig(), term_weights=TermWeights(ce=0.5, kd=0.5, hint=0, rank=0))
+
+
+def test_relation_term_is_zero_for_the_same_item_geometry_and_positive_otherwise():
+    from edge_rec.distill.losses import relation_distillation
+    from edge_rec.keras_shim import tf
+
+    rng = np.random.default_rng(0)
+    table = tf.constant(rng.normal(size=(C, 16)), tf.float32)
+    items = tf.constant([2, 5, 9, 11], tf.int32)
+    rotation, _ = np.linalg.qr(rng.normal(size=(16, 16)))
+    rotated = table @ tf.constant(rotation, tf.float32) * 3.0  # same cosines, other space and scale
+    assert float(relation_distillation(table, rotated, items)) == pytest.approx(0.0, abs=1e-5)
+    other = tf.constant(rng.normal(size=(C, 6)), tf.float32)  # a narrower, unrelated student space
+    assert float(relation_distillation(table, other, items)) > 0.01
