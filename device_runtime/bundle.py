@@ -17,19 +17,17 @@ member name such as ``../../etc/passwd`` cannot write anywhere.
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import json
 import math
 import os
 import stat
-import struct
-import tarfile
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO
+
+from device_runtime.digest import sha256
 
 PAD_INDEX = 0
 OOV_INDEX = 1
@@ -446,7 +444,7 @@ class VerifiedBundle:
 
 def file_digest(path: str | Path) -> FileRecord:
     """SHA-256 and size of the file at ``path`` (read in 1 MiB chunks)."""
-    digest = hashlib.sha256()
+    digest = sha256()
     size = 0
     with open(path, "rb") as fh:
         while chunk := fh.read(_READ_CHUNK):
@@ -457,7 +455,7 @@ def file_digest(path: str | Path) -> FileRecord:
 
 def bytes_digest(data: bytes) -> FileRecord:
     """SHA-256 and size of ``data``."""
-    return FileRecord(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    return FileRecord(sha256=sha256(data).hexdigest(), size=len(data))
 
 
 def canonical_json(data: Mapping[str, Any]) -> bytes:
@@ -469,7 +467,7 @@ def canonical_json(data: Mapping[str, Any]) -> bytes:
 def manifest_digest(manifest: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the canonical JSON of ``manifest`` without its ``manifest_sha256`` field."""
     body = {key: value for key, value in manifest.items() if key != "manifest_sha256"}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+    return sha256(canonical_json(body)).hexdigest()
 
 
 def item_id_problem(item_id: Any) -> str | None:
@@ -640,105 +638,15 @@ def _read_directory(path: Path, cap: int) -> _Read:
     return files, manifest, digest
 
 
-MAX_ARCHIVE_HEADER_BYTES = 64 * 1024
-"""Largest tar metadata record (GNU long name / long link, PAX header) read from an archive."""
-
-
-class _OversizedTarHeader(Exception):
-    """Raised by :class:`_BoundedTarInfo`; :func:`_read_archive` turns it into a BundleError."""
-
-
-class _BoundedTarInfo(tarfile.TarInfo):
-    """A TarInfo that refuses oversized metadata records before tarfile reads them into memory
-    (a GNU long-name or PAX header claiming gigabytes would otherwise be read whole).
-    ``_proc_member`` is tarfile's (private, long-stable) hook for these records."""
-
-    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
-                         tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE) \
-                and self.size > MAX_ARCHIVE_HEADER_BYTES:
-            raise _OversizedTarHeader(f"a tar metadata record (type {self.type!r}) of {self.size} "
-                                      f"bytes, more than {MAX_ARCHIVE_HEADER_BYTES}")
-        return super()._proc_member(tarfile_)
-
-
-def _archive_member_name(path: Path, member: tarfile.TarInfo) -> str | None:
-    """The bundle file name of ``member`` (None for a folder entry); refuses anything else."""
-    parts = PurePosixPath(member.name).parts
-    if parts and parts[0] == ".":
-        parts = parts[1:]
-    if member.isdir() and not member.name.startswith("/") and ".." not in parts and len(parts) <= 1:
-        return None
-    if (not member.isreg() or member.name.startswith("/") or ".." in parts
-            or not 1 <= len(parts) <= 2):
-        raise BundleError(f"{path}: archive member {member.name[:200]!r} is not a plain file "
-                          "inside the bundle folder; refusing the archive")
-    return "/".join(parts)
-
-
-def _read_archive(path: Path, cap: int) -> _Read:
-    """Stream the archive once: sizes are checked from each member's header before its data is
-    read (against the manifest when it came first, as the writer puts it, else against ``cap``)."""
-    files: dict[str, bytes] = {}
-    prefixes: set[str] = set()
-    manifest: Manifest | None = None
-    digest = ""
-    source = f"{path}/{MANIFEST_FILE}"
-    try:
-        with tarfile.open(path, "r|gz", tarinfo=_BoundedTarInfo) as archive:
-            for count, member in enumerate(archive, start=1):
-                if count > MAX_ARCHIVE_MEMBERS:
-                    raise BundleError(f"{path}: archive has more than {MAX_ARCHIVE_MEMBERS} members; "
-                                      "a bundle archive holds three files")
-                full_name = _archive_member_name(path, member)
-                if full_name is None:
-                    continue
-                prefix, _, name = full_name.rpartition("/")
-                if name not in BUNDLE_FILES:
-                    raise BundleError(f"{path}: archive member {member.name[:200]!r} is not a bundle "
-                                      f"file ({', '.join(BUNDLE_FILES)}); refusing the archive")
-                if name in files:
-                    raise BundleError(f"{path}: archive holds {name} twice")
-                prefixes.add(prefix)
-                limit = min(cap, MAX_MANIFEST_BYTES) if name == MANIFEST_FILE else cap
-                expected = None
-                if manifest is not None and name in manifest.files:
-                    expected = manifest.files[name].size
-                    limit = min(limit, expected)
-                what = f"{path}: archive member {member.name[:200]!r}"
-                if member.size > limit:
-                    said = f"the manifest says {expected}" if expected is not None and expected <= cap \
-                        else f"the reader's limit is {limit}"
-                    raise BundleError(f"{what} is {member.size} bytes, {said}; refusing to read it")
-                handle = archive.extractfile(member)
-                if handle is None:  # pragma: no cover - isreg() members always have data
-                    raise BundleError(f"{what}: cannot be read")
-                files[name] = _read_limited(handle, limit, what, expected)
-                if name == MANIFEST_FILE:
-                    manifest, digest = _parse_manifest(files[name], source)
-    except BundleError:
-        raise
-    except _OversizedTarHeader as exc:
-        raise BundleError(f"{path}: {exc}; refusing the archive") from None
-    except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError, TypeError, IndexError,
-            struct.error) as exc:  # tarfile's stream reader lets all of these out on garbage
-        raise BundleError(f"{path}: not a readable .tar.gz ({type(exc).__name__}: {exc}); "
-                          "re-create it with archive_bundle() or `tar czf`") from None
-    if len(prefixes) > 1:
-        raise BundleError(f"{path}: archive holds bundle files in several folders {sorted(prefixes)}")
-    missing = [name for name in BUNDLE_FILES if name not in files]
-    if missing or manifest is None:
-        raise BundleError(f"{path}: archive lacks {', '.join(missing)}")
-    return files, manifest, digest
-
-
 def _read_bundle(path: str | Path, max_file_bytes: int) -> tuple[Path, _Read]:
     cap = _check_cap(max_file_bytes)
     path = Path(path).expanduser()
     if path.is_dir():
         return path.resolve(), _read_directory(path, cap)
     if path.is_file() and (path.name.endswith(".tar.gz") or path.name.endswith(".tgz")):
-        return path.resolve(), _read_archive(path, cap)
+        from device_runtime.bundle_archive import read_archive  # tarfile only for archives
+
+        return path.resolve(), read_archive(path, cap)
     if path.is_file():
         raise BundleError(f"{path}: not a bundle; expected a bundle directory or a .tar.gz of one")
     raise BundleError(f"{path}: no such bundle directory or archive")
@@ -796,6 +704,7 @@ def archive_members(directory: Path) -> list[tuple[str, bytes]]:
 def build_archive(members: Sequence[tuple[str, bytes]]) -> bytes:
     """A reproducible ``.tar.gz`` (fixed mtime, owner and mode) holding ``members``."""
     import gzip
+    import tarfile
 
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
