@@ -65,31 +65,8 @@ mode = "{mode}"
 negatives = 1024
 """
 
-BUNDLE_CHILD = r"""
-import sys
-import numpy as np
-from converters.bundle_writer import write_bundle
-from converters.tflite import convert_to_tflite
-from edge_rec.config import StudentConfig
-from edge_rec.keras_shim import set_global_seed
-from edge_rec.models import build_student
-out, catalog = sys.argv[1], int(sys.argv[2])
-history, top_k = 50, 100
-set_global_seed(0)
-model = build_student(StudentConfig(embedding_dim=15, hidden=(16,), pooling="position"), catalog, history,
-                      sequence=False)
-rng = np.random.default_rng(0)
-calibration = np.zeros((256, history), np.int32)
-for row in calibration:
-    length = rng.integers(1, history + 1)
-    row[history - length:] = rng.integers(2, catalog, length)
-data = convert_to_tflite(model, "int8", history_length=history, top_k=top_k,
-                         representative_histories=calibration)
-ids = ["<pad>", "<oov>"] + [f"title-{i}" for i in range(catalog - 2)]
-write_bundle(out, tflite_bytes=data, vocabulary_ids=ids, titles=None, history_length=history, top_k=top_k,
-             quantization={"variant": "int8"}, popularity_order=np.arange(2, catalog), metrics={},
-             build_info={"seed": 0, "source": "benchmarks/scale.py (untrained)"})
-"""
+#: Builds an untrained demo-shaped int8 bundle with a given number of items (ids ``show-i``).
+BUNDLE_BUILDER = REPO / "benchmarks" / "demo_shaped_bundle.py"
 
 COLD_START_CHILD = r"""
 import sys, time
@@ -300,11 +277,11 @@ def two_workers(log_path: Path, catalog: int, out: Path) -> dict:
 def device_side(catalog: int, runs: int) -> dict:
     bundle = WORK / f"bundle-{catalog}"
     if not (bundle / "manifest.json").exists():
-        build = run_measured([sys.executable, "-c", BUNDLE_CHILD, str(bundle), str(catalog + 2)],
+        build = run_measured([sys.executable, str(BUNDLE_BUILDER), str(bundle), str(catalog)],
                              env=child_env(), log=WORK / f"bundle-{catalog}.log")
         if build["exit"] != 0:
             raise SystemExit(f"building the {catalog}-item bundle failed; see {WORK / f'bundle-{catalog}.log'}")
-    history = [f"title-{i}" for i in range(0, min(catalog, 50))]
+    history = [f"show-{i}" for i in range(0, min(catalog, 50))]
     cold = [python_json(COLD_START_CHILD, str(bundle), json.dumps(history)) for _ in range(5)]
     # three fresh processes each (interleaved); the median of their percentiles, so one burst of
     # another job on the shared cores does not decide the p99
