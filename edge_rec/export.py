@@ -89,7 +89,7 @@ def export_bundle(
         tflite = convert_to_tflite(serving_model, variant, history_length=data.history_length, top_k=top_k,
                                    representative_histories=calibration,
                                    sparsity_encoding=convert_cfg.sparsity_encoding)
-    test = data.split.eval_set("test", data.history_length)
+    test = data.test_set
     parity = require_parity(check_parity(serving_model, tflite, test, data.catalog_size),
                             convert_cfg.parity_threshold, variant=variant)
     log.info("parity: top-10 overlap %.3f", parity.top10_overlap)

@@ -10,8 +10,8 @@ keys the user set, :attr:`~edge_rec.config.EdgeRecConfig.explicit`). The rule, i
 - **teacher regularisation**: logs under 1M interactions are small for a self-attention model
   and overfit within a few epochs, so the teacher gets dropout 0.5 (SASRec's setting for its
   sparse logs) and width 64; larger logs get dropout 0.2 and width 128.
-- **teacher schedule**: up to 40 epochs of AdamW-free Adam with one warm-up epoch and a cosine
-  decay from 1e-3, early stopping after 4 epochs without validation gain (best weights kept);
+- **teacher schedule**: up to 40 epochs of Adam with one warm-up epoch and a cosine decay
+  from 1e-3, early stopping after 4 epochs without validation gain (best weights kept);
   batch 128 from 5,000 users, else 64.
 - **student schedule**: batch 64 from 10,000 users (else 16, so small logs still get enough
   updates), up to 20 epochs, patience 3; pruning fine-tunes at the student's batch size.

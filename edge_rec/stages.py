@@ -52,6 +52,7 @@ from edge_rec.config import (
     TeacherConfig,
 )
 from edge_rec.data import (
+    EvalSet,
     InteractionLog,
     LeaveLastOutSplit,
     SequenceDataset,
@@ -90,6 +91,11 @@ class PreparedData:
         return self.dataset.vocab.size
 
     @functools.cached_property
+    def test_set(self) -> EvalSet:
+        """The test split at this history length, built once (every evaluation of a build reads it)."""
+        return self.split.eval_set("test", self.history_length)
+
+    @functools.cached_property
     def popularity_ranks(self) -> np.ndarray:
         """Each index's training-popularity rank (1 = most popular)."""
         return popularity_ranks(self.split.popularity())
@@ -106,7 +112,7 @@ class PreparedData:
             "users": len(self.dataset.user_ids),
             "items": self.dataset.vocab.size - 2,
             "interactions": self.interactions,
-            "test_users": len(self.split.eval_set("test", self.history_length).targets),
+            "test_users": len(self.test_set),
             "history_length": self.history_length,
             "skipped_lines": self.skipped_lines,
             **self.before_filtering(),
@@ -422,12 +428,12 @@ def convert(model: TrainedModel, variant: str, data: PreparedData, cfg: ConvertC
 
 def rank_keras(model: Any, data: PreparedData) -> np.ndarray:
     """Test-split top-100 lists int32[U, 100] of a Keras model (full ranking, seen excluded)."""
-    return rank_model(model, data.split.eval_set("test", data.history_length))
+    return rank_model(model, data.test_set)
 
 
 def rank_popularity(data: PreparedData) -> np.ndarray:
     """Test-split top-100 lists of the most-popular baseline (training counts, seen excluded)."""
-    test = data.split.eval_set("test", data.history_length)
+    test = data.test_set
     popularity = data.split.popularity().astype(np.float32)
     parts = [
         rank_scores(np.broadcast_to(popularity, (len(seen), popularity.shape[0])), seen)
@@ -439,14 +445,14 @@ def rank_popularity(data: PreparedData) -> np.ndarray:
 def rank_tflite(tflite: bytes, data: PreparedData) -> np.ndarray:
     """Test-split lists a bundle of this TFLite model serves (the runtime's rule: graph top-K
     minus seen items, filled from the popularity order), obtained by running the interpreter."""
-    test = data.split.eval_set("test", data.history_length)
+    test = data.test_set
     return tflite_rankings(tflite, test, data.catalog_size, data.split.popularity_order())
 
 
 def ranking_metrics(ranked: np.ndarray, data: PreparedData) -> dict[str, float]:
     """HR@10, NDCG@10, MRR, coverage@10, popularity rank@10 and intra-list diversity@10 of
     test-split ranked lists (see :mod:`edge_rec.beyond_accuracy`)."""
-    test = data.split.eval_set("test", data.history_length)
+    test = data.test_set
     metrics = dict(evaluate_ranked(ranked, test.targets, data.catalog_size))
     metrics["popularity_rank@10"] = popularity_rank_at_k(ranked, data.popularity_ranks)
     metrics["diversity@10"] = intra_list_diversity(ranked, data.item_sketches)
@@ -455,7 +461,7 @@ def ranking_metrics(ranked: np.ndarray, data: PreparedData) -> dict[str, float]:
 
 def per_user_ndcg(ranked: np.ndarray, data: PreparedData) -> np.ndarray:
     """Each test user's NDCG@10, float64[U], for paired comparisons."""
-    test = data.split.eval_set("test", data.history_length)
+    test = data.test_set
     return per_user_gains(ranked, test.targets)["ndcg@10"]
 
 
@@ -466,7 +472,7 @@ def evaluate_keras(model: Any, data: PreparedData) -> dict[str, float]:
 
 def parity(qat: TrainedModel, tflite: bytes, data: PreparedData) -> ParityResult:
     """Keras QAT model vs its int8 TFLite conversion on the test split."""
-    test = data.split.eval_set("test", data.history_length)
+    test = data.test_set
     return check_parity(qat.serving_model, tflite, test, data.catalog_size)
 
 
