@@ -16,7 +16,7 @@ import numpy as np
 from converters.tensorflow_env import load_tensorflow
 from converters.tflite import serving_catalog_size
 from converters.tflite_evaluation import graph_top_ids
-from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores
+from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores, scoring_rows
 from device_runtime.served_ranking import served_rankings
 
 _tf, keras = load_tensorflow()
@@ -53,6 +53,17 @@ def _keras_logits(model: keras.Model, histories: np.ndarray, batch_size: int = 2
     return np.asarray(outputs, dtype=np.float32)
 
 
+def _keras_ranked(model: keras.Model, histories: np.ndarray, seen, catalog_size: int) -> np.ndarray:
+    """The Keras model's top-``EVAL_DEPTH`` per row, scored and ranked a chunk of rows at a time
+    (:func:`~device_runtime.metrics.scoring_rows`): never users x catalog logits at once."""
+    step = scoring_rows(catalog_size)
+    return np.concatenate([
+        rank_scores(_keras_logits(model, histories[start : start + step]), seen[start : start + step],
+                    depth=EVAL_DEPTH)
+        for start in range(0, len(histories), step)
+    ])
+
+
 def check_parity(
     keras_serving_model: keras.Model,
     tflite_bytes: bytes,
@@ -75,8 +86,7 @@ def check_parity(
     model_catalog = serving_catalog_size(keras_serving_model, histories.shape[1])
     if model_catalog != catalog_size:
         raise ValueError(f"catalog_size: the model scores {model_catalog} items, got catalog_size={catalog_size}")
-    logits = _keras_logits(keras_serving_model, histories)
-    keras_ranked = rank_scores(logits, eval_set.seen, depth=EVAL_DEPTH)
+    keras_ranked = _keras_ranked(keras_serving_model, histories, eval_set.seen, catalog_size)
     top_ids = graph_top_ids(tflite_bytes, eval_set)
     if top_ids.shape[1] < k:
         raise ValueError(f"k: the TFLite graph returns top-{top_ids.shape[1]}, fewer than k={k}")

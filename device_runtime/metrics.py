@@ -35,6 +35,16 @@ _BLOCK_ROWS = 512
 _BLOCK_CELLS = 1 << 24
 
 
+#: Scores a caller may hold at once when it scores a model chunk by chunk before ranking
+#: (float32: 256 MiB), so evaluation memory does not grow with users x catalog.
+_SCORE_CELLS = 1 << 26
+
+
+def scoring_rows(catalog: int) -> int:
+    """Rows of model scores to compute and rank at a time for a ``catalog``-item model (16-2048)."""
+    return max(16, min(2048, _SCORE_CELLS // max(1, catalog)))
+
+
 def block_rows(catalog: int) -> int:
     """Rows of a ``[rows, catalog]`` block that fit the cell budget (between 8 and 512)."""
     return max(8, min(_BLOCK_ROWS, _BLOCK_CELLS // max(1, catalog)))

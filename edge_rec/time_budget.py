@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from edge_rec.keras_shim import keras
 from edge_rec.stage_names import PRUNED, QAT, STUDENT, STUDENT_BASELINE, TEACHER
@@ -77,7 +78,8 @@ class StopAtDeadline(keras.callbacks.Callback):
     """Stops training at the end of an epoch when another epoch would overrun ``seconds``.
 
     Put it after the validation callback, so the epoch that ends training is still scored and
-    the best weights are restored as usual.
+    the best weights are restored as usual. Given a decaying schedule (:meth:`anneal`), it also
+    ends the decay with the last epoch that fits, so a budget-stopped fit still anneals.
     """
 
     def __init__(self, seconds: float, stage: str) -> None:
@@ -85,6 +87,14 @@ class StopAtDeadline(keras.callbacks.Callback):
         self.seconds = seconds
         self.stage = stage
         self.stopped_early = False
+        self.schedule: Any = None
+        self.steps_per_epoch = 0
+
+    def anneal(self, schedule: Any, steps_per_epoch: int) -> None:
+        """After each epoch, move the end of ``schedule``'s decay (anything with
+        ``end_by(step)``, e.g. :class:`~edge_rec.distill.learning_rate.WarmupCosineDecay`) to the
+        end of the last epoch the remaining time allows, at the longest epoch's pace."""
+        self.schedule, self.steps_per_epoch = schedule, steps_per_epoch
 
     def on_train_begin(self, logs=None):
         self.begin = time.perf_counter()
@@ -96,6 +106,9 @@ class StopAtDeadline(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         self.longest_epoch = max(self.longest_epoch, now - self.epoch_start)
+        if self.schedule is not None:
+            epochs_left = int((self.seconds - (now - self.begin)) // max(self.longest_epoch, 1e-9))
+            self.schedule.end_by((epoch + 1 + max(0, epochs_left)) * self.steps_per_epoch)
         if now - self.begin + self.longest_epoch > self.seconds and not self.model.stop_training:
             self.stopped_early = True
             self.model.stop_training = True

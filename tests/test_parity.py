@@ -85,3 +85,13 @@ def test_evaluate_tflite_top10_equals_the_parity_tflite_metrics(student, eval_se
         assert metrics[key] == result.tflite_metrics[key], key
     assert metrics["mrr"] >= result.tflite_metrics["mrr"]  # the fill can only add found targets
     assert metrics["ndcg@10"] > 0.1  # the int8 model learned the clusters
+
+
+def test_keras_side_is_ranked_chunk_by_chunk_with_the_same_result(student, eval_set, monkeypatch):
+    tflite = convert(student, "int8")
+    whole = check_parity(student, tflite, eval_set, C)
+    chunks = []
+    monkeypatch.setattr("converters.parity.scoring_rows", lambda catalog: chunks.append(catalog) or 7)
+    chunked = check_parity(student, tflite, eval_set, C)
+    assert chunks == [C]  # 40 users scored 7 at a time, never the whole [users, catalog] matrix
+    assert chunked == whole

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores
+from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores, scoring_rows
 from edge_rec.config import DistillConfig, FitConfig, SoftmaxConfig
 from edge_rec.distill.distiller import Distiller
+from edge_rec.distill.learning_rate import WarmupCosineDecay, learning_rate_schedule
 from edge_rec.distill.negative_sampler import NegativeSampler
 from edge_rec.keras_shim import keras, tf
 from edge_rec.models.output_head import OutputHead
@@ -83,24 +84,11 @@ def score_model(model: keras.Model, histories: np.ndarray, batch_size: int = 102
     return np.concatenate(parts)
 
 
-def build_optimizer(fit: FitConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Adam (AdamW when ``fit.weight_decay`` > 0) with the learning-rate schedule of ``fit``.
-
-    ``schedule = "constant"`` keeps ``fit.learning_rate``; ``"cosine"`` warms up linearly over
-    ``fit.warmup_epochs`` epochs from 0 to ``fit.learning_rate``, then decays it along a cosine
-    to 1 % of its peak over the remaining ``fit.epochs`` (early stopping may end sooner).
-    """
-    rate: float | keras.optimizers.schedules.LearningRateSchedule = fit.learning_rate
-    if fit.schedule == "cosine":
-        warmup = int(round(fit.warmup_epochs * steps_per_epoch))
-        decay = max(1, fit.epochs * steps_per_epoch - warmup)
-        rate = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0 if warmup else fit.learning_rate,
-            decay_steps=decay,
-            alpha=0.01,
-            warmup_target=fit.learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
+def build_optimizer(
+    fit: FitConfig, rate: float | keras.optimizers.schedules.LearningRateSchedule
+) -> keras.optimizers.Optimizer:
+    """Adam (AdamW when ``fit.weight_decay`` > 0) at ``rate``, a constant or a schedule
+    (:func:`~edge_rec.distill.learning_rate.learning_rate_schedule`)."""
     if fit.weight_decay > 0:
         return keras.optimizers.AdamW(learning_rate=rate, weight_decay=fit.weight_decay)
     return keras.optimizers.Adam(learning_rate=rate)
@@ -112,11 +100,10 @@ def rank_model(
     """Top-``depth`` item indices int32[N, depth] of a Keras model on ``eval_set``: the whole
     catalog ranked, PAD/OOV and each user's seen items excluded (:func:`rank_scores`).
 
-    Scores ``chunk`` users at a time (default: as many as fit 2**26 float32 scores, at most
-    2048), so memory stays bounded however many users and items there are.
+    Scores ``chunk`` users at a time (default: :func:`~device_runtime.metrics.scoring_rows`),
+    so memory stays bounded however many users and items there are.
     """
-    catalog = int(model.outputs[0].shape[-1])
-    chunk = chunk or max(16, min(2048, (1 << 26) // max(1, catalog)))
+    chunk = chunk or scoring_rows(int(model.outputs[0].shape[-1]))
     histories = np.asarray(eval_set.histories, dtype=np.int32)
     parts = [
         rank_scores(
@@ -230,7 +217,12 @@ def train_sequence_model(
         model, teacher, distill or DistillConfig().without_teacher(), sampler=sampler
     )
     steps_per_epoch = max(1, -(-int(inputs.shape[0]) // fit.batch_size))
-    distiller.compile(optimizer=build_optimizer(fit, steps_per_epoch))
+    rate = learning_rate_schedule(fit, steps_per_epoch)
+    distiller.compile(optimizer=build_optimizer(fit, rate))
+    if isinstance(rate, WarmupCosineDecay):  # a time budget ends the decay within the budget
+        for callback in extra_callbacks:
+            if isinstance(callback, StopAtDeadline):
+                callback.anneal(rate, steps_per_epoch)
     validation = RankingValidation(
         model, valid, catalog_size, patience=fit.patience, quiet=quiet, restore_best=restore_best
     )
