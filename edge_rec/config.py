@@ -166,13 +166,20 @@ class SoftmaxConfig:
 
 @dataclass(frozen=True)
 class PruneConfig:
-    """TF-MOT magnitude pruning with a PolynomialDecay schedule, KD still on."""
+    """TF-MOT magnitude pruning, KD still on, with the sparsity chosen by measured loss.
+
+    Fine-tuning climbs ``fit.epochs`` evenly spaced sparsity levels, one per epoch, from above
+    ``initial_sparsity`` to ``target_sparsity`` (masks updated every ``frequency`` steps of each
+    level's ramp), and keeps the sparsest level whose validation NDCG@10 is within ``max_loss``
+    (a fraction) of the float student's; ``max_loss = 1`` always reaches the target.
+    """
 
     enabled: bool = True
     target_sparsity: float = 0.5
     initial_sparsity: float = 0.0
     frequency: int = 20
-    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=4, batch_size=64, patience=100))
+    max_loss: float = 0.02
+    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=5, batch_size=64, patience=100))
 
 
 @dataclass(frozen=True)
@@ -407,6 +414,7 @@ def _validate(cfg: EdgeRecConfig) -> None:
         (0.0 <= cfg.prune.initial_sparsity <= cfg.prune.target_sparsity, "prune.initial_sparsity",
          f"a number in [0, prune.target_sparsity = {cfg.prune.target_sparsity}]"),
         (cfg.prune.frequency >= 1, "prune.frequency", "an integer >= 1"),
+        (0.0 <= cfg.prune.max_loss <= 1.0, "prune.max_loss", "a number in [0, 1] (a fraction of NDCG@10)"),
         (cfg.lowrank.rank >= 1, "lowrank.rank", "an integer >= 1"),
         (cfg.convert.representative_samples >= 1, "convert.representative_samples", "an integer >= 1"),
         (0.0 <= cfg.convert.parity_threshold <= 1.0, "convert.parity_threshold", "a number in [0, 1]"),

@@ -129,11 +129,11 @@ def _prune(s: BuildState) -> None:
     epochs = s.budget.epochs_that_fit(s.budget.allowance(PRUNED), epoch_seconds, s.cfg.prune.fit.epochs)
     cfg = dataclasses.replace(s.cfg.prune, fit=dataclasses.replace(s.cfg.prune.fit, epochs=epochs))
     with s.run.stage(PRUNED):
-        pruned, per_layer = stages.prune(
+        pruned, per_layer, choice = stages.prune(
             s.data, student, s.models[TEACHER], cfg, s.cfg.student, s.shipped.distill,
             seed=s.seed, quiet=s.quiet,
         )
-    s.keras(pruned, sparsity_per_layer=per_layer)
+    s.keras(pruned, sparsity_per_layer=per_layer, **({"sparsity_choice": choice.to_dict()} if choice else {}))
     s.compressed = s.quantized = pruned
 
 

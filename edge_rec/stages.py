@@ -34,10 +34,12 @@ from edge_rec.compress.pruning import (
     overall_sparsity,
     prune_student,
     pruning_callbacks,
+    sparsity_levels,
     sparsity_report,
     strip_pruning,
 )
 from edge_rec.compress.qat import quantize_student
+from edge_rec.compress.sparsity_selection import KeepSparsestWithinLoss, SparsityChoice
 from edge_rec.config import (
     ConvertConfig,
     DataConfig,
@@ -315,12 +317,21 @@ def prune(
     *,
     seed: int,
     quiet: bool = False,
-) -> tuple[TrainedModel, dict[str, float]]:
-    """Magnitude-prune the student's Dense and Embedding layers, fine-tuning with the teacher on."""
+) -> tuple[TrainedModel, dict[str, float], SparsityChoice | None]:
+    """Magnitude-prune the student's Dense and Embedding layers, fine-tuning with the teacher on,
+    one sparsity level per epoch; keeps the sparsest level within ``cfg.max_loss`` of the
+    student's validation NDCG@10 (:mod:`edge_rec.compress.sparsity_selection`). Returns the
+    pruned model, its per-layer sparsity and the choice (None when the student has no
+    validation score to compare with: then the last level is kept)."""
     set_global_seed(seed)
     users = len(data.split.train_sequences)
     steps_per_epoch = max(1, -(-users // cfg.fit.batch_size))
     wrapped = prune_student(student.sequence_model, cfg, steps_per_epoch=steps_per_epoch)
+    reference = student.train.best_val_ndcg if student.train else 0.0
+    selection = (
+        KeepSparsestWithinLoss(wrapped, sparsity_levels(cfg), reference=reference, max_loss=cfg.max_loss)
+        if reference > 0 else None
+    )
     result, seconds = _fit(
         PRUNED,
         wrapped,
@@ -329,13 +340,14 @@ def prune(
         cfg.fit,
         distill,
         quiet=quiet,
-        callbacks=tuple(pruning_callbacks()),
+        callbacks=(*pruning_callbacks(), *((selection,) if selection else ())),
         restore_best=False,
     )
     stripped = strip_pruning(wrapped)
     serving = student_serving_model(stripped, student_cfg, data.catalog_size, data.history_length)
     report = sparsity_report(stripped)
-    return TrainedModel(PRUNED, stripped, serving, result, seconds), report
+    choice = selection.choice if selection else None
+    return TrainedModel(PRUNED, stripped, serving, result, seconds), report, choice
 
 
 def _fine_tune_transformed(

@@ -25,15 +25,15 @@ log = logging.getLogger(__name__)
 #: alone and the distilled student get the same wall-clock, so "what distillation buys" compares
 #: equal compute (a distillation epoch costs more: it also runs the teacher).
 STAGE_SHARES: Mapping[str, float] = {
-    TEACHER: 0.34,
-    STUDENT_BASELINE: 0.20,
-    STUDENT: 0.20,
-    PRUNED: 0.18,
-    QAT: 0.08,
+    TEACHER: 0.40,
+    STUDENT_BASELINE: 0.17,
+    STUDENT: 0.17,
+    PRUNED: 0.14,
+    QAT: 0.06,
 }
 
 #: Share of the whole budget kept for evaluation, conversion, parity and the bundle.
-RESERVE = 0.08
+RESERVE = 0.06
 
 
 class TimeBudget:

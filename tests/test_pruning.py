@@ -13,6 +13,7 @@ from edge_rec.compress.pruning import (
     prune_student,
     pruning_callbacks,
     pruning_schedule,
+    sparsity_levels,
     sparsity_report,
     strip_pruning,
 )
@@ -87,17 +88,25 @@ def test_is_prunable_skips_frozen_one_column_embedding():
     assert not is_prunable(model.get_layer("pooling"))
 
 
-def test_schedule_ends_inside_fine_tuning_on_a_pruning_step():
-    cfg = PruneConfig(target_sparsity=0.6, frequency=20, fit=FitConfig(epochs=2))
-    schedule = pruning_schedule(cfg, steps_per_epoch=5)  # 10 steps: frequency must shrink
-    config = schedule.get_config()["config"]
-    assert config["end_step"] <= 10 and config["end_step"] % config["frequency"] == 0
-    assert config["final_sparsity"] == 0.6
+def test_ladder_levels_are_evenly_spaced_up_to_the_target():
+    assert sparsity_levels(PruneConfig(target_sparsity=0.5, fit=FitConfig(epochs=5))) == (0.1, 0.2, 0.3, 0.4, 0.5)
+    assert sparsity_levels(PruneConfig(target_sparsity=0.6, initial_sparsity=0.2, fit=FitConfig(epochs=2))) == (0.4, 0.6)
+    with pytest.raises(ValueError, match="initial <= target"):
+        sparsity_levels(PruneConfig(target_sparsity=0.2, initial_sparsity=0.3))
 
 
-def test_schedule_rejects_too_short_fine_tuning():
-    with pytest.raises(ValueError, match="prune.fit.epochs"):
-        pruning_schedule(PruneConfig(fit=FitConfig(epochs=1)), steps_per_epoch=1)
+def test_each_epoch_ramps_to_its_level_then_holds_the_masks():
+    schedule = pruning_schedule(PruneConfig(target_sparsity=0.6, frequency=2, fit=FitConfig(epochs=3)), 10)
+    steps = {step: schedule(step) for step in range(30)}
+    sparsity = {step: float(value.numpy()) for step, (_, value) in steps.items()}
+    pruned_at = [step for step, (flag, _) in steps.items() if bool(flag.numpy())]
+    # epoch 1 ramps 0 -> 0.2 over its first 5 steps, epoch 2 0.2 -> 0.4, epoch 3 0.4 -> 0.6
+    assert pruned_at == [0, 2, 4, 5, 10, 12, 14, 15, 20, 22, 24, 25]
+    assert sparsity[5] == pytest.approx(0.2) and sparsity[9] == pytest.approx(0.2)
+    assert sparsity[12] == pytest.approx(0.28) and sparsity[15] == pytest.approx(0.4)
+    assert sparsity[29] == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        pruning_schedule(PruneConfig(), steps_per_epoch=0)
 
 
 def test_prune_student_rejects_a_model_without_prunable_layers():

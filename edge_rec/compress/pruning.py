@@ -2,8 +2,8 @@
 
 The transformation chain is::
 
-    pruned = prune_student(model, cfg, steps_per_epoch)   # wrapped, schedule to target sparsity
-    fit(pruned, callbacks=pruning_callbacks())            # e.g. through the Distiller
+    pruned = prune_student(model, cfg, steps_per_epoch)   # wrapped, a sparsity ladder to the target
+    fit(pruned, callbacks=pruning_callbacks())            # e.g. through the Distiller, one level per epoch
     stripped = strip_pruning(pruned)                      # plain Keras layers, zeros kept
     sparsity_report(stripped)                             # {layer: achieved sparsity}
 
@@ -14,17 +14,12 @@ modified: pruning works on a copy with its own weights.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from edge_rec.compress.model_copy import copy_model, custom_layer_objects
 from edge_rec.config import PruneConfig
-from edge_rec.keras_shim import keras
-
-#: Fraction of the fine-tuning steps over which sparsity ramps up; the rest lets the model recover.
-RAMP_FRACTION = 0.7
+from edge_rec.keras_shim import keras, tf
 
 
 def is_prunable(layer: keras.layers.Layer) -> bool:
@@ -41,37 +36,66 @@ def is_prunable(layer: keras.layers.Layer) -> bool:
     return True
 
 
-def pruning_schedule(cfg: PruneConfig, steps_per_epoch: int) -> tfmot.sparsity.keras.PolynomialDecay:
-    """A PolynomialDecay from ``cfg.initial_sparsity`` to ``cfg.target_sparsity``.
-
-    The ramp ends after :data:`RAMP_FRACTION` of ``cfg.fit.epochs * steps_per_epoch`` steps, on a
-    step that is a multiple of the pruning frequency, so the target is reached during fine-tuning
-    and the remaining steps recover accuracy with the masks fixed. The frequency is lowered when
-    fine-tuning is shorter than ``cfg.frequency`` steps.
-    """
-    if steps_per_epoch < 1:
-        raise ValueError(f"steps_per_epoch: expected an integer >= 1, got {steps_per_epoch!r}")
+def sparsity_levels(cfg: PruneConfig) -> tuple[float, ...]:
+    """The ladder the fine-tuning climbs, one level per epoch: ``prune.fit.epochs`` evenly spaced
+    levels from above ``initial_sparsity`` up to ``target_sparsity`` (e.g. 0.1, 0.2, ..., 0.5)."""
+    epochs = cfg.fit.epochs
+    if epochs < 1:
+        raise ValueError(f"prune.fit.epochs: expected an integer >= 1, got {epochs}")
     if not 0.0 <= cfg.initial_sparsity <= cfg.target_sparsity < 1.0:
         raise ValueError(
             "prune.initial_sparsity / prune.target_sparsity: expected 0 <= initial <= target < 1, "
             f"got {cfg.initial_sparsity} and {cfg.target_sparsity}"
         )
-    total_steps = cfg.fit.epochs * steps_per_epoch
-    if total_steps < 2:
-        raise ValueError(
-            f"pruning needs at least 2 fine-tuning steps, got {cfg.fit.epochs} epoch(s) x "
-            f"{steps_per_epoch} step(s); raise prune.fit.epochs or lower prune.fit.batch_size"
-        )
-    ramp = max(1, math.floor(total_steps * RAMP_FRACTION))
-    frequency = max(1, min(cfg.frequency, ramp))
-    end_step = max(frequency, (ramp // frequency) * frequency)
-    return tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=cfg.initial_sparsity,
-        final_sparsity=cfg.target_sparsity,
-        begin_step=0,
-        end_step=end_step,
-        frequency=frequency,
-    )
+    span = cfg.target_sparsity - cfg.initial_sparsity
+    return tuple(round(cfg.initial_sparsity + span * (i + 1) / epochs, 6) for i in range(epochs))
+
+
+class SparsityLadder(tfmot.sparsity.keras.PruningSchedule):
+    """One sparsity level per epoch. In the first half of epoch ``i`` the sparsity ramps linearly
+    from level ``i - 1`` (``initial`` before the first) to ``levels[i]``, the masks updated every
+    ``frequency`` steps and on the ramp's last step; the second half keeps the masks fixed so the
+    model recovers. At the end of every epoch the model is exactly at a level, so the epoch's
+    validation score measures that level (:mod:`edge_rec.compress.sparsity_selection`)."""
+
+    def __init__(self, levels: tuple[float, ...], steps_per_level: int, frequency: int, initial: float = 0.0):
+        if not levels or steps_per_level < 1 or frequency < 1:
+            raise ValueError(
+                f"SparsityLadder: expected levels, steps_per_level >= 1 and frequency >= 1, got "
+                f"{levels}, {steps_per_level}, {frequency}"
+            )
+        self.levels = tuple(float(level) for level in levels)
+        self.steps_per_level = int(steps_per_level)
+        self.ramp_steps = max(1, self.steps_per_level // 2)
+        self.frequency = max(1, min(int(frequency), self.ramp_steps))
+        self.initial = float(initial)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.int32)
+        index = tf.minimum(step // self.steps_per_level, len(self.levels) - 1)
+        starts = tf.constant((self.initial, *self.levels[:-1]), tf.float32)
+        ends = tf.constant(self.levels, tf.float32)
+        within = step - index * self.steps_per_level
+        progress = tf.minimum(1.0, tf.cast(within, tf.float32) / float(self.ramp_steps))
+        sparsity = tf.gather(starts, index) + (tf.gather(ends, index) - tf.gather(starts, index)) * progress
+        ramping = within <= self.ramp_steps
+        on_step = tf.logical_or(tf.equal(within % self.frequency, 0), tf.equal(within, self.ramp_steps))
+        return tf.logical_and(ramping, on_step), sparsity
+
+    def get_config(self) -> dict:
+        return {
+            "class_name": self.__class__.__name__,
+            "config": {"levels": self.levels, "steps_per_level": self.steps_per_level,
+                       "frequency": self.frequency, "initial": self.initial},
+        }
+
+
+def pruning_schedule(cfg: PruneConfig, steps_per_epoch: int) -> SparsityLadder:
+    """The :class:`SparsityLadder` of ``cfg``: :func:`sparsity_levels`, one per epoch of
+    ``steps_per_epoch`` steps, masks updated every ``cfg.frequency`` steps of each ramp."""
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch: expected an integer >= 1, got {steps_per_epoch!r}")
+    return SparsityLadder(sparsity_levels(cfg), steps_per_epoch, cfg.frequency, cfg.initial_sparsity)
 
 
 def prune_student(model: keras.Model, cfg: PruneConfig, steps_per_epoch: int) -> keras.Model:
