@@ -139,6 +139,15 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     shipped = report.get("shipped_student")
     if shipped:
         lines += [f"Compressed and shipped: `{shipped['stage']}` ({shipped['reason']}).", ""]
+    choice = report["stages"].get(PRUNED, {}).get("sparsity_choice")
+    if choice:
+        tried = ", ".join(f"{t['sparsity']:.2f}: {t['val_ndcg@10']:.4f}" for t in choice["levels_tried"])
+        lines += [
+            f"Pruning kept sparsity {choice['chosen_sparsity']:.2f}, the sparsest level within "
+            f"{choice['max_loss']:.0%} of the float student's validation NDCG@10 "
+            f"({choice['reference_val_ndcg@10']:.4f}); levels tried: {tried}.",
+            "",
+        ]
     sizing = report.get("sizing")
     if sizing:
         lines += ["Sizes chosen from the log: " + sizing.get("summary", ""), ""]

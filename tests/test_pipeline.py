@@ -32,6 +32,7 @@ embedding_dim = 8
 hidden = [8]
 fit = { epochs = 1, batch_size = 32 }
 [prune]
+min_weights = 0
 fit = { epochs = 1, batch_size = 32 }
 [qat]
 fit = { epochs = 1, batch_size = 32 }
@@ -93,6 +94,9 @@ def test_report_has_the_documented_shape(build_run):
     for name in REQUIRED_STAGES[1:]:  # every model stage has a TFLite size, gzip smaller than raw
         assert 0 < report["stages"][name]["gzip_bytes"] < report["stages"][name]["size_bytes"]
     assert report["stages"]["pruned"]["sparsity"] == pytest.approx(0.5, abs=0.02)
+    choice = report["stages"]["pruned"]["sparsity_choice"]  # one level: kept whatever it cost
+    assert choice["chosen_sparsity"] == 0.5 and len(choice["levels_tried"]) == 1
+    assert "Pruning kept sparsity 0.50" in (run_dir / "report.md").read_text()
     # the low-rank stage factorizes the output layer: fewer parameters, a smaller file
     assert report["stages"]["lowrank"]["params"] < report["stages"]["student"]["params"]
     assert report["stages"]["lowrank"]["size_bytes"] < report["stages"]["student"]["size_bytes"]

@@ -28,7 +28,7 @@ STEPS_PER_EPOCH = 8  # 512 rows / batch 64
 def pruned_and_stripped():
     source = tiny_student.build_serving_student(seed=0)
     before = [w.copy() for w in source.get_weights()]
-    cfg = PruneConfig(target_sparsity=0.5, frequency=2, fit=FitConfig(epochs=2, batch_size=64))
+    cfg = PruneConfig(target_sparsity=0.5, frequency=2, min_weights=0, fit=FitConfig(epochs=2, batch_size=64))
     wrapped = prune_student(source, cfg, STEPS_PER_EPOCH)
     tiny_student.fit_last_position(wrapped, epochs=2, callbacks=pruning_callbacks())
     return source, before, wrapped, strip_pruning(wrapped)
@@ -66,7 +66,7 @@ def test_stripped_model_is_plain_keras_with_same_outputs(pruned_and_stripped):
 
 def test_tied_student_prunes_the_shared_table_once_and_keeps_the_tie():
     cfg = dataclasses.replace(tiny_student.STUDENT_CFG, hidden=(8,), tie_output=True)
-    prune_cfg = PruneConfig(target_sparsity=0.5, frequency=2, fit=FitConfig(epochs=2, batch_size=64))
+    prune_cfg = PruneConfig(target_sparsity=0.5, frequency=2, min_weights=0, fit=FitConfig(epochs=2, batch_size=64))
     wrapped = prune_student(tiny_student.build_serving_student(seed=0, cfg=cfg), prune_cfg, STEPS_PER_EPOCH)
     tiny_student.fit_last_position(wrapped, epochs=2, callbacks=pruning_callbacks())
     stripped = strip_pruning(wrapped)
@@ -114,3 +114,18 @@ def test_prune_student_rejects_a_model_without_prunable_layers():
     model = keras.Model(ids, keras.layers.Embedding(5, 1, trainable=False, name="mask")(ids))
     with pytest.raises(ValueError, match="no trainable Dense or Embedding"):
         prune_student(model, PruneConfig(), steps_per_epoch=10)
+
+
+def test_layers_below_min_weights_stay_dense():
+    source = tiny_student.build_serving_student(seed=0)
+    hidden = source.get_layer("hidden").count_params()
+    logits = source.get_layer("logits").count_params()
+    assert hidden < logits
+    cfg = PruneConfig(target_sparsity=0.5, frequency=2, min_weights=hidden + 1, fit=FitConfig(epochs=2, batch_size=64))
+    wrapped = prune_student(source, cfg, STEPS_PER_EPOCH)
+    tiny_student.fit_last_position(wrapped, epochs=2, callbacks=pruning_callbacks())
+    report = sparsity_report(strip_pruning(wrapped))
+    assert report["hidden"] < 0.01
+    assert abs(report["logits"] - 0.5) <= 0.02
+    with pytest.raises(ValueError, match="prune.min_weights"):
+        prune_student(source, dataclasses.replace(cfg, min_weights=10**9), STEPS_PER_EPOCH)

@@ -28,7 +28,7 @@ from tests import tiny_student
 
 @pytest.fixture(scope="module")
 def pruned_and_qat():
-    cfg = PruneConfig(target_sparsity=0.5, frequency=2, fit=FitConfig(epochs=2, batch_size=64))
+    cfg = PruneConfig(target_sparsity=0.5, frequency=2, min_weights=0, fit=FitConfig(epochs=2, batch_size=64))
     wrapped = prune_student(tiny_student.build_serving_student(seed=0), cfg, steps_per_epoch=8)
     tiny_student.fit_last_position(wrapped, epochs=2, callbacks=pruning_callbacks())
     pruned = strip_pruning(wrapped)

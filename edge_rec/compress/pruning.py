@@ -99,7 +99,8 @@ def pruning_schedule(cfg: PruneConfig, steps_per_epoch: int) -> SparsityLadder:
 
 
 def prune_student(model: keras.Model, cfg: PruneConfig, steps_per_epoch: int) -> keras.Model:
-    """Wrap every prunable layer (see :func:`is_prunable`) of a copy of ``model`` for pruning.
+    """Wrap every prunable layer (see :func:`is_prunable`) with at least ``cfg.min_weights``
+    parameters, in a copy of ``model``, for pruning.
 
     The returned model trains like the original (same inputs and outputs) and zeroes the smallest
     weights of each wrapped layer following :func:`pruning_schedule`. It must be fitted with the
@@ -109,11 +110,17 @@ def prune_student(model: keras.Model, cfg: PruneConfig, steps_per_epoch: int) ->
         raise TypeError("prune_student: expected a functional tf_keras Model (TF-MOT cannot wrap subclassed models)")
     schedule = pruning_schedule(cfg, steps_per_epoch)
     source = copy_model(model)
-    if not any(is_prunable(layer) for layer in source.layers):
-        raise ValueError(f"prune_student: model {model.name!r} has no trainable Dense or Embedding layer to prune")
+    def pruned(layer: keras.layers.Layer) -> bool:
+        return is_prunable(layer) and layer.count_params() >= cfg.min_weights
+
+    if not any(pruned(layer) for layer in source.layers):
+        raise ValueError(
+            f"prune_student: model {model.name!r} has no trainable Dense or Embedding layer with at least "
+            f"prune.min_weights = {cfg.min_weights} weights to prune"
+        )
 
     def wrap(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if is_prunable(layer):
+        if pruned(layer):
             return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
         return layer
 
