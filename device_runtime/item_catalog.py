@@ -3,16 +3,16 @@
 A 100,000-item catalog held as Python objects (a tuple of id strings, one of titles, an
 id -> index dict) costs about 12 MB of a device's memory. :class:`ItemCatalog` keeps instead the
 verified ``items.tsv`` bytes, the byte offsets of every id and title in them, and the sorted
-``hash()`` of every id with the index it belongs to (about 3 MB beside the 1.8 MB file for 100,000 items). An id is
-looked up by a binary search on its hash and confirmed by comparing the text, so a hash
-collision never maps an id to another item; strings are built only for the items a call
+``hash()`` of every id with the index it belongs to (2.4 MB beside the 1.8 MB file for 100,000
+items). An id is looked up by a binary search on its hash and confirmed by comparing the text, so
+a hash collision never maps an id to another item; strings are built only for the items a call
 returns. Validation of ``items.tsv`` is :func:`device_runtime.bundle.parse_items_tsv`'s job.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
 import numpy as np
@@ -40,8 +40,7 @@ class ItemCatalog:
         self._data = data
         self._reserved = tuple(reserved_ids)
         self._size = len(id_start)
-        self._id_start, self._id_end, self._title_end = (
-            np.frombuffer(column, dtype=column.typecode) for column in (id_start, id_end, title_end))
+        self._id_start, self._id_end, self._title_end = id_start, id_end, title_end
         hashes = np.frombuffer(hashes, dtype=np.int64)
         order = np.argsort(hashes, kind="stable")
         self._hashes = hashes[order]
@@ -52,28 +51,16 @@ class ItemCatalog:
     def __len__(self) -> int:
         return self._size
 
-    def _texts(self, starts: list[int], ends: list[int]) -> list[str]:
-        data = self._data
-        return [data[start:end].decode() for start, end in zip(starts, ends, strict=True)]
-
-    def ids_at(self, indices: Sequence[int]) -> list[str]:
+    def ids_at(self, indices: Iterable[int]) -> list[str]:
         """The external ids of catalog ``indices`` (each in ``0..len-1``), in order."""
-        if not len(indices):
-            return []
-        reserved = len(self._reserved)
-        picked = np.asarray(indices, dtype=np.int64)
-        texts = self._texts(self._id_start[picked].tolist(), self._id_end[picked].tolist())
-        if reserved and int(picked.min()) < reserved:
-            texts = [self._reserved[i] if i < reserved else text
-                     for i, text in zip(picked.tolist(), texts, strict=True)]
-        return texts
+        data, start, end, reserved = self._data, self._id_start, self._id_end, self._reserved
+        first = len(reserved)
+        return [data[start[i]:end[i]].decode() if i >= first else reserved[i] for i in indices]
 
-    def titles_at(self, indices: Sequence[int]) -> list[str]:
+    def titles_at(self, indices: Iterable[int]) -> list[str]:
         """The titles (``""`` when none) of catalog ``indices`` (each in ``0..len-1``), in order."""
-        if not len(indices):
-            return []
-        picked = np.asarray(indices, dtype=np.int64)
-        return self._texts((self._id_end[picked] + 1).tolist(), self._title_end[picked].tolist())
+        data, id_end, title_end = self._data, self._id_end, self._title_end
+        return [data[id_end[i] + 1:title_end[i]].decode() for i in indices]
 
     def lookup(self, keys: Sequence[Any]) -> list[int | None]:
         """The index of each of ``keys`` (a list), ``None`` for a key that is not exactly one of the
@@ -87,36 +74,20 @@ class ItemCatalog:
         positions = np.searchsorted(sorted_hashes, hashes)
         np.minimum(positions, len(sorted_hashes) - 1, out=positions)
         hit = sorted_hashes[positions] == hashes
-        candidates = self._order[positions]
+        candidates = self._order[positions].tolist()
         if hit.all():  # the usual case: confirm every id at once (ids never contain NUL)
-            indices = candidates.tolist()
+            data, start, end = self._data, self._id_start, self._id_end
             try:
-                if self._joined_ids(candidates) == "\0".join(keys).encode():
-                    return indices
+                if b"\0".join([data[start[i]:end[i]] for i in candidates]) == "\0".join(keys).encode():
+                    return candidates
             except (TypeError, UnicodeEncodeError):  # a key that is not a str (or not encodable)
                 pass
-        return self._lookup_each(keys, hashes, hit, positions, candidates)
-
-    def _joined_ids(self, indices: np.ndarray) -> bytes:
-        """The UTF-8 ids of ``indices`` joined by NUL."""
-        data = self._data
-        return b"\0".join([data[start:end] for start, end in zip(
-            self._id_start[indices].tolist(), self._id_end[indices].tolist(), strict=True)])
-
-    def _lookup_each(self, keys: Sequence[Any], hashes: np.ndarray, hit: np.ndarray,
-                     positions: np.ndarray, candidates: np.ndarray) -> list[int | None]:
-        """:meth:`lookup` one key at a time, given the binary search's results."""
-        candidates = np.where(hit, candidates, 0)
-        starts = self._id_start[candidates].tolist()
-        ends = self._id_end[candidates].tolist()
-        data = self._data
         found: list[int | None] = []
-        for key, key_hash, is_hit, index, start, end, position in zip(
-                keys, hashes.tolist(), hit.tolist(), candidates.tolist(), starts, ends,
-                positions.tolist(), strict=True):
+        for key, key_hash, is_hit, index, position in zip(
+                keys, hashes.tolist(), hit.tolist(), candidates, positions.tolist(), strict=True):
             if not is_hit:
                 found.append(None)
-            elif data[start:end].decode() == key:
+            elif self.ids_at((index,))[0] == key:
                 found.append(index)
             else:  # another id with the same hash (or a non-str key equal in hash): search the run
                 found.append(self._scan(key, key_hash, position + 1))
