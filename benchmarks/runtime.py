@@ -111,7 +111,7 @@ def measure_latency(rec: Recommender, histories: list[list[str]], runs: int, war
     floor_interpreter = create_interpreter(bundle.model_bytes, num_threads=1)
     floor_input, floor_ids, floor_scores = (floor_interpreter.tensor(i) for i in (in_index, out_ids, out_scores))
     floor_invoke = floor_interpreter.invoke
-    get, item_ids = index_of.get, bundle.item_ids
+    get, item_ids = index_of.get, tuple(bundle.item_ids)  # plain tuple: the floor keeps Python objects
 
     def python_floor(history):
         tail = list(map(get, history[-L:]))

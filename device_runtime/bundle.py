@@ -22,12 +22,14 @@ import json
 import math
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from device_runtime.digest import sha256
+from device_runtime.item_catalog import ItemCatalog
 
 PAD_INDEX = 0
 OOV_INDEX = 1
@@ -203,14 +205,15 @@ class Manifest:
     with :meth:`from_json`, which validates every field's type and range and the digest, and
     refuses whatever the writer would not produce (another model file name or signature key,
     inputs/outputs other than the contract's, files other than ``model.tflite`` and ``items.tsv``,
-    ``top_k`` larger than the catalog).
+    ``top_k`` larger than the catalog). A manifest read from JSON holds ``popularity`` as a compact
+    ``array`` of indices (a 100,000-item list of Python ints would cost 3.6 MB on a device).
     """
 
     model: ModelSection
     history_length: int
     catalog_size: int
     top_k: int
-    popularity: tuple[int, ...]
+    popularity: Sequence[int]
     files: Mapping[str, FileRecord]
     created_at: str
     metrics: Mapping[str, Any] = field(default_factory=dict)
@@ -331,13 +334,7 @@ class Manifest:
             if check.get(data, key, int) != expected:
                 raise BundleError(f"{source}: field {key!r} must be {expected} in schema_version "
                                   f"{SCHEMA_VERSION}, got {_short(data[key])}")
-        popularity = check.get(data, "popularity", list)
-        seen: set[int] = set()
-        for position, index in enumerate(popularity):
-            if type(index) is not int or not 2 <= index < catalog_size or index in seen:
-                raise BundleError(f"{source}: popularity[{position}] is {_short(index)}, expected a "
-                                  f"distinct item index in 2..{catalog_size - 1}")
-            seen.add(index)
+        popularity = _popularity(check.get(data, "popularity", list), catalog_size, source)
         files_raw = check.get(data, "files", dict)
         if set(files_raw) != {MODEL_FILE, ITEMS_FILE}:
             raise BundleError(f"{source}: field 'files' lists {sorted(files_raw)!s:.200}; expected "
@@ -359,12 +356,35 @@ class Manifest:
             history_length=history_length,
             catalog_size=catalog_size,
             top_k=top_k,
-            popularity=tuple(popularity),
+            popularity=popularity,
             files=files,
             created_at=check.get(data, "created_at", str),
             metrics=check.get(data, "metrics", dict),
             build=check.get(data, "build", dict),
         )
+
+
+def _popularity(listed: list[Any], catalog_size: int, source: str) -> Sequence[int]:
+    """The manifest's popularity list as a compact array (:func:`compact_indices`), after checking
+    that it holds distinct item indices in 2..catalog_size-1 (with C-level builtins: numpy code
+    paged in here would count in the memory of every serving process)."""
+    if (not listed or (set(map(type, listed)) == {int} and min(listed) >= FIRST_ITEM_INDEX
+                       and max(listed) < catalog_size)) and len(set(listed)) == len(listed):
+        return compact_indices(listed, catalog_size)
+    seen: set[int] = set()
+    for position, index in enumerate(listed):  # find the first bad entry, as the error names it
+        if type(index) is not int or not 2 <= index < catalog_size or index in seen:
+            raise BundleError(f"{source}: popularity[{position}] is {_short(index)}, expected a "
+                              f"distinct item index in 2..{catalog_size - 1}")
+        seen.add(index)
+    raise AssertionError("unreachable: the quick check and the loop disagree")  # pragma: no cover
+
+
+def compact_indices(values: Iterable[int], catalog_size: int) -> Sequence[int]:
+    """Item indices (all in ``0..catalog_size-1``) as an ``array.array``: 4 bytes an index when
+    they fit in an int32 (any real catalog), 8 otherwise; iterating it yields Python ints."""
+    return array("i" if catalog_size <= 2**31 else "q", values)
+
 
 
 _MANIFEST_KEYS = frozenset({"format", "schema_version", "created_at", "model", "history_length",
@@ -430,16 +450,27 @@ def _short(value: Any, limit: int = 60) -> str:
 class VerifiedBundle:
     """A bundle whose manifest, file digests, sizes and items table have all been checked.
 
-    ``item_ids[i]`` / ``titles[i]`` are the external id and title of index ``i`` (indices 0 and 1
-    are ``<pad>`` / ``<oov>``). ``model_bytes`` is the exact content whose SHA-256 was verified.
+    ``items`` maps external ids to item indices and back (:class:`ItemCatalog`); ``item_ids[i]``
+    / ``titles[i]`` are the external id and title of index ``i`` (indices 0 and 1 are ``<pad>`` /
+    ``<oov>``), read-only sequences built from it on access. ``model_bytes`` is the exact content
+    whose SHA-256 was verified (the one copy the interpreters run).
     """
 
     source: Path
     manifest: Manifest
     model_bytes: bytes
-    item_ids: tuple[str, ...]
-    titles: tuple[str, ...]
+    items: ItemCatalog
     manifest_sha256: str
+
+    @property
+    def item_ids(self) -> Sequence[str]:
+        """External id of every index (a read-only sequence; slices are tuples)."""
+        return self.items.item_ids
+
+    @property
+    def titles(self) -> Sequence[str]:
+        """Title of every index, ``""`` when none (a read-only sequence; slices are tuples)."""
+        return self.items.titles
 
 
 def file_digest(path: str | Path) -> FileRecord:
@@ -510,48 +541,103 @@ def _clean_title(title: Any) -> str:
     return " ".join(str(title or "").split())
 
 
-def parse_items_tsv(data: bytes, catalog_size: int, *, source: str = ITEMS_FILE
-                    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Parse ``items.tsv`` into (ids, titles) indexed by item index, checking it covers exactly
-    indices 2..catalog_size-1 in order with distinct valid ids (:func:`item_id_problem`) and
-    titles as the writer writes them; raise :class:`BundleError` naming the line."""
+def parse_items_tsv(data: bytes, catalog_size: int, *, source: str = ITEMS_FILE) -> ItemCatalog:
+    """Parse ``items.tsv`` into an :class:`~device_runtime.item_catalog.ItemCatalog` (ids and
+    titles by item index, id lookup), checking it covers exactly indices 2..catalog_size-1 in
+    order with distinct valid ids (:func:`item_id_problem`) and titles as the writer writes them;
+    raise :class:`BundleError` naming the first bad line.
+
+    Lines are checked one block at a time and only their offsets and id hashes are kept, so
+    parsing never holds a Python string per item.
+    """
     if data[:3] == b"\xef\xbb\xbf":
         raise BundleError(f"{source}: starts with a byte-order mark; expected UTF-8 without a BOM")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BundleError(f"{source}: not UTF-8 (byte {exc.start}: {exc.reason}); rebuild the "
-                          "bundle") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not lines or lines[0] != ITEMS_HEADER:
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BundleError(f"{source}: not UTF-8 (byte {exc.start}: {exc.reason}); rebuild the "
+                              "bundle") from None
+    header_end = data.find(b"\n")
+    if header_end < 0:
+        header_end = len(data)
+    if not data or data[:header_end] != ITEMS_HEADER.encode():
         raise BundleError(f"{source}: line 1 must be the header {ITEMS_HEADER!r}")
-    if len(lines) - 1 != catalog_size - 2:
-        raise BundleError(f"{source}: {len(lines) - 1} items listed, but the manifest's catalog_size "
+    body_end = len(data) - 1 if data.endswith(b"\n") else len(data)
+    listed = data.count(b"\n", 0, body_end)
+    if listed != catalog_size - 2:
+        raise BundleError(f"{source}: {listed} items listed, but the manifest's catalog_size "
                           f"{catalog_size} means {catalog_size - 2}; the bundle is inconsistent: rebuild it")
-    ids = [PAD_ID, OOV_ID]
-    titles = ["", ""]
-    seen: set[str] = set()
-    for line_no, line in enumerate(lines[1:], start=2):
-        parts = line.split("\t")
-        if len(parts) != 3:
-            raise BundleError(f"{source}: line {line_no} has {len(parts)} tab-separated fields, "
-                              "expected 3 (index, item_id, title)")
-        if parts[0] != str(line_no):
-            raise BundleError(f"{source}: line {line_no} has index {_short(parts[0])}, expected "
-                              f"{line_no} (indices run 2..catalog_size-1 in order)")
-        item_id, title = parts[1], parts[2]
-        problem = item_id_problem(item_id) or ("is repeated" if item_id in seen else None)
-        if problem:
-            raise BundleError(f"{source}: line {line_no} item_id {_short(item_id)} {problem}")
+    # per item index (PAD and OOV first, as zeros): where its id starts and ends, where its title
+    # ends (bytes; 4 bytes an offset, as a bundle file is below 4 GiB), and the hash of its id
+    offset = "I" if len(data) < 2**32 else "Q"
+    id_start, id_end, title_end = (array(offset, [0] * FIRST_ITEM_INDEX) for _ in range(3))
+    hashes = array("q")
+    problem: BundleError | None = None
+    for line_no, line, start, ascii_only in _item_lines(data, header_end + 1, body_end):
+        try:
+            item_id, title = _item_fields(line, line_no, source)
+        except BundleError as exc:
+            problem = exc
+            break
+        size = len if ascii_only else _utf8_size
+        line_end = start + size(line)
+        id_start.append(line_end - size(title) - 1 - size(item_id))
+        id_end.append(line_end - size(title) - 1)
+        title_end.append(line_end)
+        hashes.append(hash(item_id))
         if title != _clean_title(title):
-            raise BundleError(f"{source}: line {line_no} title {_short(title)} has whitespace the "
-                              "writer would have collapsed (runs, ends, CR, NUL-free text expected)")
-        seen.add(item_id)
-        ids.append(item_id)
-        titles.append(title)
-    return tuple(ids), tuple(titles)
+            problem = BundleError(f"{source}: line {line_no} title {_short(title)} has whitespace the "
+                                  "writer would have collapsed (runs, ends, CR, NUL-free text expected)")
+            break
+    catalog = ItemCatalog(data, id_start, id_end, title_end, (PAD_ID, OOV_ID), hashes)
+    repeated = catalog.first_repeated()
+    if repeated is not None:  # the line of an index is the index: header is line 1, index 2 line 2
+        raise BundleError(f"{source}: line {repeated} item_id {_short(catalog.item_ids[repeated])} "
+                          "is repeated")
+    if problem is not None:
+        raise problem
+    return catalog
+
+
+_ITEMS_BLOCK = 1 << 16
+
+
+def _utf8_size(text: str) -> int:
+    return len(text.encode())
+
+
+def _item_lines(data: bytes, start: int, end: int) -> Iterator[tuple[int, str, int, bool]]:
+    """(line number, text, byte offset, pure ASCII?) of every line of ``data[start:end]``, the
+    body of ``items.tsv`` (line 2 on), decoded one block of about 64 KiB at a time."""
+    line_no = 2
+    while True:
+        block_end = data.find(b"\n", min(start + _ITEMS_BLOCK, end), end) if start < end else -1
+        block_end = end if block_end < 0 else block_end
+        block = data[start:block_end]
+        ascii_only = block.isascii()
+        for line in block.decode("utf-8").split("\n"):
+            yield line_no, line, start, ascii_only
+            start += len(line) + 1 if ascii_only else _utf8_size(line) + 1
+            line_no += 1
+        if block_end >= end:
+            return
+
+
+def _item_fields(line: str, line_no: int, source: str) -> tuple[str, str]:
+    """(item_id, title) of one ``items.tsv`` line, or :class:`BundleError` for a wrong field count,
+    index or id (:func:`item_id_problem`)."""
+    parts = line.split("\t")
+    if len(parts) != 3:
+        raise BundleError(f"{source}: line {line_no} has {len(parts)} tab-separated fields, "
+                          "expected 3 (index, item_id, title)")
+    if parts[0] != str(line_no):
+        raise BundleError(f"{source}: line {line_no} has index {_short(parts[0])}, expected "
+                          f"{line_no} (indices run 2..catalog_size-1 in order)")
+    problem = item_id_problem(parts[1])
+    if problem:
+        raise BundleError(f"{source}: line {line_no} item_id {_short(parts[1])} {problem}")
+    return parts[1], parts[2]
 
 
 # ---- reading ----------------------------------------------------------------------------------
@@ -564,16 +650,22 @@ def _check_cap(max_file_bytes: int) -> int:
 
 
 def _read_limited(handle: BinaryIO, limit: int, what: str, expected: int | None) -> bytes:
-    """Read ``handle`` to its end in chunks, refusing as soon as more than ``limit`` bytes come."""
+    """Read ``handle`` to its end, refusing as soon as more than ``limit`` bytes come.
+
+    A file of known size (``expected``) is read in one call into one buffer, so its bytes are
+    never held twice; anything else in chunks of 1 MiB."""
+    if expected is not None and expected <= limit:
+        data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise BundleError(f"{what}: larger than expected (the manifest says {expected} "
+                              "bytes); stopped reading. The file was replaced or padded: "
+                              "rebuild or re-download the bundle")
+        return data
     chunks: list[bytes] = []
     total = 0
     while chunk := handle.read(min(_READ_CHUNK, limit + 1 - total)):
         total += len(chunk)
         if total > limit:
-            if expected is not None and expected <= limit:
-                raise BundleError(f"{what}: larger than expected (the manifest says {expected} "
-                                  "bytes); stopped reading. The file was replaced or padded: "
-                                  "rebuild or re-download the bundle")
             raise BundleError(f"{what}: larger than the reader's limit of {limit} bytes "
                               "(max_file_bytes); stopped reading")
         chunks.append(chunk)
@@ -688,10 +780,9 @@ def verify_bundle(path: str | Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BY
             raise BundleError(f"{source}/{name}: SHA-256 {actual.sha256[:12]}... does not match the "
                               f"manifest's {record.sha256[:12]}...; the file was modified: rebuild "
                               "or re-download the bundle")
-    item_ids, titles = parse_items_tsv(files[ITEMS_FILE], manifest.catalog_size,
-                                       source=f"{source}/{ITEMS_FILE}")
+    items = parse_items_tsv(files[ITEMS_FILE], manifest.catalog_size, source=f"{source}/{ITEMS_FILE}")
     return VerifiedBundle(source=source, manifest=manifest, model_bytes=files[MODEL_FILE],
-                          item_ids=item_ids, titles=titles, manifest_sha256=digest)
+                          items=items, manifest_sha256=digest)
 
 
 def archive_members(directory: Path) -> list[tuple[str, bytes]]:

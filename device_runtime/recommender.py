@@ -30,6 +30,7 @@ from device_runtime.bundle import (
     BundleError,
     TensorSpec,
     VerifiedBundle,
+    compact_indices,
     verify_bundle,
 )
 from device_runtime.interpreter import Backend, create_interpreter, read_signatures, resolve_backend
@@ -42,6 +43,7 @@ from device_runtime.model_check import (
     self_check_histories,
 )
 from device_runtime.runtime_limits import DEFAULT_LIMITS, RuntimeLimits
+from device_runtime.served_ranking import popularity_fill_indices
 
 SOURCE_MODEL = "model"
 SOURCE_POPULARITY = "popularity"
@@ -141,9 +143,10 @@ def _pick(values: Sequence[Any], positions: list[int]) -> tuple[Any, ...]:
 def _recommendations(serving: _ServingModel, chosen: list[int], scores: Iterable[float],
                      first_rank: int, source: str) -> tuple[Recommendation, ...]:
     """Recommendations for catalog indices ``chosen`` (non-empty), ranked from ``first_rank``."""
+    items = serving.items
     return tuple(map(_new_recommendation, repeat(Recommendation), zip(
-        _pick(serving.item_ids, chosen), scores, range(first_rank, first_rank + len(chosen)),
-        repeat(source), _pick(serving.titles, chosen))))
+        items.ids_at(chosen), scores, range(first_rank, first_rank + len(chosen)),
+        repeat(source), items.titles_at(chosen))))
 
 
 def _checked_positions(ids: list[int], banned: set[int], k: int, catalog_size: int) -> list[int]:
@@ -196,13 +199,12 @@ class _ServingModel:
         self.catalog_size = manifest.catalog_size
         self.top_k = manifest.top_k
         self.real_items = manifest.catalog_size - 2
-        self.item_ids = bundle.item_ids
-        self.titles = bundle.titles
-        self.index_of = {item_id: index for index, item_id in enumerate(bundle.item_ids) if index >= 2}
-        listed = list(manifest.popularity)
-        listed_set = set(listed)
-        self.popularity = listed + [i for i in range(2, self.catalog_size) if i not in listed_set]
-        self.popularity_array = np.asarray(self.popularity, dtype=np.int32)
+        self.items = bundle.items
+        if len(manifest.popularity) == self.real_items:  # distinct real items (checked): all of them
+            self.popularity = manifest.popularity
+        else:
+            self.popularity = compact_indices(popularity_fill_indices(manifest.popularity, self.catalog_size),
+                                              self.catalog_size)
         self.tensor_bytes = 0
         first = self._new_slot()  # checks memory, and the signature against the manifest
         capacity = min(limits.max_interpreters, max(1, limits.memory_limit_bytes // max(self.tensor_bytes, 1)))
@@ -420,12 +422,12 @@ class Recommender:
         if not 1 <= k <= serving.real_items:
             raise ValueError(f"k={k} is out of range: the catalog has {serving.real_items} items, "
                              f"so k must be in 1..{serving.real_items}")
-        get = serving.index_of.get
+        catalog = serving.items
         if type(history) is not list:
             _check_id_list(history, "history")
             history = list(history)
         try:
-            indices = list(map(get, history))  # C-speed lookups; None = unknown or not a str
+            indices = catalog.lookup(history)  # one vectorized search; None = unknown or not a str
         except TypeError:  # an unhashable element
             indices = [None] * len(history)
         banned = {PAD_INDEX, OOV_INDEX}  # never recommended, even if the graph ranks them
@@ -435,14 +437,14 @@ class Recommender:
         if None in banned if exclude_seen else None in indices:  # set lookup beats a list scan
             for position, index in enumerate(indices):
                 if index is None:
-                    index = get(_as_key(history[position], "history"), OOV_INDEX)
+                    index = catalog.index_of(_as_key(history[position], "history"), OOV_INDEX)
                     indices[position] = index
                     unknown += index == OOV_INDEX
             if exclude_seen:
                 banned.discard(None)
                 banned.update(indices)
         if type(exclude) is not tuple or exclude:  # skip the common empty default cheaply
-            banned.update(map(get, _as_id_list(exclude, "exclude")))
+            banned.update(catalog.lookup(_as_id_list(exclude, "exclude")))
             banned.discard(None)  # excluded ids that are not in the catalog
         items: tuple[Recommendation, ...] = ()
         chosen: list[int] = []

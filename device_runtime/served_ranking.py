@@ -26,12 +26,19 @@ from device_runtime.metrics import EVAL_DEPTH
 EVAL_K = 10
 
 
+def popularity_fill_indices(popularity: Iterable[int], catalog_size: int) -> np.ndarray:
+    """The order popularity fill draws from, as ``int64[n]``: ``popularity`` (a bundle's list,
+    most popular first), then every real item index (2..C-1) it does not list, in index order."""
+    listed = np.fromiter(popularity, dtype=np.int64)
+    unlisted = np.ones(catalog_size, dtype=bool)
+    unlisted[:FIRST_ITEM_INDEX] = False
+    unlisted[listed[(listed >= 0) & (listed < catalog_size)]] = False
+    return np.concatenate([listed, np.flatnonzero(unlisted)])
+
+
 def popularity_fill_order(popularity: Iterable[int], catalog_size: int) -> list[int]:
-    """The order popularity fill draws from: ``popularity`` (a bundle's list, most popular first),
-    then every real item index (2..C-1) it does not list, in index order."""
-    listed = [int(i) for i in popularity]
-    listed_set = set(listed)
-    return listed + [i for i in range(FIRST_ITEM_INDEX, catalog_size) if i not in listed_set]
+    """:func:`popularity_fill_indices` as a list of Python ints."""
+    return popularity_fill_indices(popularity, catalog_size).tolist()
 
 
 def served_items(graph_ids: Iterable[int], banned: Collection[int], fill_order: Iterable[int], k: int,
