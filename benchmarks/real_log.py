@@ -107,6 +107,7 @@ def summarise(reports: dict[int, dict]) -> dict:
             for s in seeds
         },
         "shipped_student": {str(s): reports[s].get("shipped_student", {}).get("stage") for s in seeds},
+        "pruned_sparsity": {str(s): reports[s]["stages"].get("pruned", {}).get("sparsity") for s in seeds},
         "wall_s": {str(s): reports[s]["benchmark"].get("wall_s") for s in seeds},
         "peak_rss_mb": {str(s): reports[s]["benchmark"].get("peak_rss_mb_max_so_far") for s in seeds},
         "time_budget_s": first.get("time_budget_s"),
@@ -155,11 +156,13 @@ def markdown(summary: dict) -> str:
             + f" | {'passed' if gate['passed'] else 'FAILED'}{' + warnings' if gate['warnings'] else ''} |"
         )
     lines += ["", "Epochs run per stage (best epoch, what stopped it):", "",
-              "| seed | " + " | ".join(summary["epochs"][str(seeds[0])]) + " | shipped |",
-              "|---|" + "---|" * (len(summary["epochs"][str(seeds[0])]) + 1)]
+              "| seed | " + " | ".join(summary["epochs"][str(seeds[0])]) + " | shipped | sparsity kept |",
+              "|---|" + "---|" * (len(summary["epochs"][str(seeds[0])]) + 2)]
     for s in seeds:
+        sparsity = summary.get("pruned_sparsity", {}).get(str(s))
         lines.append(f"| {s} | " + " | ".join(summary["epochs"][str(s)].values())
-                     + f" | {summary['shipped_student'][str(s)]} |")
+                     + f" | {summary['shipped_student'][str(s)]} | "
+                     + (f"{sparsity:.2f}" if sparsity is not None else "—") + " |")
     lines += ["", "Peak RSS is the largest child so far (getrusage of children), so it is an upper bound "
               "for later seeds.", ""]
     return "\n".join(lines)
