@@ -429,7 +429,8 @@ def markdown(result: dict) -> str:
 
 
 def large_log_markdown(r: dict | None) -> list[str]:
-    """The --large-log section (empty when that step never ran)."""
+    """The --large-log section (empty when that step never ran); a ``note`` added to its record by
+    hand (what else shared the machine) is printed under the table, as in the --softmax-pair one."""
     if not r:
         return []
     log = r["log"]
@@ -447,7 +448,7 @@ def large_log_markdown(r: dict | None) -> list[str]:
         f"{r['wall_s']:.0f} | {r['peak_rss_mb']:.0f} | {r['test_ndcg10']:.4f} |",
         "", f"Peak RSS {r['peak_rss_mb'] / 1024:.2f} GB {goal} the goal of <= {r['rss_goal_mb'] / 1024:.0f} GB. "
         "Validation ranks the whole catalog for every user; the process wall time also holds the imports, "
-        "the test ranking and saving the model."]
+        "the test ranking and saving the model.", *(["", r["note"]] if r.get("note") else [])]
 
 
 def softmax_pair_markdown(r: dict | None) -> list[str]:
@@ -458,18 +459,19 @@ def softmax_pair_markdown(r: dict | None) -> list[str]:
              f"`edge-rec train-teacher --data {Path(r['log']).name} --data-format csv --seed 0 --epochs N` with "
              "no config but `[softmax] mode`, both processes started together so they share the cores; "
              "the epoch counts were chosen so both take about the same wall time.", "",
-             "| softmax | epochs | training s | process wall s | peak RSS MB | test NDCG@10 | HR@10 |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| softmax | epochs | training s (validation included) | of which validation s | process wall s | "
+             "peak RSS MB | test NDCG@10 | HR@10 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, run in r["runs"].items():
         if run["exit"] != 0:
-            lines.append(f"| {mode} | {r['epochs'][mode]} | failed (exit {run['exit']}) | {run['wall_s']:.0f} | | | |")
+            lines.append(f"| {mode} | {r['epochs'][mode]} | failed (exit {run['exit']}) | | {run['wall_s']:.0f} | | | |")
             continue
-        lines.append(f"| {mode} | {run['epochs_run']} | {run['training_seconds']:.0f} | {run['wall_s']:.0f} | "
-                     f"{run['peak_rss_mb']:.0f} | {run['test_ndcg10']:.4f} | {run['test_hr10']:.4f} |")
+        lines.append(f"| {mode} | {run['epochs_run']} | {run['training_seconds']:.0f} | {run['validation_seconds']:.0f} | "
+                     f"{run['wall_s']:.0f} | {run['peak_rss_mb']:.0f} | {run['test_ndcg10']:.4f} | {run['test_hr10']:.4f} |")
     if "ndcg_ratio_sampled_over_full" in r:
         lines += ["", f"Test NDCG@10 sampled/full: {r['ndcg_ratio_sampled_over_full']:.3f} (goal: >= 0.97) at "
                   f"{r['training_seconds_ratio']:.2f}x the training seconds; one seed, one run each."]
-    return lines
+    return lines + (["", r["note"]] if r.get("note") else [])
 
 
 def chart(result: dict, path: Path) -> bool:
