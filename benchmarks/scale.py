@@ -1,7 +1,9 @@
 """Scaling: teacher training and the device runtime against catalog size; 1 vs 2 local workers.
 
     .venv/bin/python benchmarks/scale.py [--catalogs 1000 10000 100000] [--users 4000]
-                                         [--full-max 100000] [--runs 2000]
+                                         [--full-max 100000] [--runs 2000] [--large-log]
+                                         [--softmax-pair LOG [--pair-epochs 5 7]]
+                                         [--skip-training] [--skip-workers] [--skip-device]
 
 Writes ``benchmarks/results/scale.json``, ``scale.md`` and ``scale.png`` (when matplotlib is
 installed). Every measurement runs in a fresh child process; peak RSS is the child's
@@ -17,7 +19,16 @@ installed). Every measurement runs in a fresh child process; peak RSS is the chi
    skipped above ``--full-max`` items.
 3. The smallest catalog, full softmax, once more on 2 local workers (``TF_CONFIG`` on
    127.0.0.1): a correctness run with the time it took, beside the 1-process run.
-4. The device side: an untrained int8 bundle per catalog size (the demo student: embedding 15,
+4. ``--large-log``: a seeded log of 10M interactions (100,000 users x 100, 100,000 items) written
+   as in 1, then the same one-epoch teacher (sampled softmax) on it: seconds to load and prepare
+   the log, to train the epoch and to validate it (from metrics.json), and the peak RSS (goal:
+   <= 8 GB). The examples stream from a tf.data pipeline, so memory is the log plus a few batches.
+5. ``--softmax-pair LOG`` (a real CSV log, e.g. the shared Amazon video-games log): the default
+   teacher (no config but ``[softmax] mode``, sizes from the log, seed 0) trained with the full and
+   the sampled softmax *at the same time* (same CPU contention), each for the epochs of
+   ``--pair-epochs FULL SAMPLED``, chosen so both take about the same wall time; test NDCG@10,
+   epochs and seconds of each, and the ratio sampled/full.
+6. The device side: an untrained int8 bundle per catalog size (the demo student: embedding 15,
    hidden 16, position pooling, history 50, top-K 100): model and items.tsv sizes,
    ``Recommender.recommend`` p50/p99 on one thread next to the raw interpreter invoke (median of 3
    fresh processes each), items.tsv parse time, cold start (import + load + first recommendation) and the peak RSS of a fresh
@@ -30,11 +41,13 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +77,17 @@ fit = {{ epochs = 1, batch_size = 64 }}
 mode = "{mode}"
 negatives = 1024
 """
+
+#: The --large-log step: issue 14's 10M-interaction log and its peak-RSS goal for one teacher epoch.
+LARGE_LOG = {"users": 100_000, "items": 100_000, "per_user": 100}
+LARGE_LOG_RSS_GOAL_MB = 8 * 1024
+
+#: The --softmax-pair step: the defaults a user gets (sizes from the log), only the softmax set.
+PAIR_CONFIG = """seed = 0
+[softmax]
+mode = "{mode}"
+"""
+PAIR_MODES = ("full", "sampled")
 
 #: Builds an untrained demo-shaped int8 bundle with a given number of items (ids ``show-i``).
 BUNDLE_BUILDER = REPO / "benchmarks" / "demo_shaped_bundle.py"
@@ -174,33 +198,33 @@ def python_json(code: str, *args: str) -> dict:
 # ---------------------------------------------------------------- the synthetic log
 
 
-def write_log(path: Path, catalog: int, users: int, *, seed: int = 0) -> dict:
-    """A seeded CSV log: ``users`` x 30 interactions over ``catalog`` items, every item at least once."""
+def write_log(path: Path, catalog: int, users: int, *, per_user: int = HISTORY_PER_USER, seed: int = 0) -> dict:
+    """A seeded CSV log: ``users`` x ``per_user`` interactions over ``catalog`` items, every item at least once."""
     rng = np.random.default_rng(seed)
-    total = users * HISTORY_PER_USER
+    total = users * per_user
     if total < catalog:
         raise SystemExit(f"--users {users}: {total} interactions cannot cover {catalog} items")
     ranks = np.arange(1, catalog + 1, dtype=np.float64)
     popularity = ranks ** -1.1
     popularity /= popularity.sum()
-    items = np.empty((users, HISTORY_PER_USER), np.int64)
+    items = np.empty((users, per_user), np.int64)
     items[:, 0] = rng.choice(catalog, size=users, p=popularity)
-    jumps = rng.choice(catalog, size=(users, HISTORY_PER_USER), p=popularity)
-    near = rng.random((users, HISTORY_PER_USER)) < 0.6
-    steps = rng.integers(1, 4, size=(users, HISTORY_PER_USER))
-    for t in range(1, HISTORY_PER_USER):
+    jumps = rng.choice(catalog, size=(users, per_user), p=popularity)
+    near = rng.random((users, per_user)) < 0.6
+    steps = rng.integers(1, 4, size=(users, per_user))
+    for t in range(1, per_user):
         items[:, t] = np.where(near[:, t], (items[:, t - 1] + steps[:, t]) % catalog, jumps[:, t])
     # every item at least once: overwrite some interactions (not the first of a user) with the missing items
     missing = np.setdiff1d(np.arange(catalog), items)
-    slots = rng.choice(users * (HISTORY_PER_USER - 1), size=len(missing), replace=False)
+    slots = rng.choice(users * (per_user - 1), size=len(missing), replace=False)
     flat = items[:, 1:].reshape(-1)
     flat[slots] = missing
-    items[:, 1:] = flat.reshape(users, HISTORY_PER_USER - 1)
+    items[:, 1:] = flat.reshape(users, per_user - 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
         handle.write("user_id,item_id,timestamp\n")
         for user in range(users):
-            for t in range(HISTORY_PER_USER):
+            for t in range(per_user):
                 handle.write(f"u{user},i{items[user, t]},{1_600_000_000 + t * 60}\n")
     return {"users": users, "interactions": total, "distinct_items": int(len(np.unique(items)))}
 
@@ -208,11 +232,14 @@ def write_log(path: Path, catalog: int, users: int, *, seed: int = 0) -> dict:
 # ---------------------------------------------------------------- training
 
 
-def train_teacher(log_path: Path, catalog: int, mode: str, out: Path, *, tf_config: str | None = None) -> dict:
-    config = WORK / f"teacher-{mode}.toml"
-    config.write_text(TEACHER_CONFIG.format(mode=mode))
+def train_teacher(log_path: Path, catalog: int | None, mode: str, out: Path, *, tf_config: str | None = None,
+                  config_text: str = TEACHER_CONFIG, extra_args: tuple[str, ...] = ()) -> dict:
+    """``edge-rec train-teacher`` in a measured child (``config_text`` formatted with ``mode``): exit,
+    wall time, peak RSS and what its metrics.json says (seconds to load, train and validate, quality)."""
+    config = WORK / f"{out.name}.toml"
+    config.write_text(config_text.format(mode=mode))
     args = [sys.executable, "-m", "edge_rec.cli", "train-teacher", "--config", str(config), "--data",
-            str(log_path), "--out", str(out), "--quiet", "--json"]
+            str(log_path), "--out", str(out), "--quiet", "--json", *extra_args]
     env = child_env({"TF_CONFIG": tf_config} if tf_config else None)
     measured = run_measured(args, env=env, log=out.with_suffix(".log"))
     record = {"catalog": catalog, "softmax": mode, **measured}
@@ -223,7 +250,8 @@ def train_teacher(log_path: Path, catalog: int, mode: str, out: Path, *, tf_conf
             catalog_size=metrics["catalog_size"], params=metrics["params"],
             training_seconds=metrics["training_seconds"], test_ndcg10=metrics["test"]["ndcg@10"],
             test_hr10=metrics["test"]["hr@10"], strategy=metrics.get("strategy"),
-            num_workers=metrics.get("num_workers"),
+            num_workers=metrics.get("num_workers"), epochs_run=metrics["epochs_run"],
+            data_seconds=metrics.get("data_seconds"), validation_seconds=metrics.get("validation_seconds"),
         )
     print(f"  train {catalog} items {mode}: {record}", flush=True)
     return record
@@ -268,6 +296,41 @@ def two_workers(log_path: Path, catalog: int, out: Path) -> dict:
         record.update(training_seconds=metrics["training_seconds"], test_ndcg10=metrics["test"]["ndcg@10"],
                       strategy=metrics["strategy"], num_workers=metrics["num_workers"])
     print(f"  2 workers: {record}", flush=True)
+    return record
+
+
+def large_log() -> dict:
+    """The --large-log step: write the 10M-interaction log once, then one measured teacher epoch on it."""
+    log_path = WORK / f"log-{LARGE_LOG['users']}x{LARGE_LOG['per_user']}-{LARGE_LOG['items']}.csv"
+    start = time.perf_counter()
+    written = write_log(log_path, LARGE_LOG["items"], LARGE_LOG["users"], per_user=LARGE_LOG["per_user"])
+    write_s = round(time.perf_counter() - start, 1)
+    out = WORK / "teacher-large-sampled"
+    shutil.rmtree(out, ignore_errors=True)
+    record = train_teacher(log_path, LARGE_LOG["items"], "sampled", out)
+    record.update(log=written, log_mb=round(log_path.stat().st_size / 2**20, 1), write_log_s=write_s,
+                  rss_goal_mb=LARGE_LOG_RSS_GOAL_MB)
+    if record["exit"] == 0:
+        record["epoch_seconds"] = round(record["training_seconds"] - record["validation_seconds"], 3)
+    return record
+
+
+def softmax_pair(log_path: Path, epochs: dict[str, int]) -> dict:
+    """The --softmax-pair step: the default teacher with the full and the sampled softmax, both
+    children started together (each sees the other and the same other jobs on the cores)."""
+    def run(mode: str) -> dict:
+        out = WORK / f"pair-{mode}"
+        shutil.rmtree(out, ignore_errors=True)
+        return train_teacher(log_path, None, mode, out, config_text=PAIR_CONFIG,
+                             extra_args=("--data-format", "csv", "--seed", "0", "--epochs", str(epochs[mode])))
+
+    with ThreadPoolExecutor(len(PAIR_MODES)) as pool:
+        runs = dict(zip(PAIR_MODES, pool.map(run, PAIR_MODES), strict=True))
+    record: dict = {"log": str(log_path), "epochs": epochs, "runs": runs}
+    if all(r["exit"] == 0 for r in runs.values()):
+        full, sampled = runs["full"], runs["sampled"]
+        record.update(ndcg_ratio_sampled_over_full=round(sampled["test_ndcg10"] / full["test_ndcg10"], 4),
+                      training_seconds_ratio=round(sampled["training_seconds"] / full["training_seconds"], 3))
     return record
 
 
@@ -346,6 +409,8 @@ def markdown(result: dict) -> str:
                          f"{r.get('test_ndcg10', float('nan')):.4f} | {r.get('strategy')} |")
         lines += ["", "Two workers on the same 2 cores only check that the cluster trains correctly; "
                   "they are not expected to be faster than one process here."]
+    lines += large_log_markdown(result.get("large_log"))
+    lines += softmax_pair_markdown(result.get("softmax_pair"))
     lines += ["", "## Device side: untrained int8 bundle (embedding 15, hidden 16, history 50, top-K 100), one thread", "",
               "| items | model KB | items.tsv KB | recommend p50 ms | p99 ms | raw invoke p50 ms | p99 ms | "
               "items.tsv parse ms | cold start ms | serving peak RSS MB |",
@@ -361,6 +426,52 @@ def markdown(result: dict) -> str:
               "on the 2 cores), not the runtime. Cold start = import + load (hash check, items.tsv) + first "
               "recommendation, median of 5 fresh processes; RSS = their ru_maxrss.", ""]
     return "\n".join(lines)
+
+
+def large_log_markdown(r: dict | None) -> list[str]:
+    """The --large-log section (empty when that step never ran); a ``note`` added to its record by
+    hand (what else shared the machine) is printed under the table, as in the --softmax-pair one."""
+    if not r:
+        return []
+    log = r["log"]
+    lines = ["", f"## {log['interactions']:,} interactions: one teacher epoch (the teacher above, sampled softmax)", "",
+             f"{log['users']:,} users x {log['interactions'] // log['users']} interactions over "
+             f"{log['distinct_items']:,} items (CSV, {r['log_mb']:,.0f} MB, written in {r['write_log_s']:.0f} s); "
+             "one `edge-rec train-teacher` child process."]
+    if r["exit"] != 0:
+        return lines + ["", f"Failed: exit {r['exit']} after {r['wall_s']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB."]
+    goal = "meets" if r["peak_rss_mb"] <= r["rss_goal_mb"] else "misses"
+    return lines + [
+        "", "| logits | load + prepare s | epoch s | validation s | process wall s | peak RSS MB | test NDCG@10 |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {r['catalog_size']:,} | {r['data_seconds']:.1f} | {r['epoch_seconds']:.1f} | {r['validation_seconds']:.1f} | "
+        f"{r['wall_s']:.0f} | {r['peak_rss_mb']:.0f} | {r['test_ndcg10']:.4f} |",
+        "", f"Peak RSS {r['peak_rss_mb'] / 1024:.2f} GB {goal} the goal of <= {r['rss_goal_mb'] / 1024:.0f} GB. "
+        "Validation ranks the whole catalog for every user; the process wall time also holds the imports, "
+        "the test ranking and saving the model.", *(["", r["note"]] if r.get("note") else [])]
+
+
+def softmax_pair_markdown(r: dict | None) -> list[str]:
+    """The --softmax-pair section (empty when that step never ran)."""
+    if not r:
+        return []
+    lines = ["", "## Full vs sampled softmax at equal wall time (real log, default teacher)", "",
+             f"`edge-rec train-teacher --data {Path(r['log']).name} --data-format csv --seed 0 --epochs N` with "
+             "no config but `[softmax] mode`, both processes started together so they share the cores; "
+             "the epoch counts were chosen so both take about the same wall time.", "",
+             "| softmax | epochs | training s (validation included) | of which validation s | process wall s | "
+             "peak RSS MB | test NDCG@10 | HR@10 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for mode, run in r["runs"].items():
+        if run["exit"] != 0:
+            lines.append(f"| {mode} | {r['epochs'][mode]} | failed (exit {run['exit']}) | | {run['wall_s']:.0f} | | | |")
+            continue
+        lines.append(f"| {mode} | {run['epochs_run']} | {run['training_seconds']:.0f} | {run['validation_seconds']:.0f} | "
+                     f"{run['wall_s']:.0f} | {run['peak_rss_mb']:.0f} | {run['test_ndcg10']:.4f} | {run['test_hr10']:.4f} |")
+    if "ndcg_ratio_sampled_over_full" in r:
+        lines += ["", f"Test NDCG@10 sampled/full: {r['ndcg_ratio_sampled_over_full']:.3f} (goal: >= 0.97) at "
+                  f"{r['training_seconds_ratio']:.2f}x the training seconds; one seed, one run each."]
+    return lines + (["", r["note"]] if r.get("note") else [])
 
 
 def chart(result: dict, path: Path) -> bool:
@@ -401,6 +512,14 @@ def main() -> None:
     parser.add_argument("--skip-training", action="store_true",
                         help="device side only; training results of an earlier scale.json are kept")
     parser.add_argument("--skip-workers", action="store_true")
+    parser.add_argument("--skip-device", action="store_true",
+                        help="no device side; device results of an earlier scale.json are kept")
+    parser.add_argument("--large-log", action="store_true",
+                        help="also one teacher epoch on a 10M-interaction log (100k users, 100k items)")
+    parser.add_argument("--softmax-pair", type=Path, default=None, metavar="LOG",
+                        help="also the default teacher, full vs sampled softmax, run together on this CSV log")
+    parser.add_argument("--pair-epochs", type=int, nargs=2, default=[5, 7], metavar=("FULL", "SAMPLED"),
+                        help="epochs of each run of --softmax-pair (about equal wall time on 2 cores)")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -411,17 +530,26 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "training": [], "skipped": [], "device": [], "goals": GOALS,
     }
-    if args.skip_training and (RESULTS / "scale.json").exists():
-        earlier = json.loads((RESULTS / "scale.json").read_text())
-        result.update({key: earlier[key] for key in ("what", "training", "skipped", "workers", "logs") if key in earlier})
+    earlier = json.loads((RESULTS / "scale.json").read_text()) if (RESULTS / "scale.json").exists() else {}
+    kept = [*(("what", "training", "skipped", "workers", "logs") if args.skip_training else ()),
+            *(("device",) if args.skip_device else ()), *(("large_log",) if not args.large_log else ()),
+            *(("softmax_pair",) if args.softmax_pair is None else ())]
+    result.update({key: earlier[key] for key in kept if key in earlier})
     def save() -> None:  # after every step, so an interrupted run still leaves its numbers
         result["seconds"] = round(time.perf_counter() - started, 1)
         RESULTS.mkdir(parents=True, exist_ok=True)
         write_text_atomic(RESULTS / "scale.json", json.dumps(result, indent=2) + "\n")
         write_text_atomic(RESULTS / "scale.md", markdown(result))
 
-    for catalog in args.catalogs:  # the device side first: it is quick
+    for catalog in () if args.skip_device else args.catalogs:  # the device side first: it is quick
         result["device"].append(device_side(catalog, args.runs))
+        save()
+    if args.large_log:
+        result["large_log"] = large_log()
+        print(f"  large log: {result['large_log']}", flush=True)
+        save()
+    if args.softmax_pair is not None:
+        result["softmax_pair"] = softmax_pair(args.softmax_pair, dict(zip(PAIR_MODES, args.pair_epochs, strict=True)))
         save()
     logs = {}
     if not args.skip_training:

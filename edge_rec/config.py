@@ -180,7 +180,7 @@ class PruneConfig:
     target_sparsity: float = 0.5
     initial_sparsity: float = 0.0
     frequency: int = 20
-    max_loss: float = 0.02
+    max_loss: float = 0.01
     min_weights: int = 1024
     fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=5, batch_size=64, patience=100))
 

@@ -64,6 +64,7 @@ from edge_rec.data import (
 )
 from edge_rec.data.synthetic import PRESETS
 from edge_rec.distill.training import TrainResult, rank_model, train_sequence_model
+from edge_rec.distill.training_input import steps_per_epoch
 from edge_rec.distributed import backup_callbacks, training_scope
 from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher, student_serving_model
@@ -196,6 +197,7 @@ def _fit(
     fit: FitConfig,
     distill: DistillConfig,
     *,
+    seed: int,
     quiet: bool,
     callbacks: tuple = (),
     restore_best: bool = True,
@@ -214,6 +216,7 @@ def _fit(
         extra_callbacks=callbacks,
         restore_best=restore_best,
         softmax=softmax,
+        seed=seed,
     )
     return result, time.perf_counter() - start
 
@@ -238,7 +241,8 @@ def train_teacher(
     with training_scope():  # one process, or every worker of a TF_CONFIG cluster
         model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
         result, seconds = _fit(
-            TEACHER, model, None, data, cfg.fit, DistillConfig().without_teacher(), quiet=quiet, softmax=softmax,
+            TEACHER, model, None, data, cfg.fit, DistillConfig().without_teacher(), seed=seed, quiet=quiet,
+            softmax=softmax,
             callbacks=(*_deadline(TEACHER, time_limit), *backup_callbacks(TEACHER)),
         )
     serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
@@ -270,7 +274,7 @@ def train_student(
         if cfg.warm_start and teacher is not None:
             warm_start_student(model, teacher.sequence_model)
         result, seconds = _fit(
-            name, model, teacher.sequence_model if teacher else None, data, cfg.fit, distill, quiet=quiet,
+            name, model, teacher.sequence_model if teacher else None, data, cfg.fit, distill, seed=seed, quiet=quiet,
             softmax=softmax, callbacks=(*_deadline(name, time_limit), *backup_callbacks(name)),
         )
     serving = student_serving_model(model, cfg, data.catalog_size, data.history_length)
@@ -324,9 +328,8 @@ def prune(
     pruned model, its per-layer sparsity and the choice (None when the student has no
     validation score to compare with: then the last level is kept)."""
     set_global_seed(seed)
-    users = len(data.split.train_sequences)
-    steps_per_epoch = max(1, -(-users // cfg.fit.batch_size))
-    wrapped = prune_student(student.sequence_model, cfg, steps_per_epoch=steps_per_epoch)
+    steps = steps_per_epoch(len(data.split.train_sequences), cfg.fit.batch_size)
+    wrapped = prune_student(student.sequence_model, cfg, steps_per_epoch=steps)
     reference = student.train.best_val_ndcg if student.train else 0.0
     selection = (
         KeepSparsestWithinLoss(wrapped, sparsity_levels(cfg), reference=reference, max_loss=cfg.max_loss)
@@ -339,6 +342,7 @@ def prune(
         data,
         cfg.fit,
         distill,
+        seed=seed,
         quiet=quiet,
         callbacks=(*pruning_callbacks(), *((selection,) if selection else ())),
         restore_best=False,
@@ -368,7 +372,7 @@ def _fine_tune_transformed(
     set_global_seed(seed)
     sequence = transform(source.sequence_model)
     result, seconds = _fit(
-        name, sequence, teacher.sequence_model, data, fit, distill, quiet=quiet,
+        name, sequence, teacher.sequence_model, data, fit, distill, seed=seed, quiet=quiet,
         callbacks=_deadline(name, time_limit),
     )
     serving = transform(source.serving_model)

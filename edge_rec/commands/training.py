@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,16 @@ def _load_config(path: str | None, profile: str | None, overrides: dict[str, Any
 
 
 def _prepare(cfg: EdgeRecConfig, data: str | None):
-    """``(sized config, prepared data)`` of ``--data`` (a preset name or an interaction file),
-    else ``[data]``; sizes the config leaves unset are derived from the log, as in ``build``."""
+    """``(sized config, prepared data, seconds it took)`` of ``--data`` (a preset name or an
+    interaction file), else ``[data]``; sizes the config leaves unset are derived from the log,
+    as in ``build``."""
     from edge_rec import stages
     from edge_rec.input_errors import INPUT_ERRORS
 
+    start = time.perf_counter()
     try:
         cfg, prepared, _choices = stages.prepare_sized_data(cfg, path=data)
-        return cfg, prepared
+        return cfg, prepared, time.perf_counter() - start
     except (*INPUT_ERRORS, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -106,8 +109,9 @@ def _report(metrics: dict[str, Any], out_dir: Path, as_json: bool) -> None:
     )
 
 
-def _metrics(trained, data, **extra) -> dict[str, Any]:
-    """metrics.json: training history, best validation NDCG@10, test metrics, params, seconds."""
+def _metrics(trained, data, data_seconds: float, **extra) -> dict[str, Any]:
+    """metrics.json: training history, best validation NDCG@10, test metrics, params, and the
+    seconds spent loading and preparing the log, training (validation included) and validating."""
     from edge_rec import distributed, stages
 
     result = trained.train
@@ -117,7 +121,9 @@ def _metrics(trained, data, **extra) -> dict[str, Any]:
         "catalog_size": data.catalog_size,
         "history_length": data.history_length,
         "params": trained.params,
+        "data_seconds": round(data_seconds, 3),
         "training_seconds": round(result.seconds, 3),
+        "validation_seconds": round(result.validation_seconds, 3),
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "best_val_ndcg@10": result.best_val_ndcg,
@@ -162,13 +168,13 @@ def train_teacher(config_path, profile, data_path, data_format, skip_bad_lines, 
     from edge_rec import stages
     from edge_rec.distributed import PeerLostError, backups_in, peer_failures
 
-    cfg, data = _prepare(cfg, data_path)
+    cfg, data, data_seconds = _prepare(cfg, data_path)
     try:
         with progress_to_stderr(), backups_in(out), peer_failures():
             trained = stages.train_teacher(data, cfg.teacher, seed=cfg.seed, quiet=quiet, softmax=cfg.softmax)
     except PeerLostError as exc:
         raise click.ClickException(str(exc).replace("OUT/", f"{out}/")) from None
-    metrics = _metrics(trained, data)
+    metrics = _metrics(trained, data, data_seconds)
     out_dir = _save_run(out, serving=trained.serving_model, sequence=trained.sequence_model,
                         cfg=cfg, metrics=metrics)
     _report(metrics, out_dir, as_json)
@@ -202,7 +208,7 @@ def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, e
     from edge_rec.distributed import PeerLostError, backups_in, peer_failures, training_scope
     from edge_rec.model_store import find_saved_model, load_saved_model
 
-    cfg, data = _prepare(cfg, data_path)
+    cfg, data, data_seconds = _prepare(cfg, data_path)
     teacher = None
     if teacher_dir is not None:
         try:
@@ -229,7 +235,7 @@ def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, e
             )
     except PeerLostError as exc:
         raise click.ClickException(str(exc).replace("OUT/", f"{out}/")) from None
-    metrics = _metrics(trained, data, teacher=str(teacher_dir) if teacher_dir else None,
+    metrics = _metrics(trained, data, data_seconds, teacher=str(teacher_dir) if teacher_dir else None,
                        teacher_params=int(teacher.sequence_model.count_params()) if teacher else None)
     out_dir = _save_run(out, serving=trained.serving_model, sequence=trained.sequence_model,
                         cfg=cfg, metrics=metrics)

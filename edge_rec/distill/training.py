@@ -24,6 +24,7 @@ from edge_rec.config import DistillConfig, FitConfig, SoftmaxConfig
 from edge_rec.distill.distiller import Distiller
 from edge_rec.distill.learning_rate import WarmupCosineDecay, learning_rate_schedule
 from edge_rec.distill.negative_sampler import NegativeSampler
+from edge_rec.distill.training_input import sequence_batches, steps_per_epoch
 from edge_rec.keras_shim import keras, tf
 from edge_rec.models.output_head import OutputHead
 from edge_rec.time_budget import StopAtDeadline
@@ -42,11 +43,13 @@ class TrainResult:
 
     ``stopped_by`` is ``"time budget"``, ``"early stopping"`` or ``"max epochs"``.
     ``history`` maps each logged quantity (``loss``, ``ce``, ``kd``, ``hint``, ``rank``,
-    ``val_ndcg@10``, ``val_hr@10``, ``val_mrr``) to one value per epoch run.
+    ``val_ndcg@10``, ``val_hr@10``, ``val_mrr``) to one value per epoch run. ``seconds`` is the
+    whole fit; ``validation_seconds`` the part of it spent ranking the validation split.
     """
 
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    validation_seconds: float = 0.0
     epochs_run: int = 0
     best_val_ndcg: float = 0.0
     best_epoch: int = 0
@@ -122,7 +125,7 @@ class RankingValidation(keras.callbacks.Callback):
     Adds ``val_ndcg@10``, ``val_hr@10`` and ``val_mrr`` to the epoch logs. Stops training when
     NDCG@10 has not improved for ``patience`` epochs; at the end of training the weights of the
     best epoch are put back into ``model`` (unless ``restore_best`` is False: pruning must keep
-    its last, fully sparse weights).
+    its last, fully sparse weights). ``seconds`` accumulates the time spent validating.
     """
 
     def __init__(
@@ -146,11 +149,14 @@ class RankingValidation(keras.callbacks.Callback):
         self.best_epoch = 0
         self.best_weights = None
         self.wait = 0
+        self.seconds = 0.0
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        start = time.perf_counter()
         ranked = rank_model(self.scored_model, self.valid)
         metrics = evaluate_ranked(ranked, self.valid.targets, self.catalog_size)
+        self.seconds += time.perf_counter() - start
         logs[VALIDATION_METRIC] = metrics["ndcg@10"]
         logs["val_hr@10"] = metrics["hr@10"]
         logs["val_mrr"] = metrics["mrr"]
@@ -183,8 +189,13 @@ def train_sequence_model(
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
     restore_best: bool = True,
     softmax: SoftmaxConfig | None = None,
+    seed: int,
 ) -> TrainResult:
-    """Fit ``model`` (sequence mode) on ``split.sequence_examples(history_length)`` via a Distiller.
+    """Fit ``model`` (sequence mode) on the training sequences of ``split`` via a Distiller.
+
+    The examples are the rows of ``split.sequence_examples(history_length)``, streamed by
+    :func:`~edge_rec.distill.training_input.sequence_batches` (users shuffled with ``seed``, a
+    new order each epoch, ``fit.batch_size`` per step).
 
     ``teacher=None`` (or ``distill=None``, or α=1 with β=γ=0) trains on next-item cross-entropy
     alone — the teacher and the baseline student use this same path. Validation NDCG@10 on
@@ -192,11 +203,10 @@ def train_sequence_model(
     ``fit.patience`` restores the best weights into ``model`` (``restore_best=False`` keeps the
     last epoch's, as pruning needs). ``quiet`` hides progress bars. ``softmax`` chooses a full or
     sampled softmax (default: full).
-    Seed TensorFlow beforehand (``set_global_seed``) for repeatable shuffling and dropout.
+    Seed TensorFlow beforehand (``set_global_seed``) for repeatable dropout and sampling.
     """
     if fit.epochs < 1 or fit.batch_size < 1:
         raise ValueError(f"fit: epochs and batch_size must be >= 1, got {fit.epochs} and {fit.batch_size}")
-    inputs, targets = split.sequence_examples(history_length)
     if int(model.inputs[0].shape[-1]) != history_length:
         raise ValueError(
             f"model expects histories of length {model.inputs[0].shape[-1]}, "
@@ -216,23 +226,21 @@ def train_sequence_model(
     distiller = Distiller(
         model, teacher, distill or DistillConfig().without_teacher(), sampler=sampler
     )
-    steps_per_epoch = max(1, -(-int(inputs.shape[0]) // fit.batch_size))
-    rate = learning_rate_schedule(fit, steps_per_epoch)
+    batches = sequence_batches(split.train_sequences, history_length, fit.batch_size, seed=seed)
+    steps = steps_per_epoch(len(split.train_sequences), fit.batch_size)
+    rate = learning_rate_schedule(fit, steps)
     distiller.compile(optimizer=build_optimizer(fit, rate))
     if isinstance(rate, WarmupCosineDecay):  # a time budget ends the decay within the budget
         for callback in extra_callbacks:
             if isinstance(callback, StopAtDeadline):
-                callback.anneal(rate, steps_per_epoch)
+                callback.anneal(rate, steps)
     validation = RankingValidation(
         model, valid, catalog_size, patience=fit.patience, quiet=quiet, restore_best=restore_best
     )
     start = time.perf_counter()
     history = distiller.fit(
-        inputs,
-        targets,
-        batch_size=fit.batch_size,
+        batches,
         epochs=fit.epochs,
-        shuffle=True,
         verbose=0 if quiet else 1,
         callbacks=[validation, *extra_callbacks],
     )
@@ -248,6 +256,7 @@ def train_sequence_model(
     return TrainResult(
         history=logs,
         seconds=seconds,
+        validation_seconds=validation.seconds,
         epochs_run=epochs_run,
         stopped_by=stopped_by,
         best_val_ndcg=float(validation.best) if validation.best_weights is not None else 0.0,
