@@ -182,7 +182,9 @@ class PruneConfig:
     frequency: int = 20
     max_loss: float = 0.01
     min_weights: int = 1024
-    fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=5, batch_size=64, patience=100))
+    fit: FitConfig = field(
+        default_factory=lambda: FitConfig(epochs=5, batch_size=64, learning_rate=3e-3, patience=100)
+    )
 
 
 @dataclass(frozen=True)
