@@ -6,7 +6,10 @@ verified ``items.tsv`` bytes, the byte offsets of every id and title in them, an
 ``hash()`` of every id with the index it belongs to (2.4 MB beside the 1.8 MB file for 100,000
 items). An id is looked up by a binary search on its hash and confirmed by comparing the text, so
 a hash collision never maps an id to another item; strings are built only for the items a call
-returns. Validation of ``items.tsv`` is :func:`device_runtime.bundle.parse_items_tsv`'s job.
+returns. A catalog of at most :data:`DICT_INDEX_MAX_ITEMS` items keeps a plain id -> index dict
+instead: well under a megabyte there, and a dict lookup is what keeps ``recommend()``'s Python
+overhead low on small devices' catalogs. Validation of ``items.tsv`` is
+:func:`device_runtime.bundle.parse_items_tsv`'s job.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
 import numpy as np
+
+#: Catalogs up to this many items look ids up in a dict (about 100 bytes an item); larger ones
+#: in sorted hash arrays (16 bytes an item).
+DICT_INDEX_MAX_ITEMS = 20_000
 
 
 class ItemCatalog:
@@ -27,7 +34,7 @@ class ItemCatalog:
     """
 
     __slots__ = ("_data", "_id_start", "_id_end", "_title_end", "_reserved", "_hashes", "_order",
-                 "_size", "item_ids", "titles")
+                 "_index", "_size", "item_ids", "titles")
 
     def __init__(self, data: bytes, id_start: array, id_end: array, title_end: array,
                  reserved_ids: Sequence[str], hashes: array) -> None:
@@ -41,10 +48,15 @@ class ItemCatalog:
         self._reserved = tuple(reserved_ids)
         self._size = len(id_start)
         self._id_start, self._id_end, self._title_end = id_start, id_end, title_end
-        hashes = np.frombuffer(hashes, dtype=np.int64)
-        order = np.argsort(hashes, kind="stable")
-        self._hashes = hashes[order]
-        self._order = (order + first).astype(np.int32)
+        self._index: dict[str, int] | None = None
+        if self._size - first <= DICT_INDEX_MAX_ITEMS:
+            indices = range(first, self._size)
+            self._index = dict(zip(self.ids_at(indices), indices, strict=True))
+            self._hashes = self._order = np.zeros(0, np.int64)
+        else:
+            sorted_by_hash = np.argsort(np.frombuffer(hashes, dtype=np.int64), kind="stable")
+            self._hashes = np.frombuffer(hashes, dtype=np.int64)[sorted_by_hash]
+            self._order = (sorted_by_hash + first).astype(np.int32)
         self.item_ids: Sequence[str] = _Column(self, self.ids_at)
         self.titles: Sequence[str] = _Column(self, self.titles_at)
 
@@ -66,6 +78,9 @@ class ItemCatalog:
         """The index of each of ``keys`` (a list), ``None`` for a key that is not exactly one of the
         catalog's ids (unknown, not a ``str``, or a reserved id). Raises ``TypeError`` when a key
         is unhashable, as ``dict.get`` would."""
+        if self._index is not None:
+            get = self._index.get  # str keys only: any other key equals no id
+            return [get(key) for key in keys]
         count = len(keys)
         if not count:
             return []
@@ -110,6 +125,15 @@ class ItemCatalog:
 
     def first_repeated(self) -> int | None:
         """The smallest index whose id equals a smaller index's id (None when ids are distinct)."""
+        if self._index is not None:
+            first = len(self._reserved)
+            if len(self._index) == self._size - first:
+                return None
+            seen: set[str] = set()
+            for index, item_id in enumerate(self.ids_at(range(first, self._size)), start=first):
+                if item_id in seen:
+                    return index
+                seen.add(item_id)
         sorted_hashes = self._hashes
         repeated: int | None = None
         # empty unless ids repeat (or, very rarely, two ids' hashes collide)
