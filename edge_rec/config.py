@@ -119,7 +119,9 @@ class DistillConfig:
     """Loss = alpha*CE + (1-alpha)*T^2*KL + beta*hint + gamma*ranking + delta*relation.
 
     Each term can be off (weight 0). ``relation`` keeps the teacher's item-item cosine
-    similarities among up to ``relation_items`` of each batch's target items.
+    similarities among up to ``relation_items`` of each batch's target items. With a sampled
+    softmax, ``teacher_candidates`` > 0 adds each position's top that-many teacher items to the
+    candidate set the KD and ranking terms compare on (0: positive + sampled negatives only).
     """
 
     alpha: float = 0.3
@@ -130,6 +132,7 @@ class DistillConfig:
     ranking_top_k: int = 10
     ranking_lambda: float = 5.0
     relation_items: int = 256
+    teacher_candidates: int = 0
 
     #: The keys that switch the teacher off: cross-entropy alone.
     NO_TEACHER = {"alpha": 1.0, "beta": 0.0, "gamma": 0.0, "delta": 0.0}
@@ -414,6 +417,7 @@ def _validate(cfg: EdgeRecConfig) -> None:
         (cfg.distill.beta >= 0, "distill.beta", "a number >= 0"),
         (cfg.distill.gamma >= 0, "distill.gamma", "a number >= 0"),
         (cfg.distill.ranking_top_k >= 1, "distill.ranking_top_k", "an integer >= 1"),
+        (cfg.distill.teacher_candidates >= 0, "distill.teacher_candidates", "an integer >= 0"),
         (cfg.distill.ranking_lambda > 0, "distill.ranking_lambda", "a positive number"),
         (cfg.softmax.auto_min_items >= 0, "softmax.auto_min_items", "an integer >= 0"),
         (0.0 <= cfg.prune.initial_sparsity <= cfg.prune.target_sparsity, "prune.initial_sparsity",

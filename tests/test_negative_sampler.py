@@ -79,3 +79,32 @@ def test_sampled_distiller_trains_the_student(alpha):
     distiller.fit(x, y, batch_size=B, epochs=5, verbose=0, shuffle=False)
     after = distiller.evaluate(x, y, batch_size=B, verbose=0, return_dict=True)
     assert np.isfinite(after["loss"]) and after["ce"] < before["ce"]
+
+
+def test_teacher_candidates_are_its_top_items_outside_the_sampled_set():
+    sampler = NegativeSampler(np.r_[0.0, 0.0, np.ones(C - 2)], 4)
+    logits = np.zeros((3, C), np.float32)
+    logits[0, [1, 5, 6]] = [9.0, 8.0, 7.0]  # OOV (1) is never a candidate
+    logits[1, [6, 7, 8]] = [9.0, 8.0, 7.0]
+    logits[2, [9, 5, 2]] = [9.0, 8.0, 7.0]
+    extra = sampler.extra_candidates(tf.constant(logits), tf.constant([7, 30, 31, 32], tf.int32), 3).numpy()
+    assert sorted(extra) == [2, 5, 6, 8, 9]  # unique, 7 already sampled, 1 reserved
+    masked = NegativeSampler.mask_hits(tf.zeros([2, 3]), tf.constant([5, 9], tf.int32), tf.constant([5, 6, 9])).numpy()
+    assert masked[0, 0] == MASKED_LOGIT and masked[1, 2] == MASKED_LOGIT and masked[0, 1] == 0.0
+
+
+def test_teacher_candidates_change_only_the_teacher_terms():
+    set_global_seed(0)
+    student = build_student(StudentConfig(embedding_dim=6, hidden=(8,), dropout=0.0), C, L)
+    teacher = build_teacher(TeacherConfig(hidden=16, blocks=1, heads=2, dropout=0.0), C, L)
+    counts = np.r_[0.0, 0.0, np.arange(C - 2, 0, -1.0)]
+    x, y = _batch()
+    terms = {}
+    for extra in (0, 5):
+        cfg = DistillConfig(alpha=0.5, gamma=0.5, ranking_top_k=3, teacher_candidates=extra)
+        distiller = Distiller(student, teacher, cfg, sampler=NegativeSampler(counts, 4))
+        set_global_seed(1)  # the same sampled negatives for both
+        terms[extra] = {k: float(v) for k, v in distiller.loss_terms(x, y, training=False).items()}
+    assert terms[0]["ce"] == pytest.approx(terms[5]["ce"])  # CE stays on the sampled set
+    assert terms[0]["kd"] != pytest.approx(terms[5]["kd"])  # KD now sees the teacher's top items
+    assert all(np.isfinite(v) for v in terms[5].values())

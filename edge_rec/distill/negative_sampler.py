@@ -50,6 +50,22 @@ class NegativeSampler:
         draws = tf.random.categorical(self._log_q, self.negatives, dtype=tf.int32)
         return draws[0]
 
+    def extra_candidates(self, teacher_logits: tf.Tensor, negatives: tf.Tensor, top: int) -> tf.Tensor:
+        """int32[E]: the items in any row's top ``top`` of ``teacher_logits`` ([N, C], whole
+        catalog) that are neither PAD/OOV nor among ``negatives``, each once.
+
+        They join the candidate set with certainty, so their logQ correction is log 1 = 0
+        (mixed negative sampling): only the sampled negatives are corrected."""
+        ranked = tf.math.top_k(teacher_logits, k=min(top, int(teacher_logits.shape[-1]))).indices
+        items = tf.unique(tf.reshape(ranked, [-1]))[0]
+        sampled = tf.reduce_any(tf.equal(items[:, None], negatives[None, :]), axis=1)
+        return tf.boolean_mask(items, tf.logical_not(sampled) & (items > 1))
+
+    @staticmethod
+    def mask_hits(logits: tf.Tensor, positives: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        """``logits`` [N, E] of ``items`` with each row's own positive masked (it is column 0)."""
+        return tf.where(tf.equal(items[None, :], positives[:, None]), tf.constant(MASKED_LOGIT, logits.dtype), logits)
+
     def correct(self, logits: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor) -> tf.Tensor:
         """LogQ-corrected candidate logits ``[N, 1 + S]`` with accidental hits masked.
 
