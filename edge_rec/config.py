@@ -61,13 +61,20 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """The large sequential teacher: ``kind`` is ``sasrec`` (causal self-attention) or ``gru``."""
+    """The large sequential teacher: ``kind`` is ``sasrec`` (causal self-attention) or ``gru``.
+
+    ``item_item``: after training, blend in a linear item-item model (EASE with ridge ``item_item_l2``)
+    with a weight chosen on validation (:mod:`edge_rec.distill.teacher_ensemble`); it needs
+    about 6 x C^2 bytes for a C-item catalog while fitting, 2 x C^2 while distilling.
+    """
 
     kind: str = "sasrec"
     hidden: int = 128
     blocks: int = 2
     heads: int = 2
     dropout: float = 0.2
+    item_item: bool = False
+    item_item_l2: float = 200.0
     fit: FitConfig = field(
         default_factory=lambda: FitConfig(epochs=8, batch_size=64, learning_rate=3e-3, patience=2)
     )
@@ -404,6 +411,7 @@ def _validate(cfg: EdgeRecConfig) -> None:
             f"a multiple of teacher.heads ({cfg.teacher.heads})",
         ),
         (0.0 <= cfg.teacher.dropout < 1.0, "teacher.dropout", "a number in [0, 1)"),
+        (cfg.teacher.item_item_l2 > 0, "teacher.item_item_l2", "a positive number"),
         (cfg.student.embedding_dim >= 1, "student.embedding_dim", "an integer >= 1"),
         (all(w >= 1 for w in cfg.student.hidden), "student.hidden", "a list of integers >= 1"),
         (0.0 <= cfg.student.dropout < 1.0, "student.dropout", "a number in [0, 1)"),

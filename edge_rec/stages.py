@@ -63,11 +63,13 @@ from edge_rec.data import (
     prepare_dataset,
 )
 from edge_rec.data.synthetic import PRESETS
-from edge_rec.distill.training import TrainResult, rank_model, train_sequence_model
+from edge_rec.distill.teacher_ensemble import ItemItemBlend, blend_teacher, choose_item_item_weight
+from edge_rec.distill.training import TrainResult, rank_model, score_model, train_sequence_model
 from edge_rec.distill.training_input import steps_per_epoch
 from edge_rec.distributed import backup_callbacks, training_scope
 from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher, student_serving_model
+from edge_rec.models.ease import timed_fit_item_item
 from edge_rec.models.warm_start import warm_start_student
 from edge_rec.sizing import LogShape, SizingChoice, size_for_log
 from edge_rec.stage_names import LOWRANK, PRUNED, QAT, TEACHER
@@ -135,13 +137,23 @@ class PreparedData:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A trained Keras model in both forms: sequence (training) and serving (last position)."""
+    """A trained Keras model in both forms: sequence (training) and serving (last position).
+
+    ``blend``: for a teacher, what the item-item ensemble step chose (None when it did not run).
+    """
 
     name: str
     sequence_model: Any
     serving_model: Any
     train: TrainResult | None
     seconds: float
+    blend: ItemItemBlend | None = None
+
+    @property
+    def is_ensemble(self) -> bool:
+        """True for a teacher blended with the item-item model (it is never converted: its
+        C x C matrix would not run on a device, and nothing ships it)."""
+        return self.blend is not None and self.blend.weight > 0
 
     @property
     def params(self) -> int:
@@ -236,18 +248,49 @@ def train_teacher(
 ) -> TrainedModel:
     """Train the sequential teacher with next-item cross-entropy at every position
     (full or sampled softmax as ``softmax`` says; full when None), stopping at an epoch
-    boundary before ``time_limit`` seconds when one is given."""
+    boundary before ``time_limit`` seconds when one is given. With ``cfg.item_item``, the
+    item-item model is fitted first (its time comes out of ``time_limit``) and blended in after
+    training with the weight that scores best on the validation split
+    (:mod:`edge_rec.distill.teacher_ensemble`)."""
     set_global_seed(seed)
+    start = time.perf_counter()
+    matrix, fit_seconds = None, 0.0
+    if cfg.item_item:
+        log.info("stage %s: fitting the item-item model (EASE, l2 %g) on %d items", TEACHER,
+                 cfg.item_item_l2, data.catalog_size - 2)
+        matrix, fit_seconds = timed_fit_item_item(data.split.train_sequences, data.catalog_size, cfg.item_item_l2)
+        if time_limit is not None:
+            time_limit = max(1.0, time_limit - fit_seconds)
     with training_scope():  # one process, or every worker of a TF_CONFIG cluster
         model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
-        result, seconds = _fit(
+        result, _ = _fit(
             TEACHER, model, None, data, cfg.fit, DistillConfig().without_teacher(), seed=seed, quiet=quiet,
             softmax=softmax,
             callbacks=(*_deadline(TEACHER, time_limit), *backup_callbacks(TEACHER)),
         )
     serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
     serving.set_weights(model.get_weights())
-    return TrainedModel(TEACHER, model, serving, result, seconds)
+    blend = None
+    if matrix is not None:
+        model, serving, blend = _blend_item_item(model, serving, matrix, data, cfg, fit_seconds)
+    return TrainedModel(TEACHER, model, serving, result, time.perf_counter() - start, blend)
+
+
+def _blend_item_item(model: Any, serving: Any, matrix: np.ndarray, data: PreparedData, cfg: TeacherConfig,
+                     fit_seconds: float) -> tuple[Any, Any, ItemItemBlend]:
+    """The teacher blended with the item-item model at the weight best on validation (or the
+    teacher unchanged when weight 0 is best)."""
+    start = time.perf_counter()
+    valid = data.split.eval_set("valid", data.history_length)
+    ndcg = choose_item_item_weight(lambda rows: score_model(serving, rows), matrix, valid.histories,
+                                   valid.targets, valid.seen)
+    weight = max(ndcg, key=lambda w: (ndcg[w], -w))  # ties: the smaller weight
+    blend = ItemItemBlend(weight, cfg.item_item_l2, fit_seconds, time.perf_counter() - start, ndcg)
+    log.info("stage %s: %s", TEACHER, blend.summary())
+    if weight == 0.0:
+        return model, serving, blend
+    model, serving = blend_teacher(model, serving, matrix, weight)
+    return model, serving, blend
 
 
 def train_student(

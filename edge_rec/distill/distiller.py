@@ -102,19 +102,19 @@ class Distiller(keras.Model):
         if negatives is None:
             return head.at_positions(x, where, training=training)
         hidden = head.hidden_at(x, where, training=training)
-        logits = head.candidate_logits(hidden, targets, negatives)
+        logits = head.candidate_logits(hidden, targets, negatives, ids=x, where=where)
         return self.sampler.correct(logits, targets, negatives), hidden
 
-    def _with_teacher_candidates(self, teacher_logits, teacher_hidden, student_logits, student_hidden,
-                                 targets, negatives):
+    def _with_teacher_candidates(self, x, where, teacher_logits, teacher_hidden, student_logits,
+                                 student_hidden, targets, negatives):
         """Both models' candidate logits extended by the teacher's top items
         (``cfg.teacher_candidates`` per position, :meth:`NegativeSampler.extra_candidates`), so
         the KD and ranking terms see where the teacher puts its mass; CE keeps the sampled set."""
-        full = self.teacher_head.logits_layer(teacher_hidden, training=False)
+        full = self.teacher_head.logits_at(teacher_hidden, x, where)
         items = self.sampler.extra_candidates(tf.stop_gradient(full), negatives, self.cfg.teacher_candidates)
 
         def extended(head, hidden, logits):
-            extra = head.candidate_logits(hidden, targets, items)[:, 1:]
+            extra = head.candidate_logits(hidden, targets, items, ids=x, where=where)[:, 1:]
             return tf.concat([logits, self.sampler.mask_hits(extra, targets, items)], axis=1)
 
         return (tf.stop_gradient(extended(self.teacher_head, teacher_hidden, teacher_logits)),
@@ -143,7 +143,7 @@ class Distiller(keras.Model):
             teacher_hidden = tf.stop_gradient(teacher_hidden)
             if negatives is not None and self.cfg.teacher_candidates > 0 and (w.kd > 0 or w.rank > 0):
                 teacher_logits, student_logits = self._with_teacher_candidates(
-                    teacher_logits, teacher_hidden, student_logits, student_hidden, targets, negatives
+                    x, where, teacher_logits, teacher_hidden, student_logits, student_hidden, targets, negatives
                 )
             if w.kd > 0:
                 terms["kd"] = losses.temperature_kl(

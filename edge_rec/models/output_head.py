@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge_rec.keras_shim import keras, tf
+from edge_rec.models.blended_logits import BlendedLogits
 
 
 class OutputHead:
@@ -21,7 +22,9 @@ class OutputHead:
     at chosen positions only.
 
     ``split`` is True when the logits layer reads ``hidden`` directly; then the body runs on the
-    whole history and the output layer only on the chosen positions.
+    whole history and the output layer only on the chosen positions. ``reads_history`` is True
+    for a :class:`~edge_rec.models.blended_logits.BlendedLogits` output layer (the ensemble teacher),
+    which also reads the ids: its methods then need the ids and positions too.
     """
 
     def __init__(self, model: keras.Model) -> None:
@@ -29,11 +32,16 @@ class OutputHead:
         self.catalog_size = int(model.outputs[0].shape[-1])
         logits_layer = model.outputs[0]._keras_history.layer
         hidden = model.outputs[1] if len(model.outputs) > 1 else None
-        self.split = (
-            hidden is not None
-            and len(logits_layer._inbound_nodes) == 1
-            and logits_layer.input is hidden
-        )
+        self.reads_history = isinstance(logits_layer, BlendedLogits)
+        if self.reads_history:  # may be shared by a sequence and a serving model: find this call
+            self.split = hidden is not None and any(
+                node.input_tensors[0] is hidden for node in logits_layer._inbound_nodes)
+        else:
+            self.split = (
+                hidden is not None
+                and len(logits_layer._inbound_nodes) == 1
+                and logits_layer.input is hidden
+            )
         self.body: keras.Model | None = keras.Model(model.inputs, hidden) if self.split else None
         self.logits_layer: Any = logits_layer if self.split else None
 
@@ -41,9 +49,16 @@ class OutputHead:
         """``(logits [N, C], hidden [N, H])`` at ``where`` (int64[N, 2] of (row, position))."""
         if self.split:
             hidden = tf.gather_nd(self.body(ids, training=training), where)
-            return self.logits_layer(hidden, training=training), hidden
+            return self.logits_at(hidden, ids, where, training=training), hidden
         logits, hidden = self.model(ids, training=training)
         return tf.gather_nd(logits, where), tf.gather_nd(hidden, where)
+
+    def logits_at(self, hidden: tf.Tensor, ids: tf.Tensor, where: tf.Tensor, *, training: bool = False) -> tf.Tensor:
+        """Logits ``[N, C]`` of hidden states ``[N, H]`` taken at ``where`` of ``ids``; only for
+        ``split`` heads."""
+        if self.reads_history:
+            return self.logits_layer.at_positions(hidden, ids, where)
+        return self.logits_layer(hidden, training=training)
 
     def hidden_at(self, ids: tf.Tensor, where: tf.Tensor, *, training: bool) -> tf.Tensor:
         """Hidden states ``[N, H]`` at ``where`` (int64[N, 2]); only for ``split`` heads."""
@@ -54,24 +69,30 @@ class OutputHead:
         """True when logits of a few items can be computed without scoring the whole catalog:
         a split head whose output layer is a plain linear Dense (not a pruning/QAT wrapper)."""
         layer = self.logits_layer
-        return (
-            self.split
-            and isinstance(layer, keras.layers.Dense)
-            and layer.activation is keras.activations.linear
+        return self.split and (
+            self.reads_history
+            or (isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.linear)
         )
 
-    def candidate_logits(self, hidden: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor) -> tf.Tensor:
+    def candidate_logits(self, hidden: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor, *,
+                         ids: tf.Tensor | None = None, where: tf.Tensor | None = None) -> tf.Tensor:
         """Logits ``[N, 1 + S]`` of each row's positive item (column 0) and the shared negatives.
 
-        ``hidden`` [N, H], ``positives`` int[N], ``negatives`` int[S]. Exactly the columns the
-        full output layer would give for those items.
+        ``hidden`` [N, H] (taken at ``where`` of ``ids``), ``positives`` int[N], ``negatives``
+        int[S]. Exactly the columns the full output layer would give for those items. ``ids`` and
+        ``where`` are needed only when the head ``reads_history``.
         """
         if self.can_score_candidates:
             kernel, bias = self.logits_layer.kernel, self.logits_layer.bias
             positive = tf.reduce_sum(hidden * tf.gather(tf.transpose(kernel), positives), axis=-1)
             positive += tf.gather(bias, positives)
             negative = tf.matmul(hidden, tf.gather(kernel, negatives, axis=1)) + tf.gather(bias, negatives)
-            return tf.concat([positive[:, None], negative], axis=1)
+            logits = tf.concat([positive[:, None], negative], axis=1)
+            if self.reads_history:
+                if ids is None or where is None:
+                    raise ValueError("candidate_logits: this head reads the history; pass ids and where")
+                logits += self.logits_layer.history_candidate_scores(ids, where, positives, negatives)
+            return logits
         full = self.logits_layer(hidden) if self.split else None
         if full is None:
             raise ValueError("candidate_logits needs a split head; use at_positions for this model")
@@ -81,7 +102,10 @@ class OutputHead:
     def last_position(self, ids: tf.Tensor) -> tf.Tensor:
         """Inference-mode logits ``[B, C]`` at the last position (serving models: their output)."""
         if self.split and len(self.model.outputs[0].shape) == 3:
-            return self.logits_layer(self.body(ids, training=False)[:, -1, :], training=False)
+            last = self.body(ids, training=False)[:, -1, :]
+            if self.reads_history:
+                return self.logits_layer([last, ids], training=False)
+            return self.logits_layer(last, training=False)
         outputs = self.model(ids, training=False)
         logits = outputs[0] if isinstance(outputs, list | tuple) else outputs
         return logits[:, -1, :] if len(logits.shape) == 3 else logits

@@ -1,0 +1,103 @@
+"""A linear item-item model: EASE, fitted in closed form with numpy and LAPACK (no TensorFlow).
+
+EASE (Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019) scores the next
+item as a weighted sum over the items of the history: ``score(j) = sum_{i in history} S[i, j]``,
+with ``S`` the ridge regression of the user-item matrix on itself under a zero diagonal, in
+closed form: ``P = (X^T X + l2 I)^-1``, ``S[i, j] = -P[i, j] / P[j, j]``, ``S[j, j] = 0``.
+It ignores order and is strong exactly where a sequential model is weak (sparse, short
+histories); averaged with SASRec's logits it makes the classic ensemble teacher.
+
+``S`` is returned in float16 (half the memory; its entries are small weights, and summed
+scores are computed in float32). :class:`~edge_rec.models.blended_logits.BlendedLogits` adds
+it to the teacher's logits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+#: dtype of the stored item-item matrix.
+ITEM_ITEM_DTYPE = np.float16
+
+#: Users per chunk when accumulating X^T X (the dense chunk is chunk x C float32).
+_GRAM_CHUNK = 2048
+
+
+def item_item_fit_bytes(catalog_size: int) -> int:
+    """Peak extra memory :func:`fit_item_item` needs for a catalog of ``catalog_size`` logits:
+    one float32 C x C matrix (factorised and inverted in place) plus its float16 copy."""
+    return catalog_size * catalog_size * (4 + np.dtype(ITEM_ITEM_DTYPE).itemsize)
+
+
+def _gram(sequences: Sequence[np.ndarray], catalog_size: int) -> np.ndarray:
+    """X^T X of the binary user-item matrix (float32 [C, C]), accumulated a chunk of users at a time."""
+    gram = np.zeros((catalog_size, catalog_size), np.float32)
+    for start in range(0, len(sequences), _GRAM_CHUNK):
+        chunk = sequences[start : start + _GRAM_CHUNK]
+        users = np.zeros((len(chunk), catalog_size), np.float32)
+        rows = np.repeat(np.arange(len(chunk)), [len(s) for s in chunk])
+        users[rows, np.concatenate(chunk) if chunk else []] = 1.0
+        gram += users.T @ users
+    return gram
+
+
+def _mirror_lower(matrix: np.ndarray, block: int = 1024) -> None:
+    """Copy the lower triangle of a square matrix onto its upper triangle, in place."""
+    n = matrix.shape[0]
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        matrix[start:stop, stop:] = matrix[stop:, start:stop].T
+        square = matrix[start:stop, start:stop]
+        upper = np.triu_indices(stop - start, 1)
+        square[upper] = square.T[upper]
+
+
+def fit_item_item(sequences: Sequence[np.ndarray], catalog_size: int, l2: float) -> np.ndarray:
+    """The EASE item-item matrix ``S`` (float16 [C, C], zero diagonal) of ``sequences`` (each an
+    int array of item indices; repeats count once). Rows and columns of indices that never occur
+    (PAD, OOV) are zero. Memory: :func:`item_item_fit_bytes`; time: one Cholesky factorisation and
+    inversion of a C x C matrix."""
+    from scipy.linalg import lapack
+
+    if l2 <= 0:
+        raise ValueError(f"l2: expected > 0, got {l2}")
+    gram = _gram(sequences, catalog_size)
+    gram[np.diag_indices(catalog_size)] += np.float32(l2)
+    # symmetric, so the C-ordered array is its own Fortran-ordered transpose: LAPACK works in place
+    factor, info = lapack.spotrf(gram.T, lower=1, clean=0, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"item-item fit: Cholesky failed (info={info}); raise l2")
+    inverse, info = lapack.spotri(factor, lower=1, overwrite_c=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"item-item fit: inversion failed (info={info})")
+    precision = inverse  # only its lower triangle is filled
+    _mirror_lower(precision)
+    diagonal = np.diag(precision).copy()
+    precision /= -diagonal[None, :]
+    precision[np.diag_indices(catalog_size)] = 0.0
+    present = np.zeros(catalog_size, bool)
+    for sequence in sequences:
+        present[sequence] = True
+    precision[~present, :] = 0.0
+    precision[:, ~present] = 0.0
+    return precision.astype(ITEM_ITEM_DTYPE, order="C")
+
+
+def history_scores(matrix: np.ndarray, histories: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Item-item scores float32[N, C] of whole histories int[N, L] (the sum of their rows of
+    ``matrix``; PAD rows are zero): what the blended teacher adds at the last position."""
+    histories = np.asarray(histories)
+    out = np.empty((histories.shape[0], matrix.shape[1]), np.float32)
+    for start in range(0, histories.shape[0], chunk):
+        out[start : start + chunk] = matrix[histories[start : start + chunk]].sum(axis=1, dtype=np.float32)
+    return out
+
+
+def timed_fit_item_item(sequences: Sequence[np.ndarray], catalog_size: int, l2: float) -> tuple[np.ndarray, float]:
+    """:func:`fit_item_item` and the seconds it took."""
+    start = time.perf_counter()
+    matrix = fit_item_item(sequences, catalog_size, l2)
+    return matrix, time.perf_counter() - start
