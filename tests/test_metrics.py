@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from conftest import run_without_tensorflow
 
-from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, evaluate_scores, rank_scores
+from device_runtime.metrics import (
+    EVAL_DEPTH,
+    evaluate_ranked,
+    evaluate_scores,
+    rank_scores,
+    target_positions,
+)
 
 
 def _reference_rank(scores, seen, depth):
@@ -138,3 +144,17 @@ def test_ranking_in_small_blocks_equals_ranking_in_one(monkeypatch):
     monkeypatch.setattr(metrics, "_BLOCK_CELLS", 8 * 300)  # 8-row blocks, the floor
     assert metrics.block_rows(300) == 8
     np.testing.assert_array_equal(rank_scores(scores, seen, depth=20), whole)
+
+
+def test_target_positions_agree_with_the_ranked_lists():
+    rng = np.random.default_rng(3)
+    rows, catalog = 200, 40
+    scores = rng.integers(0, 6, size=(rows, catalog)).astype(np.float32)  # many ties
+    targets = rng.integers(0, catalog, size=rows)
+    seen = [rng.choice(np.arange(2, catalog), size=rng.integers(0, 5), replace=False) for _ in range(rows)]
+    positions = target_positions(scores, targets, seen)
+    ranked = rank_scores(scores, seen, depth=catalog)
+    for row in range(rows):
+        found = np.flatnonzero(ranked[row] == targets[row])
+        assert positions[row] == (found[0] if found.size else catalog)
+    assert (positions == catalog).any() and (positions < 10).any()  # both cases exercised

