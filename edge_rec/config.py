@@ -63,9 +63,11 @@ class DataConfig:
 class TeacherConfig:
     """The large sequential teacher: ``kind`` is ``sasrec`` (causal self-attention) or ``gru``.
 
-    ``item_item``: after training, blend in a linear item-item model (EASE with ridge ``item_item_l2``)
-    with a weight chosen on validation (:mod:`edge_rec.distill.teacher_ensemble`); it needs
-    about 6 x C^2 bytes for a C-item catalog while fitting, 2 x C^2 while distilling.
+    ``item_item`` (off by default): after training, blend in a linear item-item model (EASE with
+    ridge ``item_item_l2``) with a weight chosen on validation
+    (:mod:`edge_rec.distill.teacher_ensemble`); it needs about 6 x C^2 bytes for a C-item catalog
+    while fitting, 2 x C^2 while distilling. It makes a better teacher to evaluate but, as fitted
+    today (on every training user), a worse one to distil from: see that module.
     """
 
     kind: str = "sasrec"

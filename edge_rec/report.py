@@ -139,6 +139,19 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     shipped = report.get("shipped_student")
     if shipped:
         lines += [f"Compressed and shipped: `{shipped['stage']}` ({shipped['reason']}).", ""]
+    blend = report["stages"].get(TEACHER, {}).get("item_item")
+    if blend:
+        scores = blend["validation_ndcg@10"]
+        base, best = scores[f"{0.0:.6g}"], scores[f"{blend['weight']:.6g}"]
+        lines += [
+            (f"Teacher: the sequential model plus {blend['weight']:.3g} x an item-item model (EASE, l2 "
+             f"{blend['l2']:g}): validation NDCG@10 {base:.4f} -> {best:.4f}" if blend["weight"]
+             else f"Teacher: the item-item model (EASE, l2 {blend['l2']:g}) did not improve validation "
+                  f"NDCG@10 ({base:.4f}); the sequential model alone") +
+            f" ({len(scores)} weights tried; fitted in {blend['fit_seconds']:.0f} s, chosen in "
+            f"{blend['choose_seconds']:.0f} s).",
+            "",
+        ]
     choice = report["stages"].get(PRUNED, {}).get("sparsity_choice")
     if choice:
         tried = ", ".join(f"{t['sparsity']:.2f}: {t['val_ndcg@10']:.4f}" for t in choice["levels_tried"])

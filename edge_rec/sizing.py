@@ -19,9 +19,6 @@ keys the user set, :attr:`~edge_rec.config.EdgeRecConfig.explicit`). The rule, i
   8 % NDCG@10 on the shared real log); pruning fine-tunes at the student's batch size.
 - Under a time budget every cosine decay ends with the last epoch the budget allows
   (:class:`~edge_rec.distill.learning_rate.WarmupCosineDecay`).
-- **ensemble teacher**: the teacher is blended with a linear item-item model (EASE, weight
-  chosen on validation) when fitting it needs at most 1 GiB (6 x C^2 bytes for C logits: up to
-  about 13,000 items). On the shared real log it raised the teacher's test NDCG@10 by 10 %.
 - The full/sampled softmax choice is :meth:`~edge_rec.config.SoftmaxConfig.sampled_negatives`.
 
 :func:`size_for_log` returns the sized config and one :class:`SizingChoice` per value it set,
@@ -39,13 +36,9 @@ import numpy as np
 
 from edge_rec.config import EdgeRecConfig, apply_overrides
 from edge_rec.data.sequences import SequenceDataset
-from edge_rec.models.ease import item_item_fit_bytes
 
 #: A log with fewer interactions than this gets the small-log teacher (width 64, dropout 0.5).
 SMALL_LOG_INTERACTIONS = 1_000_000
-
-#: The item-item model joins the teacher when fitting it takes at most this many bytes.
-ITEM_ITEM_MAX_FIT_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -88,8 +81,6 @@ def size_for_log(cfg: EdgeRecConfig, shape: LogShape) -> tuple[EdgeRecConfig, tu
     history = int(min(50, max(10, 10 * math.ceil(shape.p90_length / 10))))
     teacher_batch = 128 if shape.users >= 5000 else 64
     student_batch = 64 if shape.users >= 10_000 else 16
-    fit_bytes = item_item_fit_bytes(shape.items + 2)
-    item_item = fit_bytes <= ITEM_ITEM_MAX_FIT_BYTES
     rules: list[SizingChoice] = [
         SizingChoice(
             "data.history_length", history,
@@ -103,11 +94,6 @@ def size_for_log(cfg: EdgeRecConfig, shape: LogShape) -> tuple[EdgeRecConfig, tu
         SizingChoice("teacher.fit.schedule", "cosine", "warm-up then cosine decay"),
         SizingChoice("teacher.fit.warmup_epochs", 1.0, "one warm-up epoch"),
         SizingChoice("teacher.fit.batch_size", teacher_batch, f"{shape.users:,} users"),
-        SizingChoice(
-            "teacher.item_item", item_item,
-            f"fitting it takes {fit_bytes / 2**20:,.0f} MiB for {shape.items:,} items "
-            f"({'within' if item_item else 'over'} the {ITEM_ITEM_MAX_FIT_BYTES / 2**30:g} GiB limit)",
-        ),
         SizingChoice("student.fit.epochs", 20, "early stopping decides (patience 3)"),
         SizingChoice("student.fit.patience", 3, "validation NDCG@10 is noisy epoch to epoch"),
         SizingChoice("student.fit.schedule", "cosine", "decays from the learning rate to 1 % within the epochs"),

@@ -286,7 +286,8 @@ def _blend_item_item(model: Any, serving: Any, matrix: np.ndarray, data: Prepare
                                    valid.targets, valid.seen)
     weight = max(ndcg, key=lambda w: (ndcg[w], -w))  # ties: the smaller weight
     blend = ItemItemBlend(weight, cfg.item_item_l2, fit_seconds, time.perf_counter() - start, ndcg)
-    log.info("stage %s: %s", TEACHER, blend.summary())
+    log.info("stage %s: item-item weight %.3g (0 = the sequential model alone), validation NDCG@10 "
+             "%.4f -> %.4f", TEACHER, weight, blend.base_ndcg, blend.best_ndcg)
     if weight == 0.0:
         return model, serving, blend
     model, serving = blend_teacher(model, serving, matrix, weight)
