@@ -114,6 +114,8 @@ def main() -> None:
     timings["device"] = run("edge-rec benchmark", [py, "benchmarks/device.py"])
     if not args.skip_real_log:
         timings["real_log"] = run("real log", [py, "benchmarks/real_log.py"])
+    timings["weak_order"] = run("weak-order log", [py, "benchmarks/real_log.py", "--data", "synthetic-bulk",
+                                                   "--name", "weak_order"])
     if not args.skip_scale:
         timings["scale"] = run("scale", [py, "benchmarks/scale.py"])
 
@@ -121,7 +123,7 @@ def main() -> None:
              f"Machine: 2 shared cores; generated {time.strftime('%Y-%m-%d %H:%M')}. "
              "Every number is a median or percentile over many runs after warm-up.", "",
              "## Demo build report", "", (RUN_DIR / "report.md").read_text(), compression_md]
-    for name in ("real_log", "distill", "lowrank", "runtime", "device", "data_loading", "scale"):
+    for name in ("real_log", "weak_order", "distill", "lowrank", "runtime", "device", "data_loading", "scale"):
         md = RESULTS / f"{name}.md"
         if md.exists():
             parts += [md.read_text(), ""]
