@@ -31,14 +31,12 @@ class FitConfig:
 
     ``schedule`` is ``constant`` or ``cosine`` (linear warm-up over ``warmup_epochs``, then a
     cosine decay over the remaining epochs); ``weight_decay`` > 0 uses AdamW (decoupled decay).
-    Early stopping never stops before ``min_epochs`` epochs (a time budget still can).
     """
 
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 1e-3
     patience: int = 3
-    min_epochs: int = 0
     schedule: str = "constant"
     warmup_epochs: float = 0.0
     weight_decay: float = 0.0
@@ -370,7 +368,6 @@ def _fit_checks(stage: str, fit: FitConfig) -> list[tuple[bool, str, str]]:
         (fit.batch_size >= 1, f"{where}.batch_size", "an integer >= 1"),
         (fit.learning_rate > 0, f"{where}.learning_rate", "a positive number"),
         (fit.patience >= 1, f"{where}.patience", "an integer >= 1"),
-        (0 <= fit.min_epochs <= fit.epochs, f"{where}.min_epochs", f"an integer in [0, {where}.epochs]"),
         (fit.schedule in ("constant", "cosine"), f"{where}.schedule", "'constant' or 'cosine'"),
         (0.0 <= fit.warmup_epochs <= fit.epochs, f"{where}.warmup_epochs",
          f"a number in [0, {where}.epochs]"),

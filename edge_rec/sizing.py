@@ -11,10 +11,7 @@ keys the user set, :attr:`~edge_rec.config.EdgeRecConfig.explicit`). The rule, i
   and overfit within a few epochs, so the teacher gets dropout 0.5 (SASRec's setting for its
   sparse logs) and width 64; larger logs get dropout 0.2 and width 128.
 - **teacher schedule**: up to 40 epochs of Adam with one warm-up epoch and a cosine decay
-  from 1e-3, early stopping after 4 epochs without validation gain (best weights kept), but not
-  before a quarter of the epochs: on a weak-order log (synthetic-bulk) validation sat at the
-  popularity level for the first epochs, and patience alone stopped the teacher at epoch 7-8
-  (NDCG@10 0.046 / 0.041) in 2 of 3 seeds, while the third ran 32 epochs to 0.069;
+  from 1e-3, early stopping after 4 epochs without validation gain (best weights kept);
   batch 128 from 5,000 users, else 64.
 - **student schedule**: batch 64 from 10,000 users (else 16, so small logs still get enough
   updates), up to 20 epochs, patience 3, a cosine decay from the student's learning rate
@@ -83,7 +80,6 @@ def size_for_log(cfg: EdgeRecConfig, shape: LogShape) -> tuple[EdgeRecConfig, tu
     log_words = f"{shape.interactions:,} interactions ({size} log)"
     history = int(min(50, max(10, 10 * math.ceil(shape.p90_length / 10))))
     teacher_batch = 128 if shape.users >= 5000 else 64
-    teacher_epochs = cfg.teacher.fit.epochs if "teacher.fit.epochs" in cfg.explicit else 40
     student_batch = 64 if shape.users >= 10_000 else 16
     rules: list[SizingChoice] = [
         SizingChoice(
@@ -94,8 +90,6 @@ def size_for_log(cfg: EdgeRecConfig, shape: LogShape) -> tuple[EdgeRecConfig, tu
         SizingChoice("teacher.dropout", 0.5 if small else 0.2, log_words),
         SizingChoice("teacher.fit.epochs", 40, "early stopping decides (patience 4)"),
         SizingChoice("teacher.fit.patience", 4, "validation NDCG@10 is noisy epoch to epoch"),
-        SizingChoice("teacher.fit.min_epochs", teacher_epochs // 4,
-                     "a quarter of the epochs: a teacher can sit at the popularity level for a few"),
         SizingChoice("teacher.fit.learning_rate", 1e-3, "peak of the warm-up + cosine schedule"),
         SizingChoice("teacher.fit.schedule", "cosine", "warm-up then cosine decay"),
         SizingChoice("teacher.fit.warmup_epochs", 1.0, "one warm-up epoch"),

@@ -102,7 +102,6 @@ def test_explicit_keys_are_recorded_and_sizing_fills_the_rest():
     shape = LogShape(users=20_000, items=9000, interactions=200_000, median_length=7, p90_length=16)
     sized, choices = size_for_log(cfg, shape)
     assert sized.teacher.hidden == 32 and sized.teacher.fit.epochs == 3  # the user's values stay
-    assert sized.teacher.fit.min_epochs == 0  # a quarter of the user's 3 epochs
     assert sized.data.history_length == 20 and sized.teacher.dropout == 0.5
     assert sized.student.fit.batch_size == 64 and sized.explicit == cfg.explicit
     assert {c.key for c in choices} >= {"data.history_length", "teacher.dropout"}
@@ -111,6 +110,3 @@ def test_explicit_keys_are_recorded_and_sizing_fills_the_rest():
     sized_big, _ = size_for_log(config_from_dict({}), big)
     assert sized_big.data.history_length == 50 and sized_big.teacher.hidden == 128
     assert sized_big.student.fit.batch_size == 16
-    assert sized_big.teacher.fit.epochs == 40 and sized_big.teacher.fit.min_epochs == 10
-    with pytest.raises(ConfigError, match="teacher.fit.min_epochs"):
-        config_from_dict({"teacher": {"fit": {"epochs": 4, "min_epochs": 5}}})

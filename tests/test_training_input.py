@@ -79,18 +79,3 @@ def test_training_on_the_pipeline_is_repeatable_and_times_its_validation(split):
     assert first.epochs_run == 2 and first.history["loss"] == again.history["loss"]
     assert other.history["loss"] != first.history["loss"]  # the seed orders the batches
     assert 0 < first.validation_seconds < first.seconds
-
-
-@pytest.mark.parametrize(("min_epochs", "expected"), [(0, 2), (4, 4)])
-def test_early_stopping_waits_for_min_epochs(split, min_epochs, expected):
-    from edge_rec.config import FitConfig, TeacherConfig
-    from edge_rec.distill.training import train_sequence_model
-    from edge_rec.keras_shim import set_global_seed
-    from edge_rec.models import build_teacher
-
-    set_global_seed(0)
-    model = build_teacher(TeacherConfig(hidden=8, blocks=1, heads=1, dropout=0.0), split.catalog_size, L)
-    # a rate so small that validation never improves after the first epoch: patience 1 stops at 2
-    fit = FitConfig(epochs=6, batch_size=64, learning_rate=1e-12, patience=1, min_epochs=min_epochs)
-    result = train_sequence_model(model, None, split, fit=fit, history_length=L, quiet=True, seed=0)
-    assert result.epochs_run == expected and result.stopped_by == "early stopping"

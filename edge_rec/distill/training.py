@@ -123,7 +123,7 @@ class RankingValidation(keras.callbacks.Callback):
     """After each epoch: validation HR/NDCG@10/MRR of ``model``, early stopping, best-weight restore.
 
     Adds ``val_ndcg@10``, ``val_hr@10`` and ``val_mrr`` to the epoch logs. Stops training when
-    NDCG@10 has not improved for ``patience`` epochs (never before ``min_epochs``); at the end of training the weights of the
+    NDCG@10 has not improved for ``patience`` epochs; at the end of training the weights of the
     best epoch are put back into ``model`` (unless ``restore_best`` is False: pruning must keep
     its last, fully sparse weights). ``seconds`` accumulates the time spent validating.
     """
@@ -137,7 +137,6 @@ class RankingValidation(keras.callbacks.Callback):
         patience: int,
         quiet: bool,
         restore_best: bool = True,
-        min_epochs: int = 0,
     ):
         super().__init__()
         self.restore_best = restore_best
@@ -145,7 +144,6 @@ class RankingValidation(keras.callbacks.Callback):
         self.valid = valid
         self.catalog_size = catalog_size
         self.patience = patience
-        self.min_epochs = min_epochs
         self.quiet = quiet
         self.best = -math.inf
         self.best_epoch = 0
@@ -171,7 +169,7 @@ class RankingValidation(keras.callbacks.Callback):
             self.wait = 0
         else:
             self.wait += 1
-            if self.wait >= self.patience and epoch + 1 >= self.min_epochs:
+            if self.wait >= self.patience:
                 self.model.stop_training = True
 
     def on_train_end(self, logs=None):
@@ -237,8 +235,7 @@ def train_sequence_model(
             if isinstance(callback, StopAtDeadline):
                 callback.anneal(rate, steps)
     validation = RankingValidation(
-        model, valid, catalog_size, patience=fit.patience, quiet=quiet, restore_best=restore_best,
-        min_epochs=fit.min_epochs
+        model, valid, catalog_size, patience=fit.patience, quiet=quiet, restore_best=restore_best
     )
     start = time.perf_counter()
     history = distiller.fit(
