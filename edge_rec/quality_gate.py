@@ -72,7 +72,8 @@ def evaluate_gate(
         warnings.append(
             "the teacher is not better than the student trained alone "
             f"({_ratio_text(teacher_vs_alone)}): distillation cannot help; train a stronger "
-            "teacher (more epochs, an ensemble, longer histories)"
+            "teacher (more epochs, longer histories, or the ensemble teacher `[teacher] item_item = "
+            "true`, which rescued the teacher on the weak-order preset)"
         )
     int8_vs_popularity = comparisons.get((TFLITE_INT8, POPULARITY))
     if int8_vs_popularity is not None and int8_vs_popularity.verdict != "better":
