@@ -190,6 +190,13 @@ def evaluate_ranked(
     }
 
 
+def ndcg_at_positions(positions: np.ndarray, k: int = 10) -> np.ndarray:
+    """NDCG@k of single-target rankings from each target's 0-based position, float64[N]:
+    ``1 / log2(position + 2)`` below ``k``, else 0 (the ideal DCG of one target is 1)."""
+    positions = np.asarray(positions)
+    return np.where(positions < k, 1.0 / np.log2(positions + 2.0), 0.0)
+
+
 def per_user_gains(ranked: np.ndarray, targets: np.ndarray, k: int = 10) -> dict[str, np.ndarray]:
     """Each row's HR@k, NDCG@k and reciprocal rank, float64[N] each (their means are the
     metrics of :func:`evaluate_ranked`); the paired comparisons of two models use these."""
@@ -202,7 +209,7 @@ def per_user_gains(ranked: np.ndarray, targets: np.ndarray, k: int = 10) -> dict
     in_top_k = position < k
     return {
         f"hr@{k}": in_top_k.astype(np.float64),
-        f"ndcg@{k}": np.where(in_top_k, 1.0 / np.log2(position + 2.0), 0.0),
+        f"ndcg@{k}": ndcg_at_positions(position, k),
         "mrr": np.where(found, 1.0 / (position + 1.0), 0.0),
     }
 

@@ -142,7 +142,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     blend = report["stages"].get(TEACHER, {}).get("item_item")
     if blend:
         scores = blend["validation_ndcg@10"]
-        base, best = scores[f"{0.0:.6g}"], scores[f"{blend['weight']:.6g}"]
+        base, best = blend["base_val_ndcg@10"], blend["chosen_val_ndcg@10"]
         lines += [
             (f"Teacher: the sequential model plus {blend['weight']:.3g} x an item-item model (EASE, l2 "
              f"{blend['l2']:g}): validation NDCG@10 {base:.4f} -> {best:.4f}" if blend["weight"]

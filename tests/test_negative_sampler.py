@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sequence_batch import padded_batch
 
 from edge_rec.config import DistillConfig, SoftmaxConfig, StudentConfig, TeacherConfig
 from edge_rec.distill.distiller import Distiller
@@ -16,11 +17,7 @@ C, L, B = 40, 6, 8
 
 
 def _batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    seq = rng.integers(2, C, size=(B, L + 1)).astype(np.int32)
-    for r in range(B):
-        seq[r, : r % 4] = 0
-    return seq[:, :-1].copy(), seq[:, 1:].copy()
+    return padded_batch(C, L, B, seed)
 
 
 def test_candidate_logits_are_the_full_layers_columns():

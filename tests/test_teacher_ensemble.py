@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sequence_batch import padded_batch
 
 from edge_rec.config import DistillConfig, StudentConfig, TeacherConfig
 from edge_rec.distill.distiller import Distiller
@@ -26,11 +27,7 @@ def _sequences(users: int = 200, seed: int = 0) -> list[np.ndarray]:
 
 
 def _batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    seq = rng.integers(2, C, size=(B, L + 1)).astype(np.int32)
-    for r in range(B):
-        seq[r, : r % 4] = 0
-    return seq[:, :-1].copy(), seq[:, 1:].copy()
+    return padded_batch(C, L, B, seed)
 
 
 def _ensemble(weight: float = 0.7):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from device_runtime.metrics import scoring_rows, target_positions
+from device_runtime.metrics import ndcg_at_positions, scoring_rows, target_positions
 from edge_rec.keras_shim import keras
 from edge_rec.models.blended_logits import BlendedLogits
 from edge_rec.models.ease import history_scores
@@ -61,6 +61,7 @@ class ItemItemBlend:
         """JSON-ready form."""
         return {"weight": self.weight, "l2": self.l2, "fit_seconds": round(self.fit_seconds, 2),
                 "choose_seconds": round(self.choose_seconds, 2),
+                "base_val_ndcg@10": self.base_ndcg, "chosen_val_ndcg@10": self.best_ndcg,
                 "validation_ndcg@10": {f"{w:.6g}": v for w, v in self.validation_ndcg.items()}}
 
 
@@ -89,8 +90,7 @@ def choose_item_item_weight(teacher_scores, matrix: np.ndarray, histories: np.nd
             weights = tuple(float(r * scale) for r in RELATIVE_WEIGHTS)
         for weight in weights:
             position = target_positions(teacher + weight * item_item, targets[start:stop], seen[start:stop])
-            ndcg = np.where(position < 10, 1.0 / np.log2(position + 2.0), 0.0)
-            gains[weight] = gains.get(weight, 0.0) + float(ndcg.sum())
+            gains[weight] = gains.get(weight, 0.0) + float(ndcg_at_positions(position).sum())
     users = max(1, histories.shape[0])
     return {weight: total / users for weight, total in gains.items()}
 

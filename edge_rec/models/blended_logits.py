@@ -59,9 +59,12 @@ class BlendedLogits(keras.layers.Layer):
             total += tf.cast(tf.gather(self.item_item, ids[:, position]), tf.float32)
         return total
 
+    def _linear(self, hidden: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(hidden, self.kernel) + self.bias
+
     def call(self, inputs):
         hidden, ids = inputs
-        logits = tf.matmul(hidden, self.kernel) + self.bias
+        logits = self._linear(hidden)
         if hidden.shape.rank == 2:
             return logits + self.weight * self.history_sums(ids)
         return logits + self.weight * self.running_scores(ids)
@@ -70,7 +73,7 @@ class BlendedLogits(keras.layers.Layer):
         """Logits [N, C] of ``hidden`` [N, H], the hidden states at ``where`` (int64[N, 2] of
         (row, position) into ``ids``)."""
         history = tf.gather_nd(self.running_scores(ids), where)
-        return tf.matmul(hidden, self.kernel) + self.bias + self.weight * history
+        return self._linear(hidden) + self.weight * history
 
     def history_candidate_scores(self, ids: tf.Tensor, where: tf.Tensor, positives: tf.Tensor,
                                  negatives: tf.Tensor) -> tf.Tensor:

@@ -14,7 +14,6 @@ it to the teacher's logits.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -95,10 +94,3 @@ def history_scores(matrix: np.ndarray, histories: np.ndarray, chunk: int = 64) -
     for start in range(0, histories.shape[0], chunk):
         out[start : start + chunk] = matrix[histories[start : start + chunk]].sum(axis=1, dtype=np.float32)
     return out
-
-
-def timed_fit_item_item(sequences: Sequence[np.ndarray], catalog_size: int, l2: float) -> tuple[np.ndarray, float]:
-    """:func:`fit_item_item` and the seconds it took."""
-    start = time.perf_counter()
-    matrix = fit_item_item(sequences, catalog_size, l2)
-    return matrix, time.perf_counter() - start
