@@ -66,8 +66,9 @@ class TeacherConfig:
     ``item_item`` (off by default): after training, blend in a linear item-item model (EASE with
     ridge ``item_item_l2``) with a weight chosen on validation
     (:mod:`edge_rec.distill.teacher_ensemble`); it needs about 6 x C^2 bytes for a C-item catalog
-    while fitting, 2 x C^2 while distilling. It makes a better teacher to evaluate but, as fitted
-    today (on every training user), a worse one to distil from: see that module.
+    while fitting, (2 + 2 x ``item_item_folds``) x C^2 while distilling. ``item_item_folds``
+    (>= 2, or 0 for none) cross-fits the matrices the training-time soft labels read, so a
+    training sequence is labelled by a fit that never saw it (:mod:`edge_rec.models.item_item_folds`).
     """
 
     kind: str = "sasrec"
@@ -77,6 +78,7 @@ class TeacherConfig:
     dropout: float = 0.2
     item_item: bool = False
     item_item_l2: float = 200.0
+    item_item_folds: int = 4
     fit: FitConfig = field(
         default_factory=lambda: FitConfig(epochs=8, batch_size=64, learning_rate=3e-3, patience=2)
     )
@@ -414,6 +416,8 @@ def _validate(cfg: EdgeRecConfig) -> None:
         ),
         (0.0 <= cfg.teacher.dropout < 1.0, "teacher.dropout", "a number in [0, 1)"),
         (cfg.teacher.item_item_l2 > 0, "teacher.item_item_l2", "a positive number"),
+        (cfg.teacher.item_item_folds == 0 or cfg.teacher.item_item_folds >= 2, "teacher.item_item_folds",
+         "0 (no cross-fitting) or an integer >= 2"),
         (cfg.student.embedding_dim >= 1, "student.embedding_dim", "an integer >= 1"),
         (all(w >= 1 for w in cfg.student.hidden), "student.hidden", "a list of integers >= 1"),
         (0.0 <= cfg.student.dropout < 1.0, "student.dropout", "a number in [0, 1)"),

@@ -70,6 +70,7 @@ from edge_rec.distributed import backup_callbacks, training_scope
 from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher, student_serving_model
 from edge_rec.models.ease import fit_item_item
+from edge_rec.models.item_item_folds import fit_out_of_fold
 from edge_rec.models.warm_start import warm_start_student
 from edge_rec.sizing import LogShape, SizingChoice, size_for_log
 from edge_rec.stage_names import LOWRANK, PRUNED, QAT, TEACHER
@@ -254,11 +255,14 @@ def train_teacher(
     (:mod:`edge_rec.distill.teacher_ensemble`)."""
     set_global_seed(seed)
     start = time.perf_counter()
-    matrix, fit_seconds = None, 0.0
+    matrix, out_of_fold, fit_seconds = None, None, 0.0
     if cfg.item_item:
-        log.info("stage %s: fitting the item-item model (EASE, l2 %g) on %d items", TEACHER,
-                 cfg.item_item_l2, data.catalog_size - 2)
+        log.info("stage %s: fitting the item-item model (EASE, l2 %g) on %d items, and %d out-of-fold "
+                 "copies for the soft labels", TEACHER, cfg.item_item_l2, data.catalog_size - 2, cfg.item_item_folds)
         matrix = fit_item_item(data.split.train_sequences, data.catalog_size, cfg.item_item_l2)
+        if cfg.item_item_folds:
+            out_of_fold = fit_out_of_fold(data.split.train_sequences, data.catalog_size, cfg.item_item_l2,
+                                          history_length=data.history_length, folds=cfg.item_item_folds)
         fit_seconds = time.perf_counter() - start
         if time_limit is not None:
             time_limit = max(1.0, time_limit - fit_seconds)
@@ -273,12 +277,12 @@ def train_teacher(
     serving.set_weights(model.get_weights())
     blend = None
     if matrix is not None:
-        model, serving, blend = _blend_item_item(model, serving, matrix, data, cfg, fit_seconds)
+        model, serving, blend = _blend_item_item(model, serving, matrix, out_of_fold, data, cfg, fit_seconds)
     return TrainedModel(TEACHER, model, serving, result, time.perf_counter() - start, blend)
 
 
-def _blend_item_item(model: Any, serving: Any, matrix: np.ndarray, data: PreparedData, cfg: TeacherConfig,
-                     fit_seconds: float) -> tuple[Any, Any, ItemItemBlend]:
+def _blend_item_item(model: Any, serving: Any, matrix: np.ndarray, out_of_fold: np.ndarray | None,
+                     data: PreparedData, cfg: TeacherConfig, fit_seconds: float) -> tuple[Any, Any, ItemItemBlend]:
     """The teacher blended with the item-item model at the weight best on validation (or the
     teacher unchanged when weight 0 is best)."""
     start = time.perf_counter()
@@ -291,7 +295,7 @@ def _blend_item_item(model: Any, serving: Any, matrix: np.ndarray, data: Prepare
              "%.4f -> %.4f", TEACHER, weight, blend.base_ndcg, blend.best_ndcg)
     if weight == 0.0:
         return model, serving, blend
-    model, serving = blend_teacher(model, serving, matrix, weight)
+    model, serving = blend_teacher(model, serving, matrix, weight, out_of_fold)
     return model, serving, blend
 
 

@@ -1,5 +1,6 @@
-"""The ensemble teacher: EASE in closed form, BlendedLogits in both modes and on candidates,
-the validation-chosen weight, distillation from it, and saving it."""
+"""The ensemble teacher: EASE in closed form and cross-fitted, BlendedLogits in both modes and on
+candidates (with and without out-of-fold matrices), the validation-chosen weight, distillation
+from it, and saving it."""
 
 from __future__ import annotations
 
@@ -12,10 +13,17 @@ from edge_rec.distill.distiller import Distiller
 from edge_rec.distill.negative_sampler import NegativeSampler
 from edge_rec.distill.teacher_ensemble import blend_teacher, choose_item_item_weight
 from edge_rec.distill.training import score_model
+from edge_rec.distill.training_input import sequence_batches
 from edge_rec.keras_shim import keras, set_global_seed, tf
 from edge_rec.model_store import find_saved_model, load_saved_model, save_model_pair
 from edge_rec.models import build_student, build_teacher
 from edge_rec.models.ease import fit_item_item, history_scores, item_item_fit_bytes
+from edge_rec.models.item_item_folds import (
+    fit_out_of_fold,
+    out_of_fold_bytes,
+    row_folds,
+    training_row_folds,
+)
 from edge_rec.models.output_head import OutputHead
 
 C, L, B = 40, 6, 8
@@ -30,15 +38,27 @@ def _batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return padded_batch(C, L, B, seed)
 
 
-def _ensemble(weight: float = 0.7):
+def _ensemble(weight: float = 0.7, folds: int = 0):
+    """(base models, blended models, full matrix, out-of-fold matrices or None), random matrices."""
     set_global_seed(0)
     cfg = TeacherConfig(hidden=16, blocks=1, heads=2, dropout=0.0)
     sequence, serving = build_teacher(cfg, C, L), build_teacher(cfg, C, L, sequence=False)
     serving.set_weights(sequence.get_weights())
     rng = np.random.default_rng(1)
-    matrix = rng.normal(size=(C, C)).astype(np.float16)
-    matrix[0] = 0  # PAD contributes nothing, as in a fitted model
-    return (sequence, serving), blend_teacher(sequence, serving, matrix, weight), matrix.astype(np.float32)
+    matrices = rng.normal(size=(1 + folds, C, C)).astype(np.float16)
+    matrices[:, 0] = 0  # PAD contributes nothing, as in a fitted model
+    out_of_fold = matrices[1:] if folds else None
+    blended = blend_teacher(sequence, serving, matrices[0], weight, out_of_fold)
+    return (sequence, serving), blended, matrices[0].astype(np.float32), out_of_fold
+
+
+def _running_rows(x: np.ndarray, matrix: np.ndarray, out_of_fold: np.ndarray | None) -> np.ndarray:
+    """What sequence mode adds at each position: the running sum of the rows of the history, from
+    the full matrix or from each row's out-of-fold matrix."""
+    if out_of_fold is None:
+        return np.cumsum(matrix[x], axis=1)
+    fold = x.astype(np.int64).sum(axis=1) % out_of_fold.shape[0]
+    return np.cumsum(out_of_fold.astype(np.float32)[fold[:, None], x], axis=1)
 
 
 def test_ease_is_the_closed_form_ridge_solution_with_a_zero_diagonal():
@@ -69,20 +89,51 @@ def test_history_scores_sum_the_rows_of_the_history():
                                [matrix[3] + matrix[5], 2 * matrix[2] + matrix[9] + matrix[1]], rtol=1e-3)
 
 
-def test_blended_logits_add_the_weighted_history_rows_in_both_modes():
-    (sequence, serving), (blended_sequence, blended_serving), matrix = _ensemble(weight=0.7)
+def test_training_rows_fold_by_the_rule_the_fit_uses():
+    sequences = _sequences(users=50)
+    folds = training_row_folds(sequences, L, 3)
+    assert folds.shape == (50,) and set(folds) == {0, 1, 2}
+    inputs, _ = next(iter(sequence_batches(sequences, L, batch_size=50, seed=0)))
+    order = [next(u for u, s in enumerate(sequences) if np.array_equal(s[:-1][-L:], row[row > 0]))
+             for row in inputs.numpy()]
+    np.testing.assert_array_equal(row_folds(inputs, 3).numpy(), folds[order])  # in the graph, as in numpy
+    with pytest.raises(ValueError, match="folds"):
+        row_folds(inputs, 1)
+
+
+def test_each_out_of_fold_matrix_is_fitted_without_its_fold():
+    sequences = [*_sequences(), np.array([C - 3, C - 2, 2, 3])]  # the only user of items C-3, C-2
+    folds = training_row_folds(sequences, L, 2)
+    out_of_fold = fit_out_of_fold(sequences, C, 10.0, history_length=L, folds=2)
+    assert out_of_fold.shape == (2, C, C) and out_of_fold.dtype == np.float16
+    for k in range(2):
+        others = [s for s, f in zip(sequences, folds, strict=True) if f != k]
+        np.testing.assert_array_equal(out_of_fold[k], fit_item_item(others, C, 10.0))
+    # what only that user consumed is learnt by the full fit and the other fold's, never by its own
+    full, own = fit_item_item(sequences, C, 10.0), folds[-1]
+    assert full[C - 3, C - 2] > 0 and out_of_fold[1 - own, C - 3, C - 2] > 0
+    assert out_of_fold[own, C - 3, C - 2] == 0
+    assert out_of_fold_bytes(C, 2) == 2 * 2 * C * C
+
+
+@pytest.mark.parametrize("folds", [0, 3])
+def test_blended_logits_add_the_weighted_history_rows_in_both_modes(folds):
+    (sequence, serving), (blended_sequence, blended_serving), matrix, out_of_fold = _ensemble(0.7, folds)
     x, _ = _batch()
     base_logits = sequence(x)[0].numpy()
     logits = blended_sequence(x)[0].numpy()
-    running = np.cumsum(matrix[x], axis=1)  # position t: rows of x[:, :t+1]
+    running = _running_rows(x, matrix, out_of_fold)  # position t: rows of x[:, :t+1]
     np.testing.assert_allclose(logits, base_logits + 0.7 * running, rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(blended_serving(x)[0].numpy(), logits[:, -1], rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(score_model(blended_sequence, x), logits[:, -1], rtol=1e-4, atol=1e-3)
+    # serving (every evaluation) reads the full fit, whatever the training labels read
+    serving_logits = base_logits[:, -1] + 0.7 * matrix[x].sum(axis=1)
+    np.testing.assert_allclose(blended_serving(x)[0].numpy(), serving_logits, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(score_model(blended_serving, x), serving_logits, rtol=1e-4, atol=1e-3)
     assert sequence(x)[0].numpy() == pytest.approx(base_logits)  # the input models are unchanged
 
 
-def test_head_of_the_ensemble_scores_positions_and_candidates_like_the_full_model():
-    _, (blended_sequence, _), _ = _ensemble()
+@pytest.mark.parametrize("folds", [0, 3])
+def test_head_of_the_ensemble_scores_positions_and_candidates_like_the_full_model(folds):
+    _, (blended_sequence, _), _, _ = _ensemble(folds=folds)
     head = OutputHead(blended_sequence)
     assert head.split and head.reads_history and head.can_score_candidates
     x, y = _batch()
@@ -126,7 +177,7 @@ def test_the_chosen_weight_is_the_best_on_validation_and_zero_when_the_item_item
 
 @pytest.mark.parametrize("sampled", [False, True])
 def test_a_student_distils_from_the_ensemble_teacher(sampled):
-    _, (blended_sequence, _), _ = _ensemble()
+    _, (blended_sequence, _), _, _ = _ensemble(folds=2)
     student = build_student(StudentConfig(embedding_dim=6, hidden=(8,), dropout=0.0), C, L)
     teacher_before = [w.copy() for w in blended_sequence.get_weights()]
     sampler = NegativeSampler(np.r_[0, 0, np.ones(C - 2)], 8) if sampled else None
@@ -143,7 +194,7 @@ def test_a_student_distils_from_the_ensemble_teacher(sampled):
 
 
 def test_the_ensemble_teacher_saves_and_loads(tmp_path):
-    _, (blended_sequence, blended_serving), _ = _ensemble()
+    _, (blended_sequence, blended_serving), _, _ = _ensemble(folds=2)
     x, _ = _batch()
     save_model_pair(tmp_path, serving=blended_serving, sequence=blended_sequence)
     for sequence in (False, True):
