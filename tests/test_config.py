@@ -110,3 +110,8 @@ def test_explicit_keys_are_recorded_and_sizing_fills_the_rest():
     sized_big, _ = size_for_log(config_from_dict({}), big)
     assert sized_big.data.history_length == 50 and sized_big.teacher.hidden == 128
     assert sized_big.student.fit.batch_size == 16
+    # dropout follows the histories' length, not the log's size (SASRec: 0.5 short, 0.2 long)
+    assert sized_big.teacher.dropout == 0.2
+    long_small = LogShape(users=2000, items=2000, interactions=160_000, median_length=60, p90_length=150)
+    sized_long, _ = size_for_log(config_from_dict({}), long_small)
+    assert sized_long.teacher.dropout == 0.2 and sized_long.teacher.hidden == 64

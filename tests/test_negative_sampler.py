@@ -20,16 +20,19 @@ def _batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return padded_batch(C, L, B, seed)
 
 
-def test_candidate_logits_are_the_full_layers_columns():
+@pytest.mark.parametrize("tie_output", [False, True])
+def test_candidate_logits_are_the_full_layers_columns(tie_output):
     set_global_seed(0)
-    teacher = build_teacher(TeacherConfig(hidden=16, blocks=1, heads=2, dropout=0.0), C, L)
+    teacher = build_teacher(TeacherConfig(hidden=16, blocks=1, heads=2, dropout=0.0, tie_output=tie_output), C, L)
     head = OutputHead(teacher)
     assert head.split and head.can_score_candidates
+    assert (head.table is not None) == tie_output
     x, y = _batch()
     where = tf.where(tf.not_equal(y, 0))
     positives = tf.gather_nd(y, where)
     negatives = tf.constant([2, 5, 7, 39], tf.int32)
     full, hidden = head.at_positions(x, where, training=False)
+    np.testing.assert_allclose(full.numpy(), tf.gather_nd(teacher(x)[0], where).numpy(), rtol=1e-5, atol=1e-5)
     picked = head.candidate_logits(hidden, positives, negatives).numpy()
     full = full.numpy()
     np.testing.assert_allclose(picked[:, 0], full[np.arange(len(full)), positives.numpy()], rtol=1e-5, atol=1e-5)

@@ -71,3 +71,17 @@ def test_saved_and_reloaded_teacher_gives_the_same_scores(tmp_path):
     reloaded = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)
     x = _histories()
     np.testing.assert_allclose(reloaded(x)[0].numpy(), model(x)[0].numpy(), atol=1e-5)
+
+
+def test_tied_output_scores_the_hidden_state_against_the_item_table():
+    cfg = TeacherConfig(hidden=16, blocks=1, heads=2, dropout=0.0, tie_output=True)
+    sequence, serving = build_teacher(cfg, C, L), build_teacher(cfg, C, L, sequence=False)
+    serving.set_weights(sequence.get_weights())
+    untied = build_teacher(TeacherConfig(hidden=16, blocks=1, heads=2, dropout=0.0, tie_output=False), C, L)
+    assert untied.count_params() - sequence.count_params() == 16 * C  # no separate output kernel
+    x = _histories()
+    logits, hidden = sequence(x)
+    table = sequence.get_layer("item_embedding").embeddings.numpy()
+    bias = sequence.get_layer("logits").bias.numpy()
+    np.testing.assert_allclose(logits.numpy(), hidden.numpy() @ table.T + bias, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(serving(x)[0].numpy(), logits.numpy()[:, -1], atol=1e-5)

@@ -38,10 +38,10 @@ def _batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return padded_batch(C, L, B, seed)
 
 
-def _ensemble(weight: float = 0.7, folds: int = 0):
+def _ensemble(weight: float = 0.7, folds: int = 0, tie_output: bool = False):
     """(base models, blended models, full matrix, out-of-fold matrices or None), random matrices."""
     set_global_seed(0)
-    cfg = TeacherConfig(hidden=16, blocks=1, heads=2, dropout=0.0)
+    cfg = TeacherConfig(hidden=16, blocks=1, heads=2, dropout=0.0, tie_output=tie_output)
     sequence, serving = build_teacher(cfg, C, L), build_teacher(cfg, C, L, sequence=False)
     serving.set_weights(sequence.get_weights())
     rng = np.random.default_rng(1)
@@ -116,9 +116,9 @@ def test_each_out_of_fold_matrix_is_fitted_without_its_fold():
     assert out_of_fold_bytes(C, 2) == 2 * 2 * C * C
 
 
-@pytest.mark.parametrize("folds", [0, 3])
-def test_blended_logits_add_the_weighted_history_rows_in_both_modes(folds):
-    (sequence, serving), (blended_sequence, blended_serving), matrix, out_of_fold = _ensemble(0.7, folds)
+@pytest.mark.parametrize(("folds", "tie_output"), [(0, False), (3, False), (0, True)])
+def test_blended_logits_add_the_weighted_history_rows_in_both_modes(folds, tie_output):
+    (sequence, serving), (blended_sequence, blended_serving), matrix, out_of_fold = _ensemble(0.7, folds, tie_output)
     x, _ = _batch()
     base_logits = sequence(x)[0].numpy()
     logits = blended_sequence(x)[0].numpy()

@@ -5,8 +5,10 @@ item (on short real histories, a small share of ``B x L``) or the last one. Runn
 catalog-sized output layer on those positions alone gives the same numbers as running it
 everywhere and picking them afterwards, at a fraction of the cost. :class:`OutputHead` does this
 for every model edge-rec trains (teacher, student, their pruning and QAT wrappers); a model whose
-logits layer does not read the ``hidden`` output directly (the tied-output student) is run whole
-and its positions picked afterwards, with the same results.
+logits layer does not read the ``hidden`` output directly is run whole and its positions picked
+afterwards, with the same results. A tied output layer (:class:`~edge_rec.models.layers.TiedLogits`,
+scoring against the model's own, unwrapped item embedding table) counts as reading ``hidden``:
+its rows of the catalog are the table's rows.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from edge_rec.keras_shim import keras, tf
 from edge_rec.models.blended_logits import BlendedLogits
+from edge_rec.models.layers import TiedLogits
 
 
 class OutputHead:
@@ -33,7 +36,12 @@ class OutputHead:
         logits_layer = model.outputs[0]._keras_history.layer
         hidden = model.outputs[1] if len(model.outputs) > 1 else None
         self.reads_history = isinstance(logits_layer, BlendedLogits)
-        if self.reads_history:  # may be shared by a sequence and a serving model: find this call
+        #: the item embedding table a tied output layer scores against (None: not tied)
+        self.table: tf.Variable | None = _plain_table(model) if type(logits_layer) is TiedLogits else None
+        if self.table is not None:
+            self.split = (hidden is not None and len(logits_layer._inbound_nodes) == 1
+                          and logits_layer.input[0] is hidden)
+        elif self.reads_history:  # may be shared by a sequence and a serving model: find this call
             self.split = hidden is not None and any(
                 node.input_tensors[0] is hidden for node in logits_layer._inbound_nodes)
         else:
@@ -58,7 +66,20 @@ class OutputHead:
         ``split`` heads."""
         if self.reads_history:
             return self.logits_layer.at_positions(hidden, ids, where)
+        return self._output(hidden, training=training)
+
+    def _output(self, hidden: tf.Tensor, *, training: bool = False) -> tf.Tensor:
+        """The output layer on hidden states (a tied layer reads the table itself)."""
+        if self.table is not None:
+            return self.logits_layer([hidden, self.table[None]], training=training)
         return self.logits_layer(hidden, training=training)
+
+    def _item_rows(self, items: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(weights [N, H], bias [N])`` of the output layer's columns for ``items``."""
+        layer = self.logits_layer
+        if self.table is not None:
+            return tf.gather(self.table, items), tf.gather(layer.bias, items)
+        return tf.transpose(tf.gather(layer.kernel, items, axis=1)), tf.gather(layer.bias, items)
 
     def hidden_at(self, ids: tf.Tensor, where: tf.Tensor, *, training: bool) -> tf.Tensor:
         """Hidden states ``[N, H]`` at ``where`` (int64[N, 2]); only for ``split`` heads."""
@@ -71,6 +92,7 @@ class OutputHead:
         layer = self.logits_layer
         return self.split and (
             self.reads_history
+            or self.table is not None
             or (isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.linear)
         )
 
@@ -83,17 +105,17 @@ class OutputHead:
         ``where`` are needed only when the head ``reads_history``.
         """
         if self.can_score_candidates:
-            kernel, bias = self.logits_layer.kernel, self.logits_layer.bias
-            positive = tf.reduce_sum(hidden * tf.gather(tf.transpose(kernel), positives), axis=-1)
-            positive += tf.gather(bias, positives)
-            negative = tf.matmul(hidden, tf.gather(kernel, negatives, axis=1)) + tf.gather(bias, negatives)
+            rows, bias = self._item_rows(positives)
+            positive = tf.reduce_sum(hidden * rows, axis=-1) + bias
+            rows, bias = self._item_rows(negatives)
+            negative = tf.matmul(hidden, rows, transpose_b=True) + bias
             logits = tf.concat([positive[:, None], negative], axis=1)
             if self.reads_history:
                 if ids is None or where is None:
                     raise ValueError("candidate_logits: this head reads the history; pass ids and where")
                 logits += self.logits_layer.history_candidate_scores(ids, where, positives, negatives)
             return logits
-        full = self.logits_layer(hidden) if self.split else None
+        full = self._output(hidden) if self.split else None
         if full is None:
             raise ValueError("candidate_logits needs a split head; use at_positions for this model")
         positive = tf.gather(full, positives, batch_dims=1)
@@ -105,10 +127,19 @@ class OutputHead:
             last = self.body(ids, training=False)[:, -1, :]
             if self.reads_history:
                 return self.logits_layer([last, ids], training=False)
-            return self.logits_layer(last, training=False)
+            return self._output(last)
         outputs = self.model(ids, training=False)
         logits = outputs[0] if isinstance(outputs, list | tuple) else outputs
         return logits[:, -1, :] if len(logits.shape) == 3 else logits
+
+
+def _plain_table(model: keras.Model) -> tf.Variable | None:
+    """The model's item embedding table when its ``item_embedding`` layer is a plain Embedding
+    (not a pruning or quantization wrapper, whose effective table differs from the variable)."""
+    for layer in model.layers:
+        if layer.name == "item_embedding":
+            return layer.embeddings if type(layer) is keras.layers.Embedding else None
+    return None
 
 
 def item_embedding_table(model: keras.Model) -> tf.Variable:

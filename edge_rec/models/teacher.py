@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from edge_rec.config import TeacherConfig
 from edge_rec.keras_shim import keras
-from edge_rec.models.layers import CausalAttentionMask, LastPosition, PaddingMask, PositionEmbedding
+from edge_rec.models.layers import (
+    CatalogIds,
+    CausalAttentionMask,
+    LastPosition,
+    PaddingMask,
+    PositionEmbedding,
+    TiedLogits,
+)
 
 
 def _check_sizes(catalog_size: int, history_length: int) -> None:
@@ -14,10 +21,10 @@ def _check_sizes(catalog_size: int, history_length: int) -> None:
         raise ValueError(f"history_length: expected >= 1, got {history_length}")
 
 
-def _sasrec_body(cfg: TeacherConfig, ids, catalog_size: int, history_length: int):
+def _sasrec_body(cfg: TeacherConfig, ids, item_embedding, history_length: int):
     if cfg.hidden % cfg.heads:
         raise ValueError(f"teacher.hidden ({cfg.hidden}) must be divisible by teacher.heads ({cfg.heads})")
-    x = keras.layers.Embedding(catalog_size, cfg.hidden, name="item_embedding")(ids)
+    x = item_embedding(ids)
     x = PositionEmbedding(history_length, name="positions")(x)
     x = keras.layers.Dropout(cfg.dropout, name="embedding_dropout")(x)
     pad = PaddingMask(name="padding_mask")(ids)
@@ -43,8 +50,8 @@ def _sasrec_body(cfg: TeacherConfig, ids, catalog_size: int, history_length: int
     return x
 
 
-def _gru_body(cfg: TeacherConfig, ids, catalog_size: int):
-    x = keras.layers.Embedding(catalog_size, cfg.hidden, mask_zero=True, name="item_embedding")(ids)
+def _gru_body(cfg: TeacherConfig, ids, item_embedding):
+    x = item_embedding(ids)
     x = keras.layers.Dropout(cfg.dropout, name="embedding_dropout")(x)
     for b in range(cfg.blocks):
         x = keras.layers.GRU(cfg.hidden, return_sequences=True, name=f"gru{b}")(x)
@@ -63,14 +70,19 @@ def build_teacher(
 
     ``sequence=True``: logits float[B, L, C], hidden float[B, L, H]; position t scores the item
     after ``history[:, :t+1]``. ``sequence=False``: the last position only (float[B, C], [B, H]).
+    ``cfg.tie_output``: the output layer scores the hidden state against the item embedding table
+    (:class:`~edge_rec.models.layers.TiedLogits`, SASRec's shared prediction layer) instead of a
+    separate ``Dense``.
     Both modes have the same weights in the same order (``set_weights`` transfers them).
     """
     _check_sizes(catalog_size, history_length)
     ids = keras.Input((history_length,), dtype="int32", name="history")
     if cfg.kind == "sasrec":
-        x = _sasrec_body(cfg, ids, catalog_size, history_length)
+        item_embedding = keras.layers.Embedding(catalog_size, cfg.hidden, name="item_embedding")
+        x = _sasrec_body(cfg, ids, item_embedding, history_length)
     elif cfg.kind == "gru":
-        x = _gru_body(cfg, ids, catalog_size)
+        item_embedding = keras.layers.Embedding(catalog_size, cfg.hidden, mask_zero=True, name="item_embedding")
+        x = _gru_body(cfg, ids, item_embedding)
     else:
         raise ValueError(f"teacher.kind: expected 'sasrec' or 'gru', got {cfg.kind!r}")
     if sequence:
@@ -78,6 +90,10 @@ def build_teacher(
     else:
         x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
         hidden = LastPosition(name="hidden")(x)
-    logits = keras.layers.Dense(catalog_size, name="logits")(hidden)
+    if cfg.tie_output:
+        table = item_embedding(CatalogIds(catalog_size, name="catalog_ids")(ids))
+        logits = TiedLogits(name="logits")([hidden, table])
+    else:
+        logits = keras.layers.Dense(catalog_size, name="logits")(hidden)
     name = f"teacher_{cfg.kind}" + ("" if sequence else "_serving")
     return keras.Model(ids, [logits, hidden], name=name)
