@@ -85,3 +85,8 @@ def test_tied_output_scores_the_hidden_state_against_the_item_table():
     bias = sequence.get_layer("logits").bias.numpy()
     np.testing.assert_allclose(logits.numpy(), hidden.numpy() @ table.T + bias, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(serving(x)[0].numpy(), logits.numpy()[:, -1], atol=1e-5)
+
+
+def test_the_gru_teacher_keeps_its_dense_output_whatever_tie_output_says():
+    model = build_teacher(TeacherConfig(kind="gru", hidden=16, blocks=1, tie_output=True), C, L)
+    assert isinstance(model.get_layer("logits"), keras.layers.Dense)

@@ -70,7 +70,7 @@ def build_teacher(
 
     ``sequence=True``: logits float[B, L, C], hidden float[B, L, H]; position t scores the item
     after ``history[:, :t+1]``. ``sequence=False``: the last position only (float[B, C], [B, H]).
-    ``cfg.tie_output``: the output layer scores the hidden state against the item embedding table
+    ``cfg.tie_output`` (SASRec only): the output layer scores the hidden state against the item embedding table
     (:class:`~edge_rec.models.layers.TiedLogits`, SASRec's shared prediction layer) instead of a
     separate ``Dense``.
     Both modes have the same weights in the same order (``set_weights`` transfers them).
@@ -90,7 +90,7 @@ def build_teacher(
     else:
         x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
         hidden = LastPosition(name="hidden")(x)
-    if cfg.tie_output:
+    if cfg.tie_output and cfg.kind == "sasrec":
         table = item_embedding(CatalogIds(catalog_size, name="catalog_ids")(ids))
         logits = TiedLogits(name="logits")([hidden, table])
     else:
