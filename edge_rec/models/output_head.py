@@ -38,18 +38,12 @@ class OutputHead:
         self.reads_history = isinstance(logits_layer, BlendedLogits)
         #: the item embedding table a tied output layer scores against (None: not tied)
         self.table: tf.Variable | None = _plain_table(model) if type(logits_layer) is TiedLogits else None
-        if self.table is not None:
-            self.split = (hidden is not None and len(logits_layer._inbound_nodes) == 1
-                          and logits_layer.input[0] is hidden)
-        elif self.reads_history:  # may be shared by a sequence and a serving model: find this call
+        if self.reads_history:  # may be shared by a sequence and a serving model: find this call
             self.split = hidden is not None and any(
                 node.input_tensors[0] is hidden for node in logits_layer._inbound_nodes)
-        else:
-            self.split = (
-                hidden is not None
-                and len(logits_layer._inbound_nodes) == 1
-                and logits_layer.input is hidden
-            )
+        else:  # a tied layer's first input is the hidden state, its second the table
+            reads = logits_layer.input[0] if self.table is not None else logits_layer.input
+            self.split = hidden is not None and len(logits_layer._inbound_nodes) == 1 and reads is hidden
         self.body: keras.Model | None = keras.Model(model.inputs, hidden) if self.split else None
         self.logits_layer: Any = logits_layer if self.split else None
 
@@ -133,19 +127,22 @@ class OutputHead:
         return logits[:, -1, :] if len(logits.shape) == 3 else logits
 
 
+def _item_embedding_layer(model: keras.Model) -> keras.layers.Layer:
+    """The model's ``item_embedding`` layer, or the pruning/QAT wrapper around it."""
+    for layer in model.layers:
+        if layer.name.endswith("item_embedding"):
+            return layer
+    raise ValueError(f"model {model.name!r} has no item_embedding layer")
+
+
 def _plain_table(model: keras.Model) -> tf.Variable | None:
     """The model's item embedding table when its ``item_embedding`` layer is a plain Embedding
     (not a pruning or quantization wrapper, whose effective table differs from the variable)."""
-    for layer in model.layers:
-        if layer.name == "item_embedding":
-            return layer.embeddings if type(layer) is keras.layers.Embedding else None
-    return None
+    layer = _item_embedding_layer(model)
+    return layer.embeddings if type(layer) is keras.layers.Embedding else None
 
 
 def item_embedding_table(model: keras.Model) -> tf.Variable:
     """The ``item_embedding`` table ``[C, E]`` of a teacher or student (wrapped or not)."""
-    for layer in model.layers:
-        if layer.name.endswith("item_embedding"):
-            inner = getattr(layer, "layer", layer)
-            return inner.embeddings
-    raise ValueError(f"model {model.name!r} has no item_embedding layer")
+    layer = _item_embedding_layer(model)
+    return getattr(layer, "layer", layer).embeddings

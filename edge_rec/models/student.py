@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edge_rec.config import StudentConfig
 from edge_rec.keras_shim import keras
-from edge_rec.models.layers import CatalogIds, PaddingMaskInitializer, SequencePooling, TiedLogits
+from edge_rec.models.layers import PaddingMaskInitializer, SequencePooling, tied_logits
 
 
 def build_student(
@@ -80,8 +80,7 @@ def build_student(
         x = keras.layers.Dense(width, activation="relu", name="hidden" if last else f"dense_{i}")(x)
     hidden = x
     if cfg.tie_output:
-        table = item_embedding(CatalogIds(catalog_size, name="catalog_ids")(ids))
-        logits = TiedLogits(name="logits")([hidden, table])
+        logits = tied_logits(item_embedding, ids, hidden, catalog_size)
     else:
         logits = keras.layers.Dense(catalog_size, name="logits")(hidden)
     return keras.Model(ids, [logits, hidden], name="student" if sequence else "student_serving")

@@ -5,12 +5,11 @@ from __future__ import annotations
 from edge_rec.config import TeacherConfig
 from edge_rec.keras_shim import keras
 from edge_rec.models.layers import (
-    CatalogIds,
     CausalAttentionMask,
     LastPosition,
     PaddingMask,
     PositionEmbedding,
-    TiedLogits,
+    tied_logits,
 )
 
 
@@ -91,8 +90,7 @@ def build_teacher(
         x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
         hidden = LastPosition(name="hidden")(x)
     if cfg.tie_output and cfg.kind == "sasrec":
-        table = item_embedding(CatalogIds(catalog_size, name="catalog_ids")(ids))
-        logits = TiedLogits(name="logits")([hidden, table])
+        logits = tied_logits(item_embedding, ids, hidden, catalog_size)
     else:
         logits = keras.layers.Dense(catalog_size, name="logits")(hidden)
     name = f"teacher_{cfg.kind}" + ("" if sequence else "_serving")
