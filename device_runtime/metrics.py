@@ -204,13 +204,19 @@ def per_user_gains(ranked: np.ndarray, targets: np.ndarray, k: int = 10) -> dict
     targets = np.asarray(targets).ravel()
     depth = ranked.shape[1]
     hits = ranked == targets[:, None]
-    found = hits.any(axis=1)
-    position = np.where(found, hits.argmax(axis=1), depth)
-    in_top_k = position < k
+    position = np.where(hits.any(axis=1), hits.argmax(axis=1), depth)
+    return gains_at_positions(position, k=k, depth=depth)
+
+
+def gains_at_positions(positions: np.ndarray, k: int = 10, depth: int = EVAL_DEPTH) -> dict[str, np.ndarray]:
+    """:func:`per_user_gains` from each target's 0-based position (:func:`target_positions`)
+    instead of ranked lists: a target at ``depth`` or beyond counts as not in the list (reciprocal
+    rank 0), so the means equal :func:`evaluate_ranked`'s on lists ``depth`` deep."""
+    positions = np.asarray(positions)
     return {
-        f"hr@{k}": in_top_k.astype(np.float64),
-        f"ndcg@{k}": ndcg_at_positions(position, k),
-        "mrr": np.where(found, 1.0 / (position + 1.0), 0.0),
+        f"hr@{k}": (positions < k).astype(np.float64),
+        f"ndcg@{k}": ndcg_at_positions(positions, k),
+        "mrr": np.where(positions < depth, 1.0 / (positions + 1.0), 0.0),
     }
 
 

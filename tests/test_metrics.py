@@ -12,6 +12,8 @@ from device_runtime.metrics import (
     EVAL_DEPTH,
     evaluate_ranked,
     evaluate_scores,
+    gains_at_positions,
+    per_user_gains,
     rank_scores,
     target_positions,
 )
@@ -158,3 +160,18 @@ def test_target_positions_agree_with_the_ranked_lists():
         found = np.flatnonzero(ranked[row] == targets[row])
         assert positions[row] == (found[0] if found.size else catalog)
     assert (positions == catalog).any() and (positions < 10).any()  # both cases exercised
+
+
+def test_gains_at_positions_give_the_metrics_of_the_ranked_lists():
+    rng = np.random.default_rng(4)
+    rows, catalog, depth = 300, 60, 20
+    scores = rng.integers(0, 8, size=(rows, catalog)).astype(np.float32)  # ties
+    targets = rng.integers(0, catalog, size=rows)
+    seen = [rng.choice(np.arange(2, catalog), size=rng.integers(0, 6), replace=False) for _ in range(rows)]
+    positions = target_positions(scores, targets, seen)
+    from_positions = gains_at_positions(positions, k=10, depth=depth)
+    from_lists = per_user_gains(rank_scores(scores, seen, depth=depth), targets, k=10)
+    assert set(from_positions) == set(from_lists)
+    for name, values in from_lists.items():
+        np.testing.assert_allclose(from_positions[name], values)
+    assert (positions >= depth).any() and (positions < 10).any()  # beyond the list and in the top 10

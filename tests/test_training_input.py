@@ -79,3 +79,19 @@ def test_training_on_the_pipeline_is_repeatable_and_times_its_validation(split):
     assert first.epochs_run == 2 and first.history["loss"] == again.history["loss"]
     assert other.history["loss"] != first.history["loss"]  # the seed orders the batches
     assert 0 < first.validation_seconds < first.seconds
+
+
+def test_epoch_validation_equals_ranking_the_whole_catalog(split):
+    from device_runtime.metrics import evaluate_ranked
+    from edge_rec.config import TeacherConfig
+    from edge_rec.distill.training import rank_model, validation_metrics
+    from edge_rec.keras_shim import set_global_seed
+    from edge_rec.models import build_teacher
+
+    set_global_seed(0)
+    model = build_teacher(TeacherConfig(hidden=8, blocks=1, heads=1), split.catalog_size, L, sequence=True)
+    valid = split.eval_set("valid", L)
+    fast = validation_metrics(model, valid, chunk=4)
+    ranked = evaluate_ranked(rank_model(model, valid), valid.targets, split.catalog_size)
+    assert fast == pytest.approx({name: ranked[name] for name in ("hr@10", "ndcg@10", "mrr")})
+    assert 0 < fast["mrr"] < 1

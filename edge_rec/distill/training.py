@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores, scoring_rows
+from device_runtime.metrics import (
+    EVAL_DEPTH,
+    gains_at_positions,
+    rank_scores,
+    scoring_rows,
+    target_positions,
+)
 from edge_rec.config import DistillConfig, FitConfig, SoftmaxConfig
 from edge_rec.distill.distiller import Distiller
 from edge_rec.distill.learning_rate import WarmupCosineDecay, learning_rate_schedule
@@ -119,6 +125,27 @@ def rank_model(
     return np.concatenate(parts) if parts else np.zeros((0, depth), np.int32)
 
 
+def validation_metrics(model: keras.Model, eval_set: EvalSet, *, chunk: int | None = None) -> dict[str, float]:
+    """HR@10, NDCG@10 and MRR of a Keras model on ``eval_set``, equal to ranking the whole catalog
+    with :func:`rank_model` and scoring the lists with
+    :func:`~device_runtime.metrics.evaluate_ranked` (same exclusions and ties), but from each
+    target's position (:func:`~device_runtime.metrics.target_positions`): one comparison pass
+    instead of a partial sort, about 20x faster on a 10k-item catalog, which is what an epoch's
+    validation needs (coverage, which needs the lists, is left to the final evaluation)."""
+    catalog = int(model.outputs[0].shape[-1])
+    chunk = chunk or scoring_rows(catalog)
+    histories = np.asarray(eval_set.histories, dtype=np.int32)
+    targets = np.asarray(eval_set.targets).ravel()
+    positions = np.concatenate([
+        target_positions(score_model(model, histories[start : start + chunk]), targets[start : start + chunk],
+                         eval_set.seen[start : start + chunk])
+        for start in range(0, histories.shape[0], chunk)
+    ])
+    # an excluded target sits at position `catalog`: past the lists' depth, so not found
+    gains = gains_at_positions(positions, depth=min(EVAL_DEPTH, catalog))
+    return {name: float(values.mean()) for name, values in gains.items()}
+
+
 class RankingValidation(keras.callbacks.Callback):
     """After each epoch: validation HR/NDCG@10/MRR of ``model``, early stopping, best-weight restore.
 
@@ -132,7 +159,6 @@ class RankingValidation(keras.callbacks.Callback):
         self,
         model: keras.Model,
         valid: EvalSet,
-        catalog_size: int,
         *,
         patience: int,
         quiet: bool,
@@ -142,7 +168,6 @@ class RankingValidation(keras.callbacks.Callback):
         self.restore_best = restore_best
         self.scored_model = model
         self.valid = valid
-        self.catalog_size = catalog_size
         self.patience = patience
         self.quiet = quiet
         self.best = -math.inf
@@ -154,8 +179,7 @@ class RankingValidation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         start = time.perf_counter()
-        ranked = rank_model(self.scored_model, self.valid)
-        metrics = evaluate_ranked(ranked, self.valid.targets, self.catalog_size)
+        metrics = validation_metrics(self.scored_model, self.valid)
         self.seconds += time.perf_counter() - start
         logs[VALIDATION_METRIC] = metrics["ndcg@10"]
         logs["val_hr@10"] = metrics["hr@10"]
@@ -235,7 +259,7 @@ def train_sequence_model(
             if isinstance(callback, StopAtDeadline):
                 callback.anneal(rate, steps)
     validation = RankingValidation(
-        model, valid, catalog_size, patience=fit.patience, quiet=quiet, restore_best=restore_best
+        model, valid, patience=fit.patience, quiet=quiet, restore_best=restore_best
     )
     start = time.perf_counter()
     history = distiller.fit(
