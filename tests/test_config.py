@@ -104,6 +104,8 @@ def test_explicit_keys_are_recorded_and_sizing_fills_the_rest():
     assert sized.teacher.hidden == 32 and sized.teacher.fit.epochs == 3  # the user's values stay
     assert sized.data.history_length == 20 and sized.teacher.dropout == 0.5
     assert sized.student.fit.batch_size == 64 and sized.explicit == cfg.explicit
+    # the students' cosine decay runs to its end: no early stop before the last epoch
+    assert sized.student.fit.patience == sized.student.fit.epochs == 20
     assert {c.key for c in choices} >= {"data.history_length", "teacher.dropout"}
     assert "teacher.hidden" not in {c.key for c in choices}
     big = LogShape(users=2000, items=500, interactions=2_000_000, median_length=200, p90_length=900)
