@@ -78,9 +78,13 @@ class TeacherConfig:
     It stays off by default: even cross-fitted, the student distilled from the ensemble was worse
     on the shared real log than the one distilled from SASRec alone (see
     :mod:`edge_rec.distill.teacher_ensemble`).
+
+    ``members`` (>= 1): how many teachers of this kind are trained, each from its own seed, and
+    averaged into one (:mod:`edge_rec.models.averaged_teacher`); 1 is a single teacher.
     """
 
     kind: str = "sasrec"
+    members: int = 1
     hidden: int = 128
     blocks: int = 2
     heads: int = 2
@@ -417,6 +421,7 @@ def _validate(cfg: EdgeRecConfig) -> None:
         (cfg.convert.top_k >= 10, "convert.top_k", "an integer >= 10"),
         (0.0 <= cfg.gate.max_ndcg_drop <= 1.0, "gate.max_ndcg_drop", "a number in [0, 1]"),
         (cfg.teacher.hidden >= 1, "teacher.hidden", "an integer >= 1"),
+        (cfg.teacher.members >= 1, "teacher.members", "an integer >= 1"),
         (cfg.teacher.blocks >= 1, "teacher.blocks", "an integer >= 1"),
         (cfg.teacher.heads >= 1, "teacher.heads", "an integer >= 1"),
         (

@@ -265,6 +265,7 @@ def _run(
     with run.stage(DATA):
         cfg, data, sizing = stages.prepare_sized_data(cfg, path=data_path, data_format=data_format)
     run.record_config(config_to_dict(cfg))
+    budget.weigh_teacher(cfg.teacher.members)
     for choice in sizing:
         log.info("sized from the log: %s = %s (%s)", choice.key, choice.value, choice.reason)
     log.info("data: %s", data.summary())

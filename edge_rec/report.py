@@ -139,6 +139,16 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     shipped = report.get("shipped_student")
     if shipped:
         lines += [f"Compressed and shipped: `{shipped['stage']}` ({shipped['reason']}).", ""]
+    members = report["stages"].get(TEACHER, {}).get("members")
+    if members:
+        each = "; ".join(
+            f"seed {m['seed']}: {m['best_val_ndcg@10']:.4f} (best epoch {m['best_epoch']} of {m['epochs_run']}, "
+            f"{m['stopped_by']}, {m['seconds']:.0f} s)" for m in members)
+        lines += [
+            f"Teacher: the average of {len(members)} teachers' logits; validation NDCG@10 {each}; "
+            f"averaged: {report['stages'][TEACHER]['averaged_val_ndcg@10']:.4f}.",
+            "",
+        ]
     blend = report["stages"].get(TEACHER, {}).get("item_item")
     if blend:
         scores = blend["validation_ndcg@10"]

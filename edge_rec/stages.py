@@ -64,11 +64,18 @@ from edge_rec.data import (
 )
 from edge_rec.data.synthetic import PRESETS
 from edge_rec.distill.teacher_ensemble import ItemItemBlend, blend_teacher, choose_item_item_weight
-from edge_rec.distill.training import TrainResult, rank_model, score_model, train_sequence_model
+from edge_rec.distill.training import (
+    TrainResult,
+    rank_model,
+    score_model,
+    train_sequence_model,
+    validation_metrics,
+)
 from edge_rec.distill.training_input import steps_per_epoch
 from edge_rec.distributed import backup_callbacks, training_scope
 from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher, student_serving_model
+from edge_rec.models.averaged_teacher import average_teachers
 from edge_rec.models.ease import fit_item_item
 from edge_rec.models.item_item_folds import fit_out_of_fold
 from edge_rec.models.warm_start import warm_start_student
@@ -141,6 +148,7 @@ class TrainedModel:
     """A trained Keras model in both forms: sequence (training) and serving (last position).
 
     ``blend``: for a teacher, what the item-item ensemble step chose (None when it did not run).
+    ``members``: for an averaged teacher, each member's training result (empty otherwise).
     """
 
     name: str
@@ -149,6 +157,7 @@ class TrainedModel:
     train: TrainResult | None
     seconds: float
     blend: ItemItemBlend | None = None
+    members: tuple[TrainResult, ...] = ()
 
     @property
     def is_ensemble(self) -> bool:
@@ -238,6 +247,33 @@ def _deadline(stage: str, time_limit: float | None) -> tuple:
     return (StopAtDeadline(time_limit, stage),) if time_limit is not None else ()
 
 
+#: Seeds of an averaged teacher's members are this far apart, so the members of builds run with
+#: nearby seeds (0, 1, 2, ...) never share a seed.
+MEMBER_SEED_STRIDE = 1000
+
+
+def member_seed(seed: int, index: int) -> int:
+    """The seed of an averaged teacher's ``index``-th member (member 0 keeps the build's seed, so
+    a one-member teacher is the single teacher it always was)."""
+    return seed + MEMBER_SEED_STRIDE * index
+
+
+def _train_member(data: PreparedData, cfg: TeacherConfig, *, seed: int, quiet: bool,
+                  softmax: SoftmaxConfig | None, time_limit: float | None) -> tuple[Any, Any, TrainResult]:
+    """One teacher trained from ``seed``: ``(sequence model, serving model, result)``."""
+    set_global_seed(seed)
+    with training_scope():  # one process, or every worker of a TF_CONFIG cluster
+        model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
+        result, _ = _fit(
+            TEACHER, model, None, data, cfg.fit, DistillConfig().without_teacher(), seed=seed, quiet=quiet,
+            softmax=softmax,
+            callbacks=(*_deadline(TEACHER, time_limit), *backup_callbacks(TEACHER)),
+        )
+    serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
+    serving.set_weights(model.get_weights())
+    return model, serving, result
+
+
 def train_teacher(
     data: PreparedData,
     cfg: TeacherConfig,
@@ -249,11 +285,15 @@ def train_teacher(
 ) -> TrainedModel:
     """Train the sequential teacher with next-item cross-entropy at every position
     (full or sampled softmax as ``softmax`` says; full when None), stopping at an epoch
-    boundary before ``time_limit`` seconds when one is given. With ``cfg.item_item``, the
-    item-item model is fitted first (its time comes out of ``time_limit``) and blended in after
-    training with the weight that scores best on the validation split
-    (:mod:`edge_rec.distill.teacher_ensemble`)."""
-    set_global_seed(seed)
+    boundary before ``time_limit`` seconds when one is given.
+
+    With ``cfg.members`` > 1, that many teachers are trained one after another from
+    :func:`member_seed` seeds, each within an equal share of what remains of ``time_limit``, and
+    averaged into one (:func:`~edge_rec.models.averaged_teacher.average_teachers`); the result's
+    ``train`` is the first member's and ``members`` holds every member's.
+    With ``cfg.item_item``, the item-item model is fitted first (its time comes out of
+    ``time_limit``) and blended in after training with the weight that scores best on the
+    validation split (:mod:`edge_rec.distill.teacher_ensemble`)."""
     start = time.perf_counter()
     matrix, out_of_fold, fit_seconds = None, None, 0.0
     if cfg.item_item:
@@ -264,21 +304,41 @@ def train_teacher(
             out_of_fold = fit_out_of_fold(data.split.train_sequences, data.catalog_size, cfg.item_item_l2,
                                           history_length=data.history_length, folds=cfg.item_item_folds)
         fit_seconds = time.perf_counter() - start
+    trained = []
+    for index in range(cfg.members):
+        limit = None
         if time_limit is not None:
-            time_limit = max(1.0, time_limit - fit_seconds)
-    with training_scope():  # one process, or every worker of a TF_CONFIG cluster
-        model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
-        result, _ = _fit(
-            TEACHER, model, None, data, cfg.fit, DistillConfig().without_teacher(), seed=seed, quiet=quiet,
-            softmax=softmax,
-            callbacks=(*_deadline(TEACHER, time_limit), *backup_callbacks(TEACHER)),
-        )
-    serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
-    serving.set_weights(model.get_weights())
+            limit = max(1.0, (time_limit - (time.perf_counter() - start)) / (cfg.members - index))
+        if cfg.members > 1:
+            log.info("stage %s: member %d of %d (seed %d)", TEACHER, index + 1, cfg.members, member_seed(seed, index))
+        trained.append(_train_member(data, cfg, seed=member_seed(seed, index), quiet=quiet, softmax=softmax,
+                                     time_limit=limit))
+    model, serving, result = trained[0]
+    if len(trained) > 1:
+        model = average_teachers([t[0] for t in trained], name=f"teacher_{cfg.kind}_averaged")
+        serving = average_teachers([t[1] for t in trained], name=f"teacher_{cfg.kind}_averaged_serving")
     blend = None
     if matrix is not None:
         model, serving, blend = _blend_item_item(model, serving, matrix, out_of_fold, data, cfg, fit_seconds)
-    return TrainedModel(TEACHER, model, serving, result, time.perf_counter() - start, blend)
+    return TrainedModel(TEACHER, model, serving, result, time.perf_counter() - start, blend,
+                        members=tuple(t[2] for t in trained) if len(trained) > 1 else ())
+
+
+def averaged_teacher_summary(model: TrainedModel, data: PreparedData, *, seed: int) -> dict[str, Any]:
+    """For an averaged teacher (``model.members`` not empty), the report's account of it: each
+    member's seed, epochs, stopping reason, best validation NDCG@10 and seconds, and the averaged
+    model's validation NDCG@10; empty for any other model."""
+    if not model.members:
+        return {}
+    valid = data.split.eval_set("valid", data.history_length)
+    return {
+        "members": [
+            {"seed": member_seed(seed, i), "epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
+             "stopped_by": r.stopped_by, "best_val_ndcg@10": r.best_val_ndcg, "seconds": round(r.seconds, 2)}
+            for i, r in enumerate(model.members)
+        ],
+        "averaged_val_ndcg@10": validation_metrics(model.serving_model, valid)["ndcg@10"],
+    }
 
 
 def _blend_item_item(model: Any, serving: Any, matrix: np.ndarray, out_of_fold: np.ndarray | None,

@@ -37,13 +37,24 @@ RESERVE = 0.06
 
 
 class TimeBudget:
-    """Wall-clock allowance per training stage; ``seconds=None`` means no budget."""
+    """Wall-clock allowance per training stage; ``seconds=None`` means no budget.
 
-    def __init__(self, seconds: float | None) -> None:
+    An averaged teacher of ``teacher_members`` members weighs that many teachers: the teacher's
+    share is :data:`STAGE_SHARES`' teacher share times ``teacher_members`` (the members then split
+    the teacher's allowance equally, :func:`edge_rec.stages.train_teacher`).
+    """
+
+    def __init__(self, seconds: float | None, *, teacher_members: int = 1) -> None:
         self.seconds = seconds
+        self.weigh_teacher(teacher_members)
         self.start = time.perf_counter()
         self.started: set[str] = set()
         self.granted: dict[str, float] = {}
+
+    def weigh_teacher(self, members: int) -> None:
+        """Give the teacher ``members`` times its share (call it before the teacher's allowance
+        is asked: the build learns the members from the log's sizing, after its clock started)."""
+        self.shares = {**STAGE_SHARES, TEACHER: STAGE_SHARES[TEACHER] * members}
 
     def elapsed(self) -> float:
         """Seconds since the build started."""
@@ -60,9 +71,9 @@ class TimeBudget:
         if stage == STUDENT and STUDENT_BASELINE in self.granted:
             # the same wall-clock as the student alone, whatever the teacher left
             return self.granted[STUDENT_BASELINE]
-        pending = [name for name in STAGE_SHARES if name not in self.started or name == stage]
+        pending = [name for name in self.shares if name not in self.started or name == stage]
         remaining = self.seconds * (1.0 - RESERVE) - self.elapsed()
-        share = STAGE_SHARES[stage] / sum(STAGE_SHARES[name] for name in pending)
+        share = self.shares[stage] / sum(self.shares[name] for name in pending)
         self.granted[stage] = max(1.0, remaining * share)
         return self.granted[stage]
 

@@ -26,6 +26,7 @@ history_length = 12
 [teacher]
 hidden = 16
 blocks = 1
+members = 2
 item_item = true
 fit = { epochs = 1, batch_size = 32 }
 [student]
@@ -98,6 +99,11 @@ def test_report_has_the_documented_shape(build_run):
     assert len(blend["validation_ndcg@10"]) == 15 and blend["weight"] >= 0
     assert blend["validation_ndcg@10"][f"{blend['weight']:.6g}"] == max(blend["validation_ndcg@10"].values())
     assert "Teacher: " in (run_dir / "report.md").read_text()
+    # two teachers from their own seeds, averaged (and then blended)
+    members = report["stages"]["teacher"]["members"]
+    assert [m["seed"] for m in members] == [3, 1003] and all(m["epochs_run"] == 1 for m in members)
+    assert 0.0 < report["stages"]["teacher"]["averaged_val_ndcg@10"] <= 1.0
+    assert "the average of 2 teachers' logits" in (run_dir / "report.md").read_text()
     converted = REQUIRED_STAGES[2:] if blend["weight"] > 0 else REQUIRED_STAGES[1:]
     assert (report["stages"]["teacher"]["size_bytes"] is None) == (blend["weight"] > 0)
     for name in converted:  # every converted model stage has a TFLite size, gzip smaller than raw

@@ -42,3 +42,12 @@ def test_the_distilled_student_gets_the_wall_clock_of_the_student_alone():
     alone = budget.allowance("student_baseline")
     budget.elapsed = lambda: 300.0 + alone / 3  # the student alone stopped early
     assert budget.allowance("student") == alone
+
+
+def test_an_averaged_teacher_weighs_as_many_teachers_as_it_has_members():
+    budget = TimeBudget(1000.0, teacher_members=3)
+    budget.elapsed = lambda: 0.0
+    shares = {**STAGE_SHARES, "teacher": 3 * STAGE_SHARES["teacher"]}
+    assert budget.allowance("teacher") == pytest.approx(
+        1000.0 * (1 - RESERVE) * shares["teacher"] / sum(shares.values()))
+    assert budget.allowance("teacher") > TimeBudget(1000.0).allowance("teacher")

@@ -33,8 +33,7 @@ from device_runtime.metrics import ndcg_at_positions, scoring_rows, target_posit
 from edge_rec.keras_shim import keras
 from edge_rec.models.blended_logits import BlendedLogits
 from edge_rec.models.ease import history_scores
-from edge_rec.models.layers import TiedLogits
-from edge_rec.models.output_head import item_embedding_table
+from edge_rec.models.output_head import output_weights
 
 #: Weights tried, as multiples of the ratio of the teacher's logit spread to the item-item
 #: scores' spread (so the grid adapts to both models' scales): 0, then 2^-7 ... 2^-0.5.
@@ -100,23 +99,13 @@ def choose_item_item_weight(teacher_scores, matrix: np.ndarray, histories: np.nd
     return {weight: total / users for weight, total in gains.items()}
 
 
-def _output_weights(model: keras.Model) -> list[np.ndarray]:
-    """``[kernel [H, C], bias [C]]`` of a teacher's output layer: a ``Dense``'s weights, or for a
-    tied output the item embedding table, transposed, and the layer's bias (a copy: the blended
-    teacher is frozen while it teaches)."""
-    layer = model.get_layer("logits")
-    if isinstance(layer, TiedLogits):
-        return [item_embedding_table(model).numpy().T, layer.bias.numpy()]
-    return layer.get_weights()
-
-
 def blend_teacher(sequence_model: keras.Model, serving_model: keras.Model, matrix: np.ndarray,
                   weight: float, out_of_fold: np.ndarray | None = None) -> tuple[keras.Model, keras.Model]:
     """The ensemble teacher's ``(sequence, serving)`` models: each input model's body with one
     shared :class:`BlendedLogits` layer (the input models' ``logits`` Dense weights, ``matrix``
     and ``weight``, and the cross-fitted ``out_of_fold`` [K, C, C] the sequence model reads when
     given) in place of its output layer. The input models are not modified."""
-    output = _output_weights(sequence_model)
+    output = output_weights(sequence_model)
     catalog = int(matrix.shape[0])
     folds = 0 if out_of_fold is None else int(out_of_fold.shape[0])
     blended = BlendedLogits(catalog, weight, folds, name="blended_logits")

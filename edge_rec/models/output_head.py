@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from edge_rec.keras_shim import keras, tf
 from edge_rec.models.blended_logits import BlendedLogits
 from edge_rec.models.layers import TiedLogits
@@ -127,12 +129,25 @@ class OutputHead:
         return logits[:, -1, :] if len(logits.shape) == 3 else logits
 
 
-def _item_embedding_layer(model: keras.Model) -> keras.layers.Layer:
-    """The model's ``item_embedding`` layer, or the pruning/QAT wrapper around it."""
+def _item_embedding_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every ``item_embedding`` layer (or its pruning/QAT wrapper) of the model, in order: one,
+    or one per member of an averaged teacher (whose members are nested models)."""
+    found = []
     for layer in model.layers:
         if layer.name.endswith("item_embedding"):
-            return layer
-    raise ValueError(f"model {model.name!r} has no item_embedding layer")
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(_item_embedding_layers(layer))
+    return found
+
+
+def _item_embedding_layer(model: keras.Model) -> keras.layers.Layer:
+    """The model's ``item_embedding`` layer, or the pruning/QAT wrapper around it (for an
+    averaged teacher, its first member's)."""
+    layers = _item_embedding_layers(model)
+    if not layers:
+        raise ValueError(f"model {model.name!r} has no item_embedding layer")
+    return layers[0]
 
 
 def _plain_table(model: keras.Model) -> tf.Variable | None:
@@ -142,7 +157,23 @@ def _plain_table(model: keras.Model) -> tf.Variable | None:
     return layer.embeddings if type(layer) is keras.layers.Embedding else None
 
 
+def item_embedding_tables(model: keras.Model) -> list[tf.Variable]:
+    """Every ``item_embedding`` table ``[C, E]`` of the model: its own, or each member's of an
+    averaged teacher."""
+    return [getattr(layer, "layer", layer).embeddings for layer in _item_embedding_layers(model)]
+
+
 def item_embedding_table(model: keras.Model) -> tf.Variable:
     """The ``item_embedding`` table ``[C, E]`` of a teacher or student (wrapped or not)."""
     layer = _item_embedding_layer(model)
     return getattr(layer, "layer", layer).embeddings
+
+
+def output_weights(model: keras.Model) -> list[np.ndarray]:
+    """``[kernel [H, C], bias [C]]`` of a teacher's ``logits`` layer, as numpy copies: a
+    ``Dense``'s weights, or for a tied output the item embedding table, transposed, and the
+    layer's bias."""
+    layer = model.get_layer("logits")
+    if isinstance(layer, TiedLogits):
+        return [item_embedding_table(model).numpy().T, layer.bias.numpy()]
+    return [np.array(w) for w in layer.get_weights()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_rec.keras_shim import keras
+from edge_rec.models.output_head import item_embedding_tables
 
 
 def pca_project(table: np.ndarray, width: int) -> np.ndarray:
@@ -23,13 +24,14 @@ def pca_project(table: np.ndarray, width: int) -> np.ndarray:
 
 
 def warm_start_student(student: keras.Model, teacher: keras.Model, *, scale: float = 0.05) -> None:
-    """Initialise ``student``'s ``item_embedding`` from ``teacher``'s, by PCA to the student's width.
+    """Initialise ``student``'s ``item_embedding`` from ``teacher``'s, by PCA to the student's width
+    (an averaged teacher's members' tables side by side, [C, sum of their widths]).
 
     The projection is rescaled so its standard deviation is ``scale`` (a usual embedding init),
     keeping the teacher's geometry (which items are close) without its magnitude.
     Raises ValueError when the two models do not share the same catalog.
     """
-    source = teacher.get_layer("item_embedding").get_weights()[0]
+    source = np.concatenate([table.numpy() for table in item_embedding_tables(teacher)], axis=1)
     target_layer = student.get_layer("item_embedding")
     (target,) = target_layer.get_weights()
     if source.shape[0] != target.shape[0]:
