@@ -120,6 +120,9 @@ def summarise(reports: dict[int, dict], goals: dict, log_name: str) -> dict:
                      if name in reports[s]["stages"]}
             for s in seeds
         },
+        "teacher_members": {str(s): {"members": reports[s]["stages"]["teacher"].get("members") or [],
+                                     "averaged_val_ndcg@10": reports[s]["stages"]["teacher"].get("averaged_val_ndcg@10")}
+                            for s in seeds},
         "shipped_student": {str(s): reports[s].get("shipped_student", {}).get("stage") for s in seeds},
         "pruned_sparsity": {str(s): reports[s]["stages"].get("pruned", {}).get("sparsity") for s in seeds},
         "wall_s": {str(s): reports[s]["benchmark"].get("wall_s") for s in seeds},
@@ -177,6 +180,16 @@ def markdown(summary: dict, title: str) -> str:
         lines.append(f"| {s} | " + " | ".join(summary["epochs"][str(s)].values())
                      + f" | {summary['shipped_student'][str(s)]} | "
                      + (f"{sparsity:.2f}" if sparsity is not None else "—") + " |")
+    if any(summary.get("teacher_members", {}).get(str(s), {}).get("members") for s in seeds):
+        lines += ["", "Averaged teacher: each member's best validation NDCG@10 (best epoch / epochs run, "
+                  "seconds), and the averaged model's:", "",
+                  "| seed | members | averaged |", "|---|---|---:|"]
+        for s in seeds:
+            t = summary["teacher_members"][str(s)]
+            each = "; ".join(f"seed {m['seed']}: {m['best_val_ndcg@10']:.4f} ({m['best_epoch']}/{m['epochs_run']}, "
+                             f"{m['seconds']:.0f} s)" for m in t["members"])
+            averaged = t["averaged_val_ndcg@10"]
+            lines.append(f"| {s} | {each} | {averaged:.4f} |" if averaged is not None else f"| {s} | {each} | — |")
     lines += ["", "Peak RSS is the largest child so far (getrusage of children), so it is an upper bound "
               "for later seeds.", ""]
     return "\n".join(lines)
@@ -185,7 +198,7 @@ def markdown(summary: dict, title: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--time-budget", default="20m")
+    parser.add_argument("--time-budget", default="30m")
     parser.add_argument("--reuse", action="store_true", help="tabulate existing runs, do not train")
     parser.add_argument("--data", default=str(LOG), help="the log (default: the shared real log) or a preset")
     parser.add_argument("--name", choices=sorted(GOALS), default="real_log",

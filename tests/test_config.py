@@ -78,6 +78,7 @@ def test_demo_config_loads_and_round_trips():
 
 @pytest.mark.parametrize(("toml", "field"), [
     ("[teacher]\nhidden = -4", "teacher.hidden"),
+    ("[teacher]\nmembers = 0", "teacher.members"),
     ("[teacher]\nfit = { epochs = 0 }", "teacher.fit.epochs"),
     ("[student]\nfit = { learning_rate = 0.0 }", "student.fit.learning_rate"),
     ("[data]\nmin_user_interactions = 1", "data.min_user_interactions"),
@@ -117,3 +118,21 @@ def test_explicit_keys_are_recorded_and_sizing_fills_the_rest():
     long_small = LogShape(users=2000, items=2000, interactions=160_000, median_length=60, p90_length=150)
     sized_long, _ = size_for_log(config_from_dict({}), long_small)
     assert sized_long.teacher.dropout == 0.2 and sized_long.teacher.hidden == 64
+    # averaged teachers while members x interactions stays within 1M: 2 (at most), then 1
+    assert sized.teacher.members == 2 and sized_long.teacher.members == 2
+    middle = LogShape(users=20_000, items=9000, interactions=600_000, median_length=7, p90_length=16)
+    assert size_for_log(config_from_dict({}), middle)[0].teacher.members == 1
+    assert sized_big.teacher.members == 1
+    one = config_from_dict({"teacher": {"members": 1}})  # the user's choice stays
+    assert size_for_log(one, shape)[0].teacher.members == 1
+    # the wide student while its int8 file stays under 2 MB, else the narrow one
+    assert (sized.student.embedding_dim, sized.student.hidden) == (32, (24,))
+    assert (sized_big.student.embedding_dim, sized_big.student.hidden) == (32, (24,))  # 500 items
+    huge = LogShape(users=20_000, items=40_000, interactions=400_000, median_length=7, p90_length=16)
+    assert (size_for_log(config_from_dict({}), huge)[0].student.embedding_dim,
+            size_for_log(config_from_dict({}), huge)[0].student.hidden) == (16, (12,))
+    # setting any of the student's widths (or tying its output) keeps the rule off all of them
+    tied = config_from_dict({"student": {"tie_output": True, "embedding_dim": 12, "hidden": [12]}})
+    assert size_for_log(tied, shape)[0].student.hidden == (12,)
+    only_dim = config_from_dict({"student": {"embedding_dim": 8}})
+    assert size_for_log(only_dim, shape)[0].student.hidden == EdgeRecConfig().student.hidden
