@@ -57,6 +57,9 @@ def test_train_teacher_writes_model_config_and_metrics(trained):
     assert len(metrics["history"]["loss"]) == 1 and len(metrics["history"]["val_ndcg@10"]) == 1
     assert metrics["params"] > 0
     assert printed["test"] == metrics["test"]
+    # a tiny log gets the averaged teacher of the sizing rule: two members, their seeds recorded
+    assert [m["seed"] for m in metrics["members"]] == [3, 1003]
+    assert 0.0 <= metrics["averaged_val_ndcg@10"] <= 1.0
     assert json.loads((out / "config.json").read_text())["teacher"]["hidden"] == 16
     # the recorded test metrics are those of the saved serving model on the same split
     from edge_rec import stages
