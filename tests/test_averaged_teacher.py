@@ -95,3 +95,14 @@ def test_members_of_different_catalogs_are_refused():
     small = build_teacher(TeacherConfig(hidden=8, blocks=1, heads=2), C - 1, L)
     with pytest.raises(ValueError, match="members differ"):
         average_teachers([*_members(tied=True)[:1], small], name="averaged")
+
+
+def test_the_serving_form_converts_to_tflite_and_ranks_like_keras():
+    from converters.tflite import convert_to_tflite, run_tflite
+
+    averaged = average_teachers(_members(tied=True, sequence=False), name="averaged_serving")
+    flatbuffer = convert_to_tflite(averaged, "float32", history_length=L, top_k=10)
+    x = _histories()
+    ids, _ = run_tflite(flatbuffer, x)
+    logits = averaged(x, training=False)[0].numpy()[:, 2:]  # PAD and OOV are never recommended
+    np.testing.assert_array_equal(ids[:, 0], np.argmax(logits, axis=1) + 2)
