@@ -11,6 +11,11 @@ holds the members' output layers stacked and divided by ``n`` (its bias is their
 ``hidden . kernel + bias`` is exactly the mean of the members' logits. The hint term therefore
 distils the concatenated hidden states, and the relation term (which reads an
 ``item_embedding`` table) reads the first member's.
+
+The output layer is a copy (``n*H x C``), so the averaged model counts more parameters than its
+members together when they tie their output to their item embedding (on the shared real log two
+745,650-parameter members make a 2,846,898-parameter model); the copy is what lets the
+distillation score a few candidate items without scoring the catalog.
 """
 
 from __future__ import annotations
