@@ -143,10 +143,12 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     if members:
         each = "; ".join(
             f"seed {m['seed']}: {m['best_val_ndcg@10']:.4f} (best epoch {m['best_epoch']} of {m['epochs_run']}, "
-            f"{m['stopped_by']}, {m['seconds']:.0f} s)" for m in members)
+            f"{m['stopped_by']}, {m['seconds']:.0f} s{'' if m['averaged'] else ', left out'})" for m in members)
+        kept = sum(m["averaged"] for m in members)
+        what = "the best one alone validates better than any average" if kept == 1 else f"the average of {kept}"
         lines += [
-            f"Teacher: the average of {len(members)} teachers' logits; validation NDCG@10 {each}; "
-            f"averaged: {report['stages'][TEACHER]['averaged_val_ndcg@10']:.4f}.",
+            f"Teacher: {len(members)} teachers trained, {what} is kept; validation NDCG@10 {each}; "
+            f"kept: {report['stages'][TEACHER]['averaged_val_ndcg@10']:.4f}.",
             "",
         ]
     blend = report["stages"].get(TEACHER, {}).get("item_item")

@@ -148,7 +148,8 @@ class TrainedModel:
     """A trained Keras model in both forms: sequence (training) and serving (last position).
 
     ``blend``: for a teacher, what the item-item ensemble step chose (None when it did not run).
-    ``members``: for an averaged teacher, each member's training result (empty otherwise).
+    ``members``: for an averaged teacher, each member's training result (empty otherwise), and
+    ``members_kept`` the indices of those it averages (chosen on validation).
     """
 
     name: str
@@ -158,6 +159,7 @@ class TrainedModel:
     seconds: float
     blend: ItemItemBlend | None = None
     members: tuple[TrainResult, ...] = ()
+    members_kept: tuple[int, ...] = ()
 
     @property
     def is_ensemble(self) -> bool:
@@ -290,7 +292,9 @@ def train_teacher(
     With ``cfg.members`` > 1, that many teachers are trained one after another from
     :func:`member_seed` seeds, each within an equal share of what remains of ``time_limit``, and
     averaged into one (:func:`~edge_rec.models.averaged_teacher.average_teachers`); the result's
-    ``train`` is the first member's and ``members`` holds every member's.
+    ``train`` is the first member's and ``members`` holds every member's. Only the members whose
+    average validates best are averaged (:func:`_members_to_average`; one member kept means the
+    teacher is that member alone).
     With ``cfg.item_item``, the item-item model is fitted first (its time comes out of
     ``time_limit``) and blended in after training with the weight that scores best on the
     validation split (:mod:`edge_rec.distill.teacher_ensemble`)."""
@@ -314,14 +318,38 @@ def train_teacher(
         trained.append(_train_member(data, cfg, seed=member_seed(seed, index), quiet=quiet, softmax=softmax,
                                      time_limit=limit))
     model, serving, result = trained[0]
+    kept: tuple[int, ...] = ()
     if len(trained) > 1:
-        model = average_teachers([t[0] for t in trained], name=f"teacher_{cfg.kind}_averaged")
-        serving = average_teachers([t[1] for t in trained], name=f"teacher_{cfg.kind}_averaged_serving")
+        kept = _members_to_average([t[1] for t in trained], data)
+        if len(kept) == 1:
+            model, serving = trained[kept[0]][0], trained[kept[0]][1]
+        else:
+            model = average_teachers([trained[i][0] for i in kept], name=f"teacher_{cfg.kind}_averaged")
+            serving = average_teachers([trained[i][1] for i in kept], name=f"teacher_{cfg.kind}_averaged_serving")
     blend = None
     if matrix is not None:
         model, serving, blend = _blend_item_item(model, serving, matrix, out_of_fold, data, cfg, fit_seconds)
     return TrainedModel(TEACHER, model, serving, result, time.perf_counter() - start, blend,
-                        members=tuple(t[2] for t in trained) if len(trained) > 1 else ())
+                        members=tuple(t[2] for t in trained) if len(trained) > 1 else (), members_kept=kept)
+
+
+def _members_to_average(servings: list[Any], data: PreparedData) -> tuple[int, ...]:
+    """Which trained members the averaged teacher keeps: the members ranked by validation
+    NDCG@10, then the best-validating average of the top 1, 2, ... of them (ties: fewer). A
+    member that failed to learn (e.g. early-stopped on a popularity plateau) would drag the
+    average below the good members; this keeps it out."""
+    valid = data.split.eval_set("valid", data.history_length)
+    alone = [validation_metrics(m, valid)["ndcg@10"] for m in servings]
+    order = sorted(range(len(servings)), key=lambda i: -alone[i])
+    best, best_score = order[:1], alone[order[0]]
+    for k in range(2, len(order) + 1):
+        score = validation_metrics(average_teachers([servings[i] for i in order[:k]], name="candidate"),
+                                   valid)["ndcg@10"]
+        if score > best_score:
+            best, best_score = order[:k], score
+    log.info("stage %s: members' validation NDCG@10 %s; averaging members %s (%.4f)", TEACHER,
+             ", ".join(f"{v:.4f}" for v in alone), sorted(best), best_score)
+    return tuple(sorted(best))
 
 
 def averaged_teacher_summary(model: TrainedModel, data: PreparedData, *, seed: int) -> dict[str, Any]:
@@ -334,7 +362,8 @@ def averaged_teacher_summary(model: TrainedModel, data: PreparedData, *, seed: i
     return {
         "members": [
             {"seed": member_seed(seed, i), "epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
-             "stopped_by": r.stopped_by, "best_val_ndcg@10": r.best_val_ndcg, "seconds": round(r.seconds, 2)}
+             "stopped_by": r.stopped_by, "best_val_ndcg@10": r.best_val_ndcg, "seconds": round(r.seconds, 2),
+             "averaged": i in model.members_kept}
             for i, r in enumerate(model.members)
         ],
         "averaged_val_ndcg@10": validation_metrics(model.serving_model, valid)["ndcg@10"],

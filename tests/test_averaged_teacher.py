@@ -106,3 +106,19 @@ def test_the_serving_form_converts_to_tflite_and_ranks_like_keras():
     ids, _ = run_tflite(flatbuffer, x)
     logits = averaged(x, training=False)[0].numpy()[:, 2:]  # PAD and OOV are never recommended
     np.testing.assert_array_equal(ids[:, 0], np.argmax(logits, axis=1) + 2)
+
+
+def test_a_member_that_did_not_learn_is_left_out_of_the_average():
+    from edge_rec import stages
+    from edge_rec.config import DataConfig, FitConfig
+
+    data = stages.prepare_data(DataConfig(source="synthetic-tv", synthetic_users=300, synthetic_items=60,
+                                          history_length=L), seed=0)
+    cfg = TeacherConfig(hidden=16, blocks=1, heads=2, members=1, fit=FitConfig(epochs=3, batch_size=32))
+    good = stages.train_teacher(data, cfg, seed=0, quiet=True).serving_model
+    bad = keras.models.clone_model(good)
+    bad.set_weights(good.get_weights())
+    noise = np.random.default_rng(0).normal(scale=100.0, size=data.catalog_size).astype(np.float32)
+    bad.get_layer("logits").bias.assign(noise)  # ranks by noise: as good as random
+    assert stages._members_to_average([bad, good], data) == (1,)
+    assert stages._members_to_average([good, good], data) == (0,)  # no gain from a copy: fewer wins
