@@ -84,7 +84,7 @@ class StageRecorder:
                 "stopped_by": train.stopped_by if train else None,
                 "best_val_ndcg@10": train.best_val_ndcg if train else None,
                 **({"item_item": model.blend.to_dict()} if model.blend is not None else {}),
-                **stages.averaged_teacher_summary(model, self.data, seed=self.cfg.seed),
+                **stages.averaged_teacher_summary(model, seed=self.cfg.seed),
                 **extra,
             },
         )

@@ -149,7 +149,8 @@ class TrainedModel:
 
     ``blend``: for a teacher, what the item-item ensemble step chose (None when it did not run).
     ``members``: for an averaged teacher, each member's training result (empty otherwise), and
-    ``members_kept`` the indices of those it averages (chosen on validation).
+    ``members_kept`` the indices of those it averages (chosen on validation) and
+    ``averaged_val_ndcg`` that average's validation NDCG@10 (None otherwise).
     """
 
     name: str
@@ -160,6 +161,7 @@ class TrainedModel:
     blend: ItemItemBlend | None = None
     members: tuple[TrainResult, ...] = ()
     members_kept: tuple[int, ...] = ()
+    averaged_val_ndcg: float | None = None
 
     @property
     def is_ensemble(self) -> bool:
@@ -319,8 +321,9 @@ def train_teacher(
                                      time_limit=limit))
     model, serving, result = trained[0]
     kept: tuple[int, ...] = ()
+    kept_ndcg = None
     if len(trained) > 1:
-        kept = _members_to_average([t[1] for t in trained], data)
+        kept, kept_ndcg = _members_to_average([t[1] for t in trained], data)
         if len(kept) == 1:
             model, serving = trained[kept[0]][0], trained[kept[0]][1]
         else:
@@ -330,12 +333,14 @@ def train_teacher(
     if matrix is not None:
         model, serving, blend = _blend_item_item(model, serving, matrix, out_of_fold, data, cfg, fit_seconds)
     return TrainedModel(TEACHER, model, serving, result, time.perf_counter() - start, blend,
-                        members=tuple(t[2] for t in trained) if len(trained) > 1 else (), members_kept=kept)
+                        members=tuple(t[2] for t in trained) if len(trained) > 1 else (), members_kept=kept,
+                        averaged_val_ndcg=kept_ndcg)
 
 
-def _members_to_average(servings: list[Any], data: PreparedData) -> tuple[int, ...]:
-    """Which trained members the averaged teacher keeps: the members ranked by validation
-    NDCG@10, then the best-validating average of the top 1, 2, ... of them (ties: fewer). A
+def _members_to_average(servings: list[Any], data: PreparedData) -> tuple[tuple[int, ...], float]:
+    """Which trained members the averaged teacher keeps, and their average's validation NDCG@10:
+    the members ranked by validation NDCG@10, then the best-validating average of the top 1, 2,
+    ... of them (ties: fewer). A
     member that failed to learn (e.g. early-stopped on a popularity plateau) would drag the
     average below the good members; this keeps it out."""
     valid = data.split.eval_set("valid", data.history_length)
@@ -349,16 +354,15 @@ def _members_to_average(servings: list[Any], data: PreparedData) -> tuple[int, .
             best, best_score = order[:k], score
     log.info("stage %s: members' validation NDCG@10 %s; averaging members %s (%.4f)", TEACHER,
              ", ".join(f"{v:.4f}" for v in alone), sorted(best), best_score)
-    return tuple(sorted(best))
+    return tuple(sorted(best)), best_score
 
 
-def averaged_teacher_summary(model: TrainedModel, data: PreparedData, *, seed: int) -> dict[str, Any]:
+def averaged_teacher_summary(model: TrainedModel, *, seed: int) -> dict[str, Any]:
     """For an averaged teacher (``model.members`` not empty), the report's account of it: each
-    member's seed, epochs, stopping reason, best validation NDCG@10 and seconds, and the averaged
-    model's validation NDCG@10; empty for any other model."""
+    member's seed, epochs, stopping reason, best validation NDCG@10 and seconds, whether it was
+    averaged, and the kept average's validation NDCG@10; empty for any other model."""
     if not model.members:
         return {}
-    valid = data.split.eval_set("valid", data.history_length)
     return {
         "members": [
             {"seed": member_seed(seed, i), "epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
@@ -366,7 +370,7 @@ def averaged_teacher_summary(model: TrainedModel, data: PreparedData, *, seed: i
              "averaged": i in model.members_kept}
             for i, r in enumerate(model.members)
         ],
-        "averaged_val_ndcg@10": validation_metrics(model.serving_model, valid)["ndcg@10"],
+        "averaged_val_ndcg@10": model.averaged_val_ndcg,
     }
 
 

@@ -39,14 +39,13 @@ RESERVE = 0.06
 class TimeBudget:
     """Wall-clock allowance per training stage; ``seconds=None`` means no budget.
 
-    An averaged teacher of ``teacher_members`` members weighs that many teachers: the teacher's
-    share is :data:`STAGE_SHARES`' teacher share times ``teacher_members`` (the members then split
-    the teacher's allowance equally, :func:`edge_rec.stages.train_teacher`).
+    An averaged teacher weighs as many teachers as it has members (:meth:`weigh_teacher`; the
+    members then split the teacher's allowance equally, :func:`edge_rec.stages.train_teacher`).
     """
 
-    def __init__(self, seconds: float | None, *, teacher_members: int = 1) -> None:
+    def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
-        self.weigh_teacher(teacher_members)
+        self.shares: dict[str, float] = dict(STAGE_SHARES)
         self.start = time.perf_counter()
         self.started: set[str] = set()
         self.granted: dict[str, float] = {}

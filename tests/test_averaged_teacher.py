@@ -120,5 +120,5 @@ def test_a_member_that_did_not_learn_is_left_out_of_the_average():
     bad.set_weights(good.get_weights())
     noise = np.random.default_rng(0).normal(scale=100.0, size=data.catalog_size).astype(np.float32)
     bad.get_layer("logits").bias.assign(noise)  # ranks by noise: as good as random
-    assert stages._members_to_average([bad, good], data) == (1,)
-    assert stages._members_to_average([good, good], data) == (0,)  # no gain from a copy: fewer wins
+    assert stages._members_to_average([bad, good], data)[0] == (1,)
+    assert stages._members_to_average([good, good], data)[0] == (0,)  # no gain from a copy: fewer wins

@@ -45,7 +45,8 @@ def test_the_distilled_student_gets_the_wall_clock_of_the_student_alone():
 
 
 def test_an_averaged_teacher_weighs_as_many_teachers_as_it_has_members():
-    budget = TimeBudget(1000.0, teacher_members=3)
+    budget = TimeBudget(1000.0)
+    budget.weigh_teacher(3)
     budget.elapsed = lambda: 0.0
     shares = {**STAGE_SHARES, "teacher": 3 * STAGE_SHARES["teacher"]}
     assert budget.allowance("teacher") == pytest.approx(

@@ -174,7 +174,7 @@ def train_teacher(config_path, profile, data_path, data_format, skip_bad_lines, 
             trained = stages.train_teacher(data, cfg.teacher, seed=cfg.seed, quiet=quiet, softmax=cfg.softmax)
     except PeerLostError as exc:
         raise click.ClickException(str(exc).replace("OUT/", f"{out}/")) from None
-    metrics = _metrics(trained, data, data_seconds, **stages.averaged_teacher_summary(trained, data, seed=cfg.seed))
+    metrics = _metrics(trained, data, data_seconds, **stages.averaged_teacher_summary(trained, seed=cfg.seed))
     out_dir = _save_run(out, serving=trained.serving_model, sequence=trained.sequence_model,
                         cfg=cfg, metrics=metrics)
     _report(metrics, out_dir, as_json)
