@@ -8,7 +8,9 @@ Runs ``edge-rec build --data LOG --seed S --time-budget T`` with **no config** (
 gets: :mod:`edge_rec.sizing`) in a fresh process per seed, then tabulates every stage's NDCG@10
 per seed and the mean, the paired-bootstrap ratios the report computes (teacher vs student alone,
 distilled vs alone, int8 vs distilled float, ...) per seed, the chosen sizes, training times,
-wall time and peak RSS. Results: ``benchmarks/results/real_log.{json,md}``.
+wall time and peak RSS, then measures the first seed's bundle as the device sees it
+(``edge-rec benchmark --profile smart-speaker``: cold start, recommend() latency, peak RSS and the
+profile's budgets). Results: ``benchmarks/results/real_log.{json,md}``.
 
 The log is ``../shared/data/amazon-video-games.csv`` beside the repository (team-internal, never
 committed); without it the benchmark says so and exits 0. ``--reuse`` tabulates runs already in
@@ -77,6 +79,38 @@ def load(run_dir: Path) -> dict:
     extra = run_dir / "benchmark.json"
     report["benchmark"] = json.loads(extra.read_text()) if extra.exists() else {}
     return report
+
+
+#: The device profile the shipped bundle is checked against (the tighter of the two built in).
+DEVICE_PROFILE = "smart-speaker"
+
+
+def device_check(bundle: Path, work: Path, data: str) -> dict:
+    """``edge-rec benchmark`` of one bundle under :data:`DEVICE_PROFILE`, in a fresh process;
+    with ``--eval-data`` (the log's test split, through the device's Recommender) when ``data``
+    is a file."""
+    output = work / "device.json"
+    evaluation = ["--eval-data", data, "--data-format", "csv"] if data.endswith(".csv") else []
+    args = [str(EDGE_REC), "benchmark", str(bundle), "--profile", DEVICE_PROFILE, *evaluation,
+            "--output", str(output), "--quiet"]
+    print(f"=== device: {' '.join(args)}", file=sys.stderr, flush=True)
+    proc = subprocess.run(args, cwd=REPO, stdout=subprocess.DEVNULL)
+    if proc.returncode not in (0, 1):  # 1: a budget failed, still a measurement
+        raise SystemExit(f"edge-rec benchmark failed with exit status {proc.returncode}")
+    target = json.loads(output.read_text())["targets"][0]
+    return {
+        "bundle": str(bundle.relative_to(REPO)) if bundle.is_relative_to(REPO) else str(bundle),
+        "profile": DEVICE_PROFILE,
+        "model_bytes": target["size_bytes"],
+        "cold_start_ms": target["cold_start_ms"],
+        "recommend_p50_us": target["latency_us"]["p50"],
+        "recommend_p99_us": target["latency_us"]["p99"],
+        "raw_invoke_p50_us": target["raw_invoke_us"]["p50"],
+        "peak_rss_mb": target["peak_rss_mb"],
+        "budgets": target["profile"]["results"],
+        "passed": target["profile"]["passed"],
+        "ndcg@10": (target.get("metrics") or {}).get("ndcg@10"),
+    }
 
 
 def summarise(reports: dict[int, dict], goals: dict, log_name: str) -> dict:
@@ -190,6 +224,16 @@ def markdown(summary: dict, title: str) -> str:
                              f"{m['seconds']:.0f} s)" for m in t["members"])
             averaged = t["averaged_val_ndcg@10"]
             lines.append(f"| {s} | {each} | {averaged:.4f} |" if averaged is not None else f"| {s} | {each} | — |")
+    device = summary.get("device")
+    if device:
+        verdicts = ", ".join(f"{name} {r['value']:.3g} {r['unit']} (limit {r['limit']:g}): {r['status']}"
+                             for name, r in device["budgets"].items() if r["value"] is not None)
+        lines += ["", f"On the device (`edge-rec benchmark --profile {device['profile']}`, {device['bundle']}): "
+                  f"model {device['model_bytes']:,} bytes, cold start {device['cold_start_ms']:.0f} ms, "
+                  f"recommend() p50 {device['recommend_p50_us']:.0f} us / p99 {device['recommend_p99_us']:.0f} us "
+                  f"(raw invoke p50 {device['raw_invoke_p50_us']:.0f} us), peak RSS {device['peak_rss_mb']:.1f} MiB"
+                  + (f", NDCG@10 through the device runtime {device['ndcg@10']:.4f}" if device["ndcg@10"] else "")
+                  + f"; budgets {'passed' if device['passed'] else 'FAILED'}: {verdicts}."]
     lines += ["", "Peak RSS is the largest child so far (getrusage of children), so it is an upper bound "
               "for later seeds.", ""]
     return "\n".join(lines)
@@ -214,6 +258,7 @@ def main() -> None:
         for seed in args.seeds
     }
     summary = summarise(reports, GOALS[args.name], Path(args.data).name)
+    summary["device"] = device_check(work / f"seed{args.seeds[0]}" / "bundle", work, args.data)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text_atomic(RESULTS / f"{args.name}.json", json.dumps(summary, indent=2) + "\n")
     title = "Real log" if args.name == "real_log" else f"Weak-order log ({Path(args.data).name})"
