@@ -47,6 +47,12 @@ class DataConfig:
     """Where the interaction log comes from and how it becomes sequences.
 
     ``source`` is a synthetic preset name (``synthetic-tv``, ``synthetic-speaker``, ``synthetic-bulk``) or a path.
+
+    ``validation_share`` (in (0, 1]): the share of users whose second-to-last item is held out
+    for validation (early stopping and every choice made on validation), at least
+    :data:`~edge_rec.data.split.MIN_VALIDATION_USERS` users; every other user trains on that
+    item (:class:`~edge_rec.data.split.LeaveLastOutSplit`). 1 is the classic leave-last-out split.
+    Every user's last item stays the test target either way.
     """
 
     source: str = "synthetic-tv"
@@ -57,6 +63,7 @@ class DataConfig:
     min_user_interactions: int = 5
     min_item_interactions: int = 5
     history_length: int = 50
+    validation_share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -412,6 +419,7 @@ def _validate(cfg: EdgeRecConfig) -> None:
         (cfg.distill.relation_items >= 2, "distill.relation_items", "an integer >= 2"),
         (0.0 <= cfg.prune.target_sparsity < 1.0, "prune.target_sparsity", "a number in [0, 1)"),
         (cfg.data.history_length >= 2, "data.history_length", "an integer >= 2"),
+        (0.0 < cfg.data.validation_share <= 1.0, "data.validation_share", "a number in (0, 1]"),
         (cfg.data.on_bad_line in ("error", "skip"), "data.on_bad_line", "'error' or 'skip'"),
         (
             set(cfg.convert.variants) <= set(VARIANTS),

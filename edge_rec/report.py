@@ -2,7 +2,7 @@
 
 The JSON keeps this shape (fields may be added, never removed)::
 
-    {"schema": 1, "dataset": {"users", "items", "interactions", "test_users"},
+    {"schema": 1, "dataset": {"users", "items", "interactions", "test_users", "validation_users"},
      "stages": {"<stage>": {"params", "size_bytes", "gzip_bytes", "sparsity", "seconds",
                             "metrics": {"hr@10", "ndcg@10", "mrr", "coverage@10"}}},
      "parity": {"top10_overlap"}, "bundle": {"path", "size_bytes"}, "gate": {"passed"}}
@@ -123,7 +123,9 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "",
         f"Dataset: {ds.get('source', '')} — {ds['users']} users, {ds['items']} items, "
         f"{ds['interactions']} interactions, {ds['test_users']} test users "
-        "(leave-last-out, full ranking, seen items excluded).",
+        "(leave-last-out, full ranking, seen items excluded)"
+        + (f"; {ds['validation_users']} of them validate on their second-to-last item, the others train on it."
+           if ds.get("validation_users", ds["test_users"]) < ds["test_users"] else "."),
         "",
     ]
     if "raw_interactions" in ds:

@@ -7,6 +7,15 @@ keys the user set, :attr:`~edge_rec.config.EdgeRecConfig.explicit`). The rule, i
 - **history length** = the 90th percentile of the users' sequence lengths, rounded up to a
   multiple of 10, within [10, 50]: longer windows are mostly padding (real logs: median 6-60),
   and every position costs attention in the teacher and memory on the device.
+- **validation users**: :data:`VALIDATION_SHARE` of the users, but at least
+  :data:`~edge_rec.data.split.MIN_VALIDATION_USERS` (every user on smaller logs), validate on their
+  second-to-last item; every other user trains on it (every user's last item still tests). On a
+  sparse log a user's second-to-last item is a large share of what the models can learn from that
+  user, and the newest. On the shared real log (median history 7, 4,861 of 24,303 users
+  validating; seed 0, default build, 30-minute budget) it raised test NDCG@10 of the int8 bundle
+  from 0.0778 to 0.0827, of the teacher from 0.0775 to 0.0840 and of the student alone from 0.0515
+  to 0.0563 (so the ratios fell a little: teacher / alone 1.506 to 1.492, distilled / alone 1.498
+  to 1.467), and validating 4,861 users instead of 24,303 cut the teacher's time from 812 to 618 s.
 - **teacher width**: logs under 1M interactions are small for a self-attention model and
   overfit within a few epochs, so the teacher gets width 64; larger logs get 128.
 - **teacher dropout** follows SASRec's own settings: 0.5 where histories are short and sparse
@@ -63,7 +72,10 @@ import numpy as np
 
 from edge_rec.config import EdgeRecConfig, apply_overrides
 from edge_rec.data.sequences import SequenceDataset
+from edge_rec.data.split import MIN_VALIDATION_USERS, validation_sample
 
+#: The share of users that validate (the others train on their second-to-last item).
+VALIDATION_SHARE = 0.2
 #: A log with fewer interactions than this gets the small-log teacher (width 64).
 SMALL_LOG_INTERACTIONS = 1_000_000
 #: The teacher's training work (interactions x members) the members rule keeps within.
@@ -135,7 +147,13 @@ def size_for_log(cfg: EdgeRecConfig, shape: LogShape) -> tuple[EdgeRecConfig, tu
     width_words = (f"{shape.items:,} items: about {wide_bytes / 1e6:.1f} MB of int8 for the wide student "
                    f"({'under' if wide_bytes < STUDENT_FILE_BYTES else 'over'} {STUDENT_FILE_BYTES / 1e6:.0f} MB)")
     members = max(1, min(MAX_TEACHER_MEMBERS, TEACHER_WORK_INTERACTIONS // max(1, shape.interactions)))
+    validation_users = len(validation_sample(shape.users, VALIDATION_SHARE))
     rules: list[SizingChoice] = [
+        SizingChoice(
+            "data.validation_share", VALIDATION_SHARE,
+            f"{validation_users:,} of {shape.users:,} users validate on their second-to-last item (at least "
+            f"{MIN_VALIDATION_USERS:,}); the others train on it",
+        ),
         SizingChoice(
             "data.history_length", history,
             f"90% of users have at most {shape.p90_length:.0f} items (median {shape.median_length:.0f})",

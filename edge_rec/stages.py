@@ -126,6 +126,7 @@ class PreparedData:
             "items": self.dataset.vocab.size - 2,
             "interactions": self.interactions,
             "test_users": len(self.test_set),
+            "validation_users": len(self.split.validation_users),
             "history_length": self.history_length,
             "skipped_lines": self.skipped_lines,
             **self.before_filtering(),
@@ -196,7 +197,7 @@ def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_fo
     return PreparedData(
         source=str(source),
         dataset=dataset,
-        split=dataset.split(),
+        split=dataset.split(cfg.validation_share),
         history_length=cfg.history_length,
         interactions=interactions,
         skipped_lines=log_.skipped_lines,
@@ -208,11 +209,12 @@ def prepare_sized_data(
     cfg: EdgeRecConfig, *, path: str | None = None, data_format: str | None = None
 ) -> tuple[EdgeRecConfig, PreparedData, tuple[SizingChoice, ...]]:
     """:func:`prepare_data`, then every size ``cfg`` leaves unset derived from the log
-    (:func:`~edge_rec.sizing.size_for_log`): the sized config, the data at the sized history
-    length, and the choices made (for the report)."""
+    (:func:`~edge_rec.sizing.size_for_log`): the sized config, the data split and cut at the
+    sized validation share and history length, and the choices made (for the report)."""
     data = prepare_data(cfg.data, seed=cfg.seed, path=path, data_format=data_format)
     cfg, choices = size_for_log(cfg, LogShape.of(data.dataset))
-    return cfg, dataclasses.replace(data, history_length=cfg.data.history_length), choices
+    split = data.dataset.split(cfg.data.validation_share)
+    return cfg, dataclasses.replace(data, split=split, history_length=cfg.data.history_length), choices
 
 
 def _fit(

@@ -126,3 +126,10 @@ def test_bad_input_is_reported_clearly(tmp_path, trained):
     bad = runner.invoke(main, ["distill", "--config", str(config), "--teacher", str(root / "teacher"), "--alpha", "2",
                                "--out", str(tmp_path / "z")])
     assert bad.exit_code != 0 and "distill.alpha" in bad.output
+    # a teacher that learned second-to-last items this run would validate on is refused
+    other = root / "other_share.toml"
+    other.write_text(TINY.replace("history_length = 8", "history_length = 8\nvalidation_share = 0.5"))
+    share = runner.invoke(main, ["distill", "--config", str(other), "--teacher", str(root / "teacher"),
+                                 "--out", str(tmp_path / "w")])
+    assert share.exit_code == 1 and "data.validation_share = 0.2" in share.output and "0.5" in share.output
+    assert not (tmp_path / "w").exists()

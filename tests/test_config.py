@@ -40,6 +40,7 @@ def test_partial_nested_table_keeps_other_defaults(tmp_path):
         ("[teacher.fit]\nepochs = 'x'\n", "teacher.fit.epochs", "expected an integer"),
         ("[distill]\nalpha = 3\n", "distill.alpha", "[0, 1]"),
         ("[teacher]\nkind = 'lstm'\n", "teacher.kind", "'sasrec' or 'gru'"),
+        ("[data]\nvalidation_share = 0\n", "data.validation_share", "(0, 1]"),
         ("[convert]\nvariants = ['int4']\n", "convert.variants", "subset"),
         ("[student]\ntie_output = true\nembedding_dim = 8\nhidden = [4]\n", "student.hidden", "equal to student.embedding_dim (8)"),
     ],
@@ -107,8 +108,14 @@ def test_explicit_keys_are_recorded_and_sizing_fills_the_rest():
     assert sized.student.fit.batch_size == 64 and sized.explicit == cfg.explicit
     # the students' cosine decay runs to its end: no early stop before the last epoch
     assert sized.student.fit.patience == sized.student.fit.epochs == 20
-    assert {c.key for c in choices} >= {"data.history_length", "teacher.dropout"}
+    assert {c.key for c in choices} >= {"data.history_length", "teacher.dropout", "data.validation_share"}
     assert "teacher.hidden" not in {c.key for c in choices}
+    # a sample of the users validates, the others train on their second-to-last item
+    assert sized.data.validation_share == 0.2
+    reason = next(c.reason for c in choices if c.key == "data.validation_share")
+    assert "4,000 of 20,000 users validate" in reason
+    kept = config_from_dict({"data": {"validation_share": 1.0}})  # the user's choice stays
+    assert size_for_log(kept, shape)[0].data.validation_share == 1.0
     big = LogShape(users=2000, items=500, interactions=2_000_000, median_length=200, p90_length=900)
     sized_big, _ = size_for_log(config_from_dict({}), big)
     assert sized_big.data.history_length == 50 and sized_big.teacher.hidden == 128

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_rec.data import InteractionLog, left_pad, prepare_dataset
+from edge_rec.data import InteractionLog, LeaveLastOutSplit, left_pad, prepare_dataset
+from edge_rec.data.split import MIN_VALIDATION_USERS, validation_sample
 
 
 def _log(rows, titles=None):
@@ -123,3 +124,45 @@ def test_sample_prefixes_equals_picking_rows_of_every_prefix(split):
         picked = np.sort(np.random.default_rng(7).choice(len(histories), size=min(count, len(histories)), replace=False))
         sampled = sp.sample_prefixes(3, count, np.random.default_rng(7))
         np.testing.assert_array_equal(sampled, histories[picked])
+
+
+def test_validation_sample_takes_a_share_but_never_fewer_than_the_minimum():
+    assert validation_sample(500, 1.0).tolist() == list(range(500))
+    assert len(validation_sample(500, 0.1)) == 500  # fewer users than the minimum: all
+    assert len(validation_sample(10_000, 0.1)) == MIN_VALIDATION_USERS
+    sample = validation_sample(30_000, 0.1)
+    assert len(sample) == 3000 and np.all(np.diff(sample) > 0) and sample.max() < 30_000
+    assert sample.tolist() == validation_sample(30_000, 0.1).tolist()  # the same users every time
+    assert sample.tolist() != list(range(3000))  # drawn, not the first ones
+    for share in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="validation share"):
+            validation_sample(100, share)
+
+
+def test_users_outside_the_validation_sample_train_on_their_second_to_last_item():
+    rows = [("u1", x, t) for t, x in enumerate("abcdef")] + [("u2", x, t) for t, x in enumerate("bcae")]
+    ds = prepare_dataset(_log(rows), min_user_interactions=3, min_item_interactions=1)
+    sp = LeaveLastOutSplit(ds, validation_users=np.array([1]))  # only u2 validates
+    assert [_ids(ds, s) for s in sp.train_sequences] == [list("abcde"), list("bc")]
+    valid = sp.eval_set("valid", 4)
+    assert len(valid) == 1 and _ids(ds, [valid.targets[0]]) == ["a"]
+    assert _ids(ds, valid.histories[0]) == [".", ".", "b", "c"]
+    test = sp.eval_set("test", 4)
+    assert len(test) == 2 and _ids(ds, test.targets) == ["f", "e"]
+    assert [_ids(ds, s) for s in ds.split().train_sequences] == [list("abcd"), list("bc")]
+
+
+def test_a_sized_build_validates_on_a_sample_and_trains_on_the_others_second_to_last_items():
+    from edge_rec.config import config_from_dict
+    from edge_rec.stages import prepare_sized_data
+
+    cfg = config_from_dict({"data": {"source": "synthetic-speaker", "synthetic_users": 2500, "synthetic_items": 300}})
+    _, data, _ = prepare_sized_data(cfg)
+    users = len(data.dataset.sequences)
+    assert users > MIN_VALIDATION_USERS
+    summary = data.summary()
+    assert summary["validation_users"] == MIN_VALIDATION_USERS and summary["test_users"] == users
+    held = set(data.split.validation_users.tolist())
+    lengths = [len(t) - len(s) for t, s in zip(data.split.train_sequences, data.dataset.sequences, strict=True)]
+    assert all(cut == (-2 if u in held else -1) for u, cut in enumerate(lengths))
+    assert len(data.split.eval_set("valid", 5)) == MIN_VALIDATION_USERS

@@ -83,6 +83,20 @@ def _prepare(cfg: EdgeRecConfig, data: str | None):
         raise click.ClickException(str(exc)) from None
 
 
+def _check_same_validation_users(teacher_dir: str | Path, share: float) -> None:
+    """Refuse a teacher that trained on validation targets of this run: its validation share
+    (from its config.json; 1 before the share existed) must be this run's."""
+    recorded = Path(teacher_dir) / "config.json"
+    teacher_share = (json.loads(recorded.read_text()).get("data", {}).get("validation_share", 1.0)
+                     if recorded.exists() else share)
+    if teacher_share != share:
+        raise click.ClickException(
+            f"--teacher {teacher_dir}: trained with data.validation_share = {teacher_share}, but this run "
+            f"has {share}: the teacher would have learned second-to-last items this run validates on; "
+            "use the same data and config"
+        )
+
+
 def _save_run(out: str, *, serving, sequence, cfg: EdgeRecConfig, metrics: dict[str, Any]) -> Path:
     """Write the models, config.json and metrics.json into ``out``, each file renamed into place
     (on a non-chief worker of a TF_CONFIG cluster: into a temporary directory, then discarded)."""
@@ -225,6 +239,7 @@ def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, e
                 f"but this data/config has {data.history_length} and {data.catalog_size}; "
                 "use the same data and config"
             )
+        _check_same_validation_users(teacher_dir, cfg.data.validation_share)
         teacher = stages.TrainedModel("teacher", sequence, sequence, None, 0.0)
     name = "student_baseline" if teacher is None else "student"
     try:

@@ -35,11 +35,12 @@ class SequenceDataset:
         """Total length of all sequences."""
         return int(sum(len(s) for s in self.sequences))
 
-    def split(self) -> LeaveLastOutSplit:
-        """The leave-last-out split of this dataset (see :class:`LeaveLastOutSplit`)."""
-        from edge_rec.data.split import LeaveLastOutSplit
+    def split(self, validation_share: float = 1.0) -> LeaveLastOutSplit:
+        """The leave-last-out split of this dataset (see :class:`LeaveLastOutSplit`), validating on
+        ``validation_share`` of the users (:func:`~edge_rec.data.split.validation_sample`)."""
+        from edge_rec.data.split import LeaveLastOutSplit, validation_sample
 
-        return LeaveLastOutSplit(self)
+        return LeaveLastOutSplit(self, validation_sample(len(self.sequences), validation_share))
 
 
 def left_pad(sequences: Sequence[np.ndarray], length: int) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""Leave-last-out split: last item test, second-to-last validation, the rest training."""
+"""Leave-last-out split: last item test, second-to-last validation (for a sample of users), the
+rest training."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,24 @@ if TYPE_CHECKING:
     from edge_rec.data.sequences import SequenceDataset
 
 EVAL_SPLITS = ("valid", "test")
+#: The fewest users a validation sample holds (all of them on smaller logs): early stopping and
+#: every choice made on validation compare NDCG@10 over these users.
+MIN_VALIDATION_USERS = 2000
+#: The validation sample does not follow the training seed: a teacher and a student trained with
+#: different seeds on the same log must agree on which users' second-to-last items are held out.
+VALIDATION_SAMPLE_SEED = 0
+
+
+def validation_sample(users: int, share: float) -> np.ndarray:
+    """Sorted indices of the users whose second-to-last item validates: ``share`` of ``users``
+    (drawn with :data:`VALIDATION_SAMPLE_SEED`), but at least :data:`MIN_VALIDATION_USERS` (all of
+    them when fewer); ``share`` 1 is every user, in order."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"validation share must be in (0, 1], got {share}")
+    count = min(users, max(math.ceil(share * users), MIN_VALIDATION_USERS))
+    if count == users:
+        return np.arange(users)
+    return np.sort(np.random.default_rng(VALIDATION_SAMPLE_SEED).choice(users, size=count, replace=False))
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,13 +56,16 @@ class EvalSet:
 
 
 class LeaveLastOutSplit:
-    """Per user: ``seq[:-2]`` trains, ``seq[-2]`` validates, ``seq[-1]`` tests.
+    """Per user: ``seq[-1]`` tests. A validation user's ``seq[-2]`` validates and ``seq[:-2]``
+    trains; every other user trains on ``seq[:-1]``, so the models learn from that user's
+    newest item before the test one.
 
-    Built by :meth:`SequenceDataset.split`; every sequence has at least 3 items, so every
-    user has a training item, a validation target and a test target.
+    ``validation_users`` (sorted user indices; default: every user, the classic split) is usually
+    :func:`validation_sample`. Built by :meth:`SequenceDataset.split`; every sequence has at least
+    3 items, so every user has a training item, a test target and, if sampled, a validation target.
     """
 
-    def __init__(self, dataset: SequenceDataset) -> None:
+    def __init__(self, dataset: SequenceDataset, validation_users: np.ndarray | None = None) -> None:
         short = [u for u, s in zip(dataset.user_ids, dataset.sequences, strict=True) if len(s) < 3]
         if short:
             raise ValueError(
@@ -52,7 +75,14 @@ class LeaveLastOutSplit:
         self.dataset = dataset
         self.vocab = dataset.vocab
         self.catalog_size = dataset.vocab.size
-        self.train_sequences: list[np.ndarray] = [s[:-2] for s in dataset.sequences]
+        users = len(dataset.sequences)
+        self.validation_users = (np.arange(users) if validation_users is None
+                                 else np.asarray(validation_users, dtype=np.int64))
+        validates = np.zeros(users, dtype=bool)
+        validates[self.validation_users] = True
+        self.train_sequences: list[np.ndarray] = [
+            s[:-2] if held else s[:-1] for s, held in zip(dataset.sequences, validates, strict=True)
+        ]
 
     def popularity(self) -> np.ndarray:
         """Interaction counts per index over the training sequences, float64[C]; 0 for PAD/OOV."""
@@ -122,12 +152,14 @@ class LeaveLastOutSplit:
         return left_pad([self.train_sequences[u][:t] for u, t in zip(users, prefix_lengths, strict=True)], length)
 
     def eval_set(self, which: str, length: int) -> EvalSet:
-        """Validation (``"valid"``: history ``seq[:-2]``, target ``seq[-2]``) or test
-        (``"test"``: history ``seq[:-1]``, target ``seq[-1]``) examples, one per user."""
+        """Validation (``"valid"``: history ``seq[:-2]``, target ``seq[-2]``, one row per validation
+        user) or test (``"test"``: history ``seq[:-1]``, target ``seq[-1]``, one row per user)."""
         if which not in EVAL_SPLITS:
             raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
         cut = 2 if which == "valid" else 1
         seqs = self.dataset.sequences
+        if which == "valid":
+            seqs = [seqs[u] for u in self.validation_users]
         histories = [s[:-cut] for s in seqs]
         targets = np.array([s[-cut] for s in seqs], dtype=np.int32)
         return EvalSet(
