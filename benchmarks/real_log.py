@@ -226,7 +226,8 @@ def markdown(summary: dict, title: str) -> str:
             lines.append(f"| {s} | {each} | {averaged:.4f} |" if averaged is not None else f"| {s} | {each} | — |")
     device = summary.get("device")
     if device:
-        verdicts = ", ".join(f"{name} {r['value']:.3g} {r['unit']} (limit {r['limit']:g}): {r['status']}"
+        verdicts = ", ".join(f"{name} {r['value']:.3g}{' ' + r['unit'] if r['unit'] else ''} (limit {r['limit']:g}): "
+                             f"{r['status']}"
                              for name, r in device["budgets"].items() if r["value"] is not None)
         lines += ["", f"On the device (`edge-rec benchmark --profile {device['profile']}`, {device['bundle']}): "
                   f"model {device['model_bytes']:,} bytes, cold start {device['cold_start_ms']:.0f} ms, "
