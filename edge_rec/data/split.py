@@ -39,7 +39,7 @@ def validation_sample(users: int, share: float) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class EvalSet:
-    """One evaluation target per user.
+    """One evaluation target per user (per validation user for the validation split).
 
     ``histories`` int32[U, L] (left-padded, last real item at column L-1), ``targets`` int32[U],
     ``seen[i]`` every item index of user i's FULL history (not only the last L), to exclude
