@@ -72,7 +72,7 @@ import numpy as np
 
 from edge_rec.config import EdgeRecConfig, apply_overrides
 from edge_rec.data.sequences import SequenceDataset
-from edge_rec.data.split import MIN_VALIDATION_USERS, validation_sample
+from edge_rec.data.split import MIN_VALIDATION_USERS, validation_count
 
 #: The share of users that validate (the others train on their second-to-last item).
 VALIDATION_SHARE = 0.2
@@ -147,7 +147,7 @@ def size_for_log(cfg: EdgeRecConfig, shape: LogShape) -> tuple[EdgeRecConfig, tu
     width_words = (f"{shape.items:,} items: about {wide_bytes / 1e6:.1f} MB of int8 for the wide student "
                    f"({'under' if wide_bytes < STUDENT_FILE_BYTES else 'over'} {STUDENT_FILE_BYTES / 1e6:.0f} MB)")
     members = max(1, min(MAX_TEACHER_MEMBERS, TEACHER_WORK_INTERACTIONS // max(1, shape.interactions)))
-    validation_users = len(validation_sample(shape.users, VALIDATION_SHARE))
+    validation_users = validation_count(shape.users, VALIDATION_SHARE)
     rules: list[SizingChoice] = [
         SizingChoice(
             "data.validation_share", VALIDATION_SHARE,

@@ -212,8 +212,9 @@ def prepare_sized_data(
     (:func:`~edge_rec.sizing.size_for_log`): the sized config, the data split and cut at the
     sized validation share and history length, and the choices made (for the report)."""
     data = prepare_data(cfg.data, seed=cfg.seed, path=path, data_format=data_format)
+    unsized_share = cfg.data.validation_share
     cfg, choices = size_for_log(cfg, LogShape.of(data.dataset))
-    split = data.dataset.split(cfg.data.validation_share)
+    split = data.split if cfg.data.validation_share == unsized_share else data.dataset.split(cfg.data.validation_share)
     return cfg, dataclasses.replace(data, split=split, history_length=cfg.data.history_length), choices
 
 

@@ -30,6 +30,7 @@ from edge_rec.commands.options import (
 )
 from edge_rec.config import (
     ConfigError,
+    DataConfig,
     DistillConfig,
     EdgeRecConfig,
     apply_overrides,
@@ -85,9 +86,10 @@ def _prepare(cfg: EdgeRecConfig, data: str | None):
 
 def _check_same_validation_users(teacher_dir: str | Path, share: float) -> None:
     """Refuse a teacher that trained on validation targets of this run: its validation share
-    (from its config.json; 1 before the share existed) must be this run's."""
+    (from its config.json; the default before the share existed) must be this run's."""
     recorded = Path(teacher_dir) / "config.json"
-    teacher_share = (json.loads(recorded.read_text()).get("data", {}).get("validation_share", 1.0)
+    before = DataConfig().validation_share
+    teacher_share = (json.loads(recorded.read_text()).get("data", {}).get("validation_share", before)
                      if recorded.exists() else share)
     if teacher_share != share:
         raise click.ClickException(

@@ -25,13 +25,18 @@ MIN_VALIDATION_USERS = 2000
 VALIDATION_SAMPLE_SEED = 0
 
 
-def validation_sample(users: int, share: float) -> np.ndarray:
-    """Sorted indices of the users whose second-to-last item validates: ``share`` of ``users``
-    (drawn with :data:`VALIDATION_SAMPLE_SEED`), but at least :data:`MIN_VALIDATION_USERS` (all of
-    them when fewer); ``share`` 1 is every user, in order."""
+def validation_count(users: int, share: float) -> int:
+    """How many of ``users`` validate: ``share`` of them, but at least :data:`MIN_VALIDATION_USERS`
+    (all of them when fewer)."""
     if not 0.0 < share <= 1.0:
         raise ValueError(f"validation share must be in (0, 1], got {share}")
-    count = min(users, max(math.ceil(share * users), MIN_VALIDATION_USERS))
+    return min(users, max(math.ceil(share * users), MIN_VALIDATION_USERS))
+
+
+def validation_sample(users: int, share: float) -> np.ndarray:
+    """Sorted indices of the :func:`validation_count` users whose second-to-last item validates,
+    drawn with :data:`VALIDATION_SAMPLE_SEED`; every user, in order, when that is all of them."""
+    count = validation_count(users, share)
     if count == users:
         return np.arange(users)
     return np.sort(np.random.default_rng(VALIDATION_SAMPLE_SEED).choice(users, size=count, replace=False))
