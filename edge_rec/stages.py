@@ -310,7 +310,8 @@ def train_teacher(
                  "copies for the soft labels", TEACHER, cfg.item_item_l2, data.catalog_size - 2, cfg.item_item_folds)
         matrix = fit_item_item(data.split.train_sequences, data.catalog_size, cfg.item_item_l2)
         if cfg.item_item_folds:
-            out_of_fold = fit_out_of_fold(data.split.train_sequences, data.catalog_size, cfg.item_item_l2,
+            out_of_fold = fit_out_of_fold(data.split.training_windows(data.history_length), data.catalog_size,
+                                          cfg.item_item_l2,
                                           history_length=data.history_length, folds=cfg.item_item_folds)
         fit_seconds = time.perf_counter() - start
     trained = []
@@ -407,13 +408,15 @@ def train_student(
     softmax: SoftmaxConfig | None = None,
     time_limit: float | None = None,
 ) -> TrainedModel:
-    """Train the student: distilled from ``teacher``, or alone (α=1) when ``teacher`` is None.
+    """Train the student: distilled from ``teacher``, or alone (α=1, and the student's
+    ``alone_dropout``: :meth:`~edge_rec.config.StudentConfig.trained_alone`) when ``teacher`` is None.
 
     Both use the same Distiller code path, seeds and epochs, so the comparison is fair.
     """
     set_global_seed(seed)
     if teacher is None:
         distill = distill.without_teacher()
+        cfg = cfg.trained_alone()
     with training_scope():  # one process, or every worker of a TF_CONFIG cluster
         model = build_student(cfg, data.catalog_size, data.history_length, sequence=True)
         if cfg.warm_start and teacher is not None:
@@ -473,7 +476,7 @@ def prune(
     pruned model, its per-layer sparsity and the choice (None when the student has no
     validation score to compare with: then the last level is kept)."""
     set_global_seed(seed)
-    steps = steps_per_epoch(len(data.split.train_sequences), cfg.fit.batch_size)
+    steps = steps_per_epoch(len(data.split.training_windows(data.history_length)), cfg.fit.batch_size)
     wrapped = prune_student(student.sequence_model, cfg, steps_per_epoch=steps)
     reference = student.train.best_val_ndcg if student.train else 0.0
     selection = (

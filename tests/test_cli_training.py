@@ -26,6 +26,8 @@ fit = { epochs = 1, batch_size = 32 }
 [student]
 embedding_dim = 4
 hidden = [8]
+dropout = 0.1
+alone_dropout = 0.4
 fit = { epochs = 2, batch_size = 32 }
 [distill]
 alpha = 0.5
@@ -96,6 +98,14 @@ def test_distill_and_no_teacher_share_the_code_path(trained):
     assert used["temperature"] == 3.0 and used["alpha"] == 0.5
     assert json.loads((root / "baseline" / "config.json").read_text())["distill"]["alpha"] == 1.0
     assert student["params"] == alone["params"] < student["teacher_params"]
+    # the student trained alone has its own dropout (no soft labels regularise it)
+    from edge_rec.keras_shim import keras
+
+    def dropout_rates(run: str) -> list[float]:
+        model = keras.models.load_model(root / run / "sequence_model.keras", compile=False)
+        return [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+
+    assert dropout_rates("student") == [0.1] and dropout_rates("baseline") == [0.4]
 
 
 def test_saved_student_reloads_with_the_same_scores(trained):

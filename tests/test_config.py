@@ -7,6 +7,7 @@ import pytest
 from edge_rec.config import (
     ConfigError,
     EdgeRecConfig,
+    StudentConfig,
     config_from_dict,
     config_to_dict,
     load_config,
@@ -87,6 +88,7 @@ def test_demo_config_loads_and_round_trips():
     ("[prune]\nfit = { schedule = \"linear\" }", "prune.fit.schedule"),
     ("time_budget = \"soon\"", "time_budget"),
     ("[softmax]\nmode = \"approx\"", "softmax.mode"),
+    ("[student]\nalone_dropout = 1.0", "student.alone_dropout"),
 ])
 def test_out_of_range_values_are_refused_at_load_naming_file_and_field(tmp_path, toml, field):
     path = tmp_path / "bad.toml"
@@ -108,6 +110,11 @@ def test_explicit_keys_are_recorded_and_sizing_fills_the_rest():
     assert sized.student.fit.batch_size == 64 and sized.explicit == cfg.explicit
     # the students' cosine decay runs to its end: no early stop before the last epoch
     assert sized.student.fit.patience == sized.student.fit.epochs == 20
+    # the student trained alone gets its own dropout; the distilled one keeps the default
+    assert sized.student.alone_dropout == 0.3 and sized.student.dropout == StudentConfig().dropout
+    assert sized.student.trained_alone().dropout == 0.3
+    own = config_from_dict({"student": {"alone_dropout": 0.2}})
+    assert size_for_log(own, shape)[0].student.alone_dropout == 0.2
     assert {c.key for c in choices} >= {"data.history_length", "teacher.dropout", "data.validation_share"}
     assert "teacher.hidden" not in {c.key for c in choices}
     # a sample of the users validates, the others train on their second-to-last item

@@ -95,6 +95,31 @@ def test_sequence_examples_shift_by_one_and_pad(split):
     assert _ids(ds, targets5[0]) == [".", ".", "b", "c", "d"]
 
 
+def test_training_windows_make_every_training_item_but_the_first_a_target_once(split):
+    ds, sp = split  # training sequences: abcd and b
+    assert [_ids(ds, w) for w in sp.training_windows(3)] == [list("abcd"), ["b"]]  # short: whole
+    assert [_ids(ds, w) for w in sp.training_windows(2)] == [list("bcd"), list("ab"), ["b"]]
+    assert [_ids(ds, w) for w in sp.training_windows(1)] == [list("cd"), list("bc"), list("ab"), ["b"]]
+    inputs, targets = sp.sequence_examples(2)  # one row per window, not one per user
+    assert [_ids(ds, r) for r in inputs] == [list("bc"), list(".a"), list("..")]
+    assert [_ids(ds, r) for r in targets] == [list("cd"), list(".b"), list("..")]
+    with pytest.raises(ValueError, match="history length"):
+        sp.training_windows(0)
+
+
+def test_training_windows_on_long_random_sequences_cover_each_target_once():
+    rng = np.random.default_rng(3)
+    rows = [(f"u{u}", f"i{rng.integers(0, 30)}", t) for u in range(40) for t in range(int(rng.integers(3, 60)))]
+    sp = prepare_dataset(_log(rows), min_user_interactions=3, min_item_interactions=1).split()
+    for length in (1, 4, 7, 50):
+        windows = sp.training_windows(length)
+        assert all(1 <= len(w) <= length + 1 for w in windows)
+        _, targets = sp.sequence_examples(length)
+        # every training item but each user's first is one target, so the counts add up
+        expected = np.bincount(np.concatenate([s[1:] for s in sp.train_sequences]), minlength=sp.catalog_size)
+        np.testing.assert_array_equal(np.bincount(targets[targets > 0], minlength=sp.catalog_size), expected)
+
+
 def test_prefix_examples_are_every_prefix(split):
     ds, sp = split
     histories, targets = sp.prefix_examples(2)

@@ -1,5 +1,6 @@
 """The tf.data training input (:mod:`edge_rec.distill.training_input`): the same rows as
-``sequence_examples``, every user once per epoch, seeded shuffling, batch sizes and step count."""
+``sequence_examples``, every training window once per epoch, seeded shuffling, batch sizes and
+step count."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def _rows(inputs: np.ndarray, targets: np.ndarray) -> list[tuple[int, ...]]:
 
 def test_one_epoch_is_every_row_of_sequence_examples_once(split):
     expected_inputs, expected_targets = split.sequence_examples(L)
-    inputs, targets = _epoch(sequence_batches(split.train_sequences, L, 3, seed=0))
+    inputs, targets = _epoch(sequence_batches(split.training_windows(L), L, 3, seed=0))
     assert all(x.dtype == np.int32 and x.shape[1] == L for x in inputs + targets)
     assert _rows(np.concatenate(inputs), np.concatenate(targets)) == _rows(expected_inputs, expected_targets)
 
@@ -79,6 +80,27 @@ def test_training_on_the_pipeline_is_repeatable_and_times_its_validation(split):
     assert first.epochs_run == 2 and first.history["loss"] == again.history["loss"]
     assert other.history["loss"] != first.history["loss"]  # the seed orders the batches
     assert 0 < first.validation_seconds < first.seconds
+
+
+def test_the_trainer_feeds_every_training_window(split, monkeypatch):
+    from edge_rec.config import FitConfig, TeacherConfig
+    from edge_rec.distill import training
+    from edge_rec.keras_shim import set_global_seed
+    from edge_rec.models import build_teacher
+
+    fed = []
+
+    def spy(sequences, *args, **kwargs):
+        fed.append([np.asarray(s).tolist() for s in sequences])
+        return sequence_batches(sequences, *args, **kwargs)
+
+    monkeypatch.setattr(training, "sequence_batches", spy)
+    set_global_seed(0)
+    model = build_teacher(TeacherConfig(hidden=8, blocks=1, heads=1), split.catalog_size, L, sequence=True)
+    training.train_sequence_model(model, None, split, fit=FitConfig(epochs=1, batch_size=4), history_length=L,
+                                  quiet=True, seed=0)
+    windows = [w.tolist() for w in split.training_windows(L)]
+    assert fed == [windows] and len(windows) > len(split.train_sequences)  # the long users' older items too
 
 
 def test_epoch_validation_equals_ranking_the_whole_catalog(split):

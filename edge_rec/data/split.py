@@ -105,16 +105,38 @@ class LeaveLastOutSplit:
         order = np.argsort(-self.popularity(), kind="stable")
         return [int(i) for i in order if i > OOV_INDEX]
 
+    def training_windows(self, length: int) -> list[np.ndarray]:
+        """The rows every model trains on: each training sequence cut, from its newest item back,
+        into windows of at most ``length + 1`` items that overlap by one item, so every training
+        item but a user's first is a target exactly once (a window's first item is input only).
+
+        A sequence of at most ``length + 1`` items is one window (itself); a longer one is
+        several, newest first. Keeping only each user's newest window would drop every older
+        target: on the shared real log (history 20) about 15 % of the training targets, on
+        MovieLens-like logs (hundreds of items per user, history 50) most of them.
+        """
+        if length < 1:
+            raise ValueError(f"history length must be >= 1, got {length}")
+        windows = []
+        for seq in self.train_sequences:
+            end = len(seq)
+            while True:
+                windows.append(seq[max(0, end - length - 1) : end])
+                end -= length
+                if end < 2:  # no (input, target) pair left before this window
+                    break
+        return windows
+
     def sequence_examples(self, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Whole-sequence training examples for models that predict every position at once.
 
-        Returns ``(inputs, targets)``, both int32[U, length]: ``inputs`` = ``train_seq[:-1]``,
-        ``targets`` = ``train_seq[1:]``, each the last ``length`` positions, left-padded with
-        0. ``targets[u, t]`` is the item after ``inputs[u, :t+1]``; target 0 means ignore.
+        Returns ``(inputs, targets)``, both int32[W, length], one row per window of
+        :meth:`training_windows`: ``inputs`` = ``window[:-1]``, ``targets`` = ``window[1:]``,
+        left-padded with 0. ``targets[w, t]`` is the item after ``inputs[w, :t+1]``; target 0
+        means ignore.
         """
-        inputs = left_pad([s[:-1] for s in self.train_sequences], length)
-        targets = left_pad([s[1:] for s in self.train_sequences], length)
-        return inputs, targets
+        windows = self.training_windows(length)
+        return left_pad([w[:-1] for w in windows], length), left_pad([w[1:] for w in windows], length)
 
     def prefix_examples(self, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Every prefix of every training sequence as one example.

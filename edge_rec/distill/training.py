@@ -213,8 +213,9 @@ def train_sequence_model(
 ) -> TrainResult:
     """Fit ``model`` (sequence mode) on the training sequences of ``split`` via a Distiller.
 
-    The examples are the rows of ``split.sequence_examples(history_length)``, streamed by
-    :func:`~edge_rec.distill.training_input.sequence_batches` (users shuffled with ``seed``, a
+    The examples are the rows of ``split.sequence_examples(history_length)`` (one per training
+    window: every training item is a target once), streamed by
+    :func:`~edge_rec.distill.training_input.sequence_batches` (windows shuffled with ``seed``, a
     new order each epoch, ``fit.batch_size`` per step).
 
     ``teacher=None`` (or ``distill=None``, or α=1 with β=γ=0) trains on next-item cross-entropy
@@ -246,8 +247,9 @@ def train_sequence_model(
     distiller = Distiller(
         model, teacher, distill or DistillConfig().without_teacher(), sampler=sampler
     )
-    batches = sequence_batches(split.train_sequences, history_length, fit.batch_size, seed=seed)
-    steps = steps_per_epoch(len(split.train_sequences), fit.batch_size)
+    windows = split.training_windows(history_length)
+    batches = sequence_batches(windows, history_length, fit.batch_size, seed=seed)
+    steps = steps_per_epoch(len(windows), fit.batch_size)
     rate = learning_rate_schedule(fit, steps)
     distiller.compile(optimizer=build_optimizer(fit, rate))
     if isinstance(rate, WarmupCosineDecay):  # a time budget ends the decay within the budget

@@ -1,7 +1,8 @@
 """The training input of every fit: a seeded ``tf.data`` pipeline of whole-sequence examples.
 
 Teacher, students, pruning and QAT (one process or a ``TF_CONFIG`` cluster) all train on the
-batches of :func:`sequence_batches`: each epoch visits every user once, in an order shuffled with
+batches of :func:`sequence_batches`: each epoch visits every training window once
+(:meth:`~edge_rec.data.split.LeaveLastOutSplit.training_windows`), in an order shuffled with
 the given seed (a new order each epoch, the same on every worker of a cluster), as
 ``(inputs int32[B, L], targets int32[B, L])`` with exactly the rows of
 :meth:`~edge_rec.data.split.LeaveLastOutSplit.sequence_examples`. The rows are cut inside the
@@ -21,21 +22,22 @@ from edge_rec.data.vocabulary import PAD_INDEX
 from edge_rec.keras_shim import tf
 
 
-def steps_per_epoch(users: int, batch_size: int) -> int:
-    """Optimizer steps in one epoch over ``users`` sequences (the last batch may be partial; >= 1)."""
+def steps_per_epoch(rows: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch over ``rows`` sequences (the last batch may be partial; >= 1)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return max(1, -(-users // batch_size))
+    return max(1, -(-rows // batch_size))
 
 
 def sequence_batches(
     train_sequences: Sequence[np.ndarray], history_length: int, batch_size: int, *, seed: int
 ) -> tf.data.Dataset:
-    """Batches of ``(inputs, targets)`` int32[B, history_length], one row per training sequence.
+    """Batches of ``(inputs, targets)`` int32[B, history_length], one row per sequence given
+    (the trainer gives the training windows, so every training item is a target once).
 
     Row ``u`` is ``inputs = train_seq[:-1]``, ``targets = train_seq[1:]``, each its last
     ``history_length`` positions left-padded with 0 (target 0 = no loss there), as in
-    ``sequence_examples``. Users are shuffled with ``seed`` (reshuffled every epoch,
+    ``sequence_examples``. Rows are shuffled with ``seed`` (reshuffled every epoch,
     deterministically), cut into batches of ``batch_size`` (:func:`steps_per_epoch` of them, the
     last possibly partial) and prefetched. Under a ``tf.distribute`` strategy each global batch
     is split across the workers (auto-shard by data), so a step sees the same rows as one process.
@@ -44,12 +46,12 @@ def sequence_batches(
         raise ValueError(f"history length must be >= 1, got {history_length}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    users = len(train_sequences)
-    lengths = np.fromiter((len(s) for s in train_sequences), dtype=np.int64, count=users)
+    count = len(train_sequences)
+    lengths = np.fromiter((len(s) for s in train_sequences), dtype=np.int64, count=count)
     ends = tf.constant(np.cumsum(lengths), tf.int64)
     starts = tf.constant(np.cumsum(lengths) - lengths, tf.int64)
     items = tf.constant(
-        np.concatenate(train_sequences).astype(np.int32) if users else np.zeros(0, np.int32), tf.int32
+        np.concatenate(train_sequences).astype(np.int32) if count else np.zeros(0, np.int32), tf.int32
     )
     # column j of the window holds the item at flat position end - (L + 1) + j
     offsets = tf.range(-(history_length + 1), 0, dtype=tf.int64)
@@ -65,8 +67,8 @@ def sequence_batches(
         return inputs, targets
 
     dataset = (
-        tf.data.Dataset.range(users)
-        .shuffle(max(1, users), seed=seed, reshuffle_each_iteration=True)
+        tf.data.Dataset.range(count)
+        .shuffle(max(1, count), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
         .map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)

@@ -14,7 +14,10 @@ any fit.
 The fold of a training row is a function of the row itself (:func:`row_folds`: the sum of its
 item ids modulo ``folds``), so the teacher can find it inside a training step from the ids it is
 given, with no user index threaded through the pipeline; the rows are exactly those of
-:func:`~edge_rec.distill.training_input.sequence_batches` (one per user, the same every epoch).
+:func:`~edge_rec.distill.training_input.sequence_batches` (one per training window,
+:meth:`~edge_rec.data.split.LeaveLastOutSplit.training_windows`, the same every epoch). The folds
+are fitted on windows too, so a window's soft labels come from fits without it; a long user's
+other windows may be in them, but they hold other items (windows overlap by one item).
 """
 
 from __future__ import annotations
@@ -37,10 +40,10 @@ def row_folds(ids, folds: int) -> tf.Tensor:
     return tf.math.floormod(tf.reduce_sum(tf.cast(ids, tf.int64), axis=1), folds)
 
 
-def training_row_folds(train_sequences: Sequence[np.ndarray], history_length: int, folds: int) -> np.ndarray:
-    """Fold int64[U] of each user's training row (``train_seq[:-1]``, its last ``history_length``
+def training_row_folds(windows: Sequence[np.ndarray], history_length: int, folds: int) -> np.ndarray:
+    """Fold int64[W] of each training window's row (``window[:-1]``, its last ``history_length``
     items: the inputs :func:`~edge_rec.distill.training_input.sequence_batches` feeds)."""
-    inputs = left_pad([np.asarray(s)[:-1] for s in train_sequences], history_length)
+    inputs = left_pad([np.asarray(s)[:-1] for s in windows], history_length)
     return row_folds(inputs, folds).numpy()
 
 
@@ -49,14 +52,15 @@ def out_of_fold_bytes(catalog_size: int, folds: int) -> int:
     return folds * catalog_size * catalog_size * np.dtype(ITEM_ITEM_DTYPE).itemsize
 
 
-def fit_out_of_fold(train_sequences: Sequence[np.ndarray], catalog_size: int, l2: float, *,
+def fit_out_of_fold(windows: Sequence[np.ndarray], catalog_size: int, l2: float, *,
                     history_length: int, folds: int) -> np.ndarray:
     """The out-of-fold EASE matrices float16[folds, C, C]: entry ``k`` is
-    :func:`~edge_rec.models.ease.fit_item_item` of the users whose training row is not in fold
-    ``k`` (:func:`training_row_folds`), so on (folds - 1) / folds of the users. Time: ``folds`` fits; memory: the result plus one fit."""
-    assignment = training_row_folds(train_sequences, history_length, folds)
+    :func:`~edge_rec.models.ease.fit_item_item` of the training windows not in fold ``k``
+    (:func:`training_row_folds`), so on (folds - 1) / folds of them. Time: ``folds`` fits;
+    memory: the result plus one fit."""
+    assignment = training_row_folds(windows, history_length, folds)
     out = np.empty((folds, catalog_size, catalog_size), ITEM_ITEM_DTYPE)
     for k in range(folds):
-        out[k] = fit_item_item([s for s, f in zip(train_sequences, assignment, strict=True) if f != k],
+        out[k] = fit_item_item([s for s, f in zip(windows, assignment, strict=True) if f != k],
                                catalog_size, l2)
     return out
