@@ -52,7 +52,8 @@ keys the user set, :attr:`~edge_rec.config.EdgeRecConfig.explicit`). The rule, i
   the shared real log (seed 0, every training window) it scored 0.0593 test NDCG@10 with the
   distilled student's dropout 0.1 (best epoch 8 of 20), 0.0666 with 0.3 and 0.0611 with 0.5; the
   distilled student scored 0.0829 with 0.1 and 0.0788 with 0.3, so each keeps its own. On the
-  weak-order preset the student alone scored 0.0775 / 0.0788 (0.1 / 0.3, seed 0).
+  weak-order preset it makes no difference: the student alone scored 0.0775 / 0.0788 (0.1 / 0.3,
+  seed 0) and 0.0790 / 0.0786 (seed 1).
 - **student schedule**: batch 64 from 10,000 users (else 16, so small logs still get enough
   updates), 20 epochs of a cosine decay from the student's learning rate run to the end
   (patience = the epochs, best epoch kept: a cosine decay gains most in its last epochs, and on
