@@ -10,7 +10,8 @@ command with its own ``TF_CONFIG`` (the standard TensorFlow way)::
 - :func:`strategy` is ``tf.distribute.MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names more
   than one worker, else the default strategy. A worker whose peers do not all join within
   ``EDGE_REC_PEER_TIMEOUT`` seconds (default 300) exits with status 1 and a message naming the
-  address it waited for; collectives time out after the same bound.
+  address it waited for. A peer lost during training is found by the strategy's health check
+  (collectives get no timeout: see :func:`strategy`).
 - :func:`training_scope` is where models and optimizers are created and fitted.
 - :func:`peer_failures` turns a peer lost during training into :class:`PeerLostError` naming it.
 - :func:`output_dir` is the chief's real output directory, a temporary one on other workers.
@@ -252,7 +253,14 @@ def strategy() -> Any:
     strategy. Call it before any other TensorFlow work (collective ops are configured when the
     strategy is created). Creating a multi-worker strategy waits for every peer; after
     ``EDGE_REC_PEER_TIMEOUT`` seconds without them the process prints which addresses it could
-    not reach and exits with status 1. Collectives during training time out after the same bound.
+    not reach and exits with status 1.
+
+    Collectives get no ``timeout_seconds``: TensorFlow (2.x) starts one thread per collective op
+    that waits out the timeout, so a fast training loop piles them up (measured: a 2-worker
+    teacher on a tiny log reached 15,000 threads in 55 s with a 60 s timeout, then both processes
+    aborted with ``std::system_error: Resource temporarily unavailable``). A peer that dies during
+    training is found by the strategy's own health check, which aborts the collectives with
+    ``UnavailableError`` (:func:`peer_failures` names it).
     """
     global _strategy
     if _strategy is not None:
@@ -264,9 +272,8 @@ def strategy() -> Any:
         _strategy = tf.distribute.get_strategy()
         return _strategy
     timeout = peer_timeout()
-    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
     with _peer_deadline(cluster, timeout):
-        _strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        _strategy = tf.distribute.MultiWorkerMirroredStrategy()
     return _strategy
 
 
