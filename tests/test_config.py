@@ -115,6 +115,9 @@ def test_explicit_keys_are_recorded_and_sizing_fills_the_rest():
     assert sized.student.trained_alone().dropout == 0.3
     own = config_from_dict({"student": {"alone_dropout": 0.2}})
     assert size_for_log(own, shape)[0].student.alone_dropout == 0.2
+    # measured with the rule's 20 epochs: a config with its own student epochs keeps one dropout
+    short = config_from_dict({"student": {"fit": {"epochs": 8}}})
+    assert size_for_log(short, shape)[0].student.alone_dropout is None
     assert {c.key for c in choices} >= {"data.history_length", "teacher.dropout", "data.validation_share"}
     assert "teacher.hidden" not in {c.key for c in choices}
     # a sample of the users validates, the others train on their second-to-last item
