@@ -99,6 +99,15 @@ NARROW_STUDENT = (16, (12,))
 #: Keys that shape the student's widths; set one and the rule sets none of them.
 STUDENT_SHAPE_KEYS = frozenset({"student.embedding_dim", "student.hidden", "student.tie_output",
                                 "student.recency_heads"})
+#: Rule key -> the keys that withhold it: the rule sets nothing when the user set any of them. The
+#: student's widths are one choice (a user who set any of them, or tied the output, which
+#: constrains them, keeps the built-in pair or their own), and the alone dropout was measured with the rule's 20-epoch decay (with fewer
+#: epochs it slows the student alone down: demo config, 8 epochs, 0.0585 with 0.3 against 0.0616
+#: with 0.1).
+WITHHELD_BY: dict[str, frozenset[str]] = {
+    **{key: STUDENT_SHAPE_KEYS for key in STUDENT_SHAPE_KEYS},
+    "student.alone_dropout": frozenset({"student.fit.epochs"}),
+}
 #: The int8 file size the wide student must stay under.
 STUDENT_FILE_BYTES = 2_000_000
 #: Bytes per catalog item and unit of embedding + output width in an int8 student (one int8
@@ -195,15 +204,8 @@ def size_for_log(cfg: EdgeRecConfig, shape: LogShape) -> tuple[EdgeRecConfig, tu
         SizingChoice("student.fit.batch_size", student_batch, f"{shape.users:,} users"),
         SizingChoice("prune.fit.batch_size", student_batch, "the student's batch size"),
     ]
-    # the student's widths are one choice: a user who set any of them (or tied the output to the
-    # embedding, which constrains them) keeps the built-in pair or their own
-    student_shape_set = bool(STUDENT_SHAPE_KEYS & cfg.explicit)
-    # the alone dropout was measured with the rule's 20-epoch decay; with fewer epochs it slows the
-    # student alone down (demo config, 8 epochs: 0.0585 with 0.3 against 0.0616 with 0.1)
-    own_epochs = "student.fit.epochs" in cfg.explicit
     chosen = tuple(rule for rule in rules if rule.key not in cfg.explicit
-                   and not (student_shape_set and rule.key in STUDENT_SHAPE_KEYS)
-                   and not (own_epochs and rule.key == "student.alone_dropout"))
+                   and not WITHHELD_BY.get(rule.key, frozenset()) & cfg.explicit)
     overrides: dict[str, Any] = {}
     for rule in chosen:
         *path, leaf = rule.key.split(".")

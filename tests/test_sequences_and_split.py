@@ -100,6 +100,7 @@ def test_training_windows_make_every_training_item_but_the_first_a_target_once(s
     assert [_ids(ds, w) for w in sp.training_windows(3)] == [list("abcd"), ["b"]]  # short: whole
     assert [_ids(ds, w) for w in sp.training_windows(2)] == [list("bcd"), list("ab"), ["b"]]
     assert [_ids(ds, w) for w in sp.training_windows(1)] == [list("cd"), list("bc"), list("ab"), ["b"]]
+    assert sp.training_windows(2) is sp.training_windows(2)  # cut once per length, read by every fit
     inputs, targets = sp.sequence_examples(2)  # one row per window, not one per user
     assert [_ids(ds, r) for r in inputs] == [list("bc"), list(".a"), list("..")]
     assert [_ids(ds, r) for r in targets] == [list("cd"), list(".b"), list("..")]

@@ -88,6 +88,7 @@ class LeaveLastOutSplit:
         self.train_sequences: list[np.ndarray] = [
             s[:-2] if held else s[:-1] for s, held in zip(dataset.sequences, validates, strict=True)
         ]
+        self._windows: dict[int, list[np.ndarray]] = {}  # training_windows, per history length
 
     def popularity(self) -> np.ndarray:
         """Interaction counts per index over the training sequences, float64[C]; 0 for PAD/OOV."""
@@ -113,10 +114,13 @@ class LeaveLastOutSplit:
         A sequence of at most ``length + 1`` items is one window (itself); a longer one is
         several, newest first. Keeping only each user's newest window would drop every older
         target: on the shared real log (history 20) about 15 % of the training targets, on
-        MovieLens-like logs (hundreds of items per user, history 50) most of them.
+        MovieLens-like logs (hundreds of items per user, history 50) most of them. Cut once per
+        length: every fit (teacher members, students, pruning, QAT) reads the same list.
         """
         if length < 1:
             raise ValueError(f"history length must be >= 1, got {length}")
+        if length in self._windows:
+            return self._windows[length]
         windows = []
         for seq in self.train_sequences:
             end = len(seq)
@@ -125,6 +129,7 @@ class LeaveLastOutSplit:
                 end -= length
                 if end < 2:  # no (input, target) pair left before this window
                     break
+        self._windows[length] = windows
         return windows
 
     def sequence_examples(self, length: int) -> tuple[np.ndarray, np.ndarray]:
