@@ -91,6 +91,16 @@ class BuildState:
         self.float32[model.name] = self.rec.keras(model, **extra)
 
 
+def _budget_note(s: BuildState, stage: str, model: stages.TrainedModel, planned_epochs: int) -> dict[str, str]:
+    """``{"budget_note": ...}`` for the stage's record when the budget cut its training short
+    while it was still improving (logged as a warning too); else nothing."""
+    note = s.budget.undertrained_note(stage, model.train, planned_epochs) if model.train else None
+    if note is None:
+        return {}
+    log.warning("%s", note)
+    return {"budget_note": note}
+
+
 def _popularity(s: BuildState) -> None:
     s.rec.popularity()
 
@@ -101,7 +111,7 @@ def _teacher(s: BuildState) -> None:
             s.data, s.cfg.teacher, seed=s.seed, quiet=s.quiet, softmax=s.cfg.softmax,
             time_limit=s.budget.allowance(TEACHER),
         )
-    s.keras(teacher)
+    s.keras(teacher, **_budget_note(s, TEACHER, teacher, s.cfg.teacher.fit.epochs))
 
 
 def _student(name: str, with_teacher: bool) -> Callable[[BuildState], None]:
@@ -112,7 +122,7 @@ def _student(name: str, with_teacher: bool) -> Callable[[BuildState], None]:
                 seed=s.seed, name=name, quiet=s.quiet, softmax=s.cfg.softmax,
                 time_limit=s.budget.allowance(name),
             )
-        s.keras(student)
+        s.keras(student, **_budget_note(s, name, student, s.cfg.student.fit.epochs))
 
     return train
 

@@ -125,7 +125,9 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         f"{ds['interactions']} interactions, {ds['test_users']} test users "
         "(leave-last-out, full ranking, seen items excluded)"
         + (f"; {ds['validation_users']} of them validate on their second-to-last item, the others train on it."
-           if ds.get("validation_users", ds["test_users"]) < ds["test_users"] else "."),
+           if ds.get("validation_users", ds["test_users"]) < ds["test_users"] else ".")
+        + (f" Each epoch scores a fixed sample of {ds['scored_validation_users']:,} validation users."
+           if ds.get("scored_validation_users", ds.get("validation_users")) != ds.get("validation_users") else ""),
         "",
     ]
     if "raw_interactions" in ds:
@@ -166,6 +168,9 @@ def report_markdown(report: Mapping[str, Any]) -> str:
             f"{blend['choose_seconds']:.0f} s).",
             "",
         ]
+    notes = [st["budget_note"] for st in report["stages"].values() if st.get("budget_note")]
+    if notes:
+        lines += ["Time budget: " + "; ".join(notes) + ".", ""]
     choice = report["stages"].get(PRUNED, {}).get("sparsity_choice")
     if choice:
         tried = ", ".join(f"{t['sparsity']:.2f}: {t['val_ndcg@10']:.4f}" for t in choice["levels_tried"])

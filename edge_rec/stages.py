@@ -127,6 +127,7 @@ class PreparedData:
             "interactions": self.interactions,
             "test_users": len(self.test_set),
             "validation_users": len(self.split.validation_users),
+            "scored_validation_users": len(self.split.scored_validation_users),
             "history_length": self.history_length,
             "skipped_lines": self.skipped_lines,
             **self.before_filtering(),
@@ -294,8 +295,10 @@ def train_teacher(
     (full or sampled softmax as ``softmax`` says; full when None), stopping at an epoch
     boundary before ``time_limit`` seconds when one is given.
 
-    With ``cfg.members`` > 1, that many teachers are trained one after another from
-    :func:`member_seed` seeds, each within an equal share of what remains of ``time_limit``, and
+    With ``cfg.members`` > 1, up to that many teachers are trained one after another from
+    :func:`member_seed` seeds, each within what remains of ``time_limit``: the first may use all
+    of it, and another starts only when the ones before it converged and the time left can train
+    one more (:func:`_another_member_fits`; the rest of the time flows to the next stages). They are
     averaged into one (:func:`~edge_rec.models.averaged_teacher.average_teachers`); the result's
     ``train`` is the first member's and ``members`` holds every member's. Only the members whose
     average validates best are averaged (:func:`_members_to_average`; one member kept means the
@@ -318,11 +321,13 @@ def train_teacher(
     for index in range(cfg.members):
         limit = None
         if time_limit is not None:
-            limit = max(1.0, (time_limit - (time.perf_counter() - start)) / (cfg.members - index))
+            limit = time_limit - (time.perf_counter() - start)
+            if index > 0 and not _another_member_fits(trained, limit):
+                break
         if cfg.members > 1:
             log.info("stage %s: member %d of %d (seed %d)", TEACHER, index + 1, cfg.members, member_seed(seed, index))
         trained.append(_train_member(data, cfg, seed=member_seed(seed, index), quiet=quiet, softmax=softmax,
-                                     time_limit=limit))
+                                     time_limit=None if limit is None else max(1.0, limit)))
     model, serving, result = trained[0]
     kept: tuple[int, ...] = ()
     kept_ndcg = None
@@ -339,6 +344,29 @@ def train_teacher(
     return TrainedModel(TEACHER, model, serving, result, time.perf_counter() - start, blend,
                         members=tuple(t[2] for t in trained) if len(trained) > 1 else (), members_kept=kept,
                         averaged_val_ndcg=kept_ndcg)
+
+
+#: Another averaged-teacher member starts only when the time left is this many times what the
+#: slowest member so far took (members of one config train at about the same pace).
+MEMBER_TIME_MARGIN = 1.15
+
+
+def _another_member_fits(trained: list[tuple[Any, Any, TrainResult]], seconds_left: float) -> bool:
+    """Whether the teacher's remaining ``seconds_left`` can bring one more member to convergence:
+    every member so far converged (early stopping or its planned epochs, never the budget), and
+    the time left is :data:`MEMBER_TIME_MARGIN` times the slowest one's. Otherwise the members
+    trained so far are the teacher, and the time left flows to the stages after it."""
+    results = [result for _, _, result in trained]
+    if any(result.stopped_by == "time budget" for result in results):
+        log.info("stage %s: member %d stopped on the time budget; no further member starts (one "
+                 "converged teacher beats an average of undertrained ones)", TEACHER, len(results))
+        return False
+    needed = MEMBER_TIME_MARGIN * max(result.seconds for result in results)
+    if seconds_left < needed:
+        log.info("stage %s: %.0f s left, one more member needs about %.0f s; the teacher keeps %d member(s)",
+                 TEACHER, seconds_left, needed, len(results))
+        return False
+    return True
 
 
 def _members_to_average(servings: list[Any], data: PreparedData) -> tuple[tuple[int, ...], float]:
@@ -476,7 +504,7 @@ def prune(
     pruned model, its per-layer sparsity and the choice (None when the student has no
     validation score to compare with: then the last level is kept)."""
     set_global_seed(seed)
-    steps = steps_per_epoch(len(data.split.training_windows(data.history_length)), cfg.fit.batch_size)
+    steps = steps_per_epoch(data.split.training_windows(data.history_length), data.history_length, cfg.fit.batch_size)
     wrapped = prune_student(student.sequence_model, cfg, steps_per_epoch=steps)
     reference = student.train.best_val_ndcg if student.train else 0.0
     selection = (

@@ -76,6 +76,19 @@ class TimeBudget:
         self.granted[stage] = max(1.0, remaining * share)
         return self.granted[stage]
 
+    def undertrained_note(self, stage: str, result: Any, planned_epochs: int) -> str | None:
+        """A sentence for the report when ``result`` (a
+        :class:`~edge_rec.distill.training.TrainResult`) stopped on this budget while its
+        validation still rose (``result.undertrained``), with the budget that would let its
+        ``planned_epochs`` run, at its measured pace; None otherwise."""
+        if self.seconds is None or not result.undertrained or stage not in self.granted:
+            return None
+        per_epoch = result.seconds / max(1, result.epochs_run)
+        needed = self.seconds * per_epoch * planned_epochs / max(1.0, self.granted[stage])
+        return (f"{stage} undertrained at epoch {result.epochs_run} (validation NDCG@10 still rising "
+                f"{result.validation_gain_per_epoch():.1%} per epoch); a budget of about "
+                f"{needed / 60:.0f} minutes would let it run its {planned_epochs} planned epochs")
+
     @staticmethod
     def epochs_that_fit(allowance: float | None, seconds_per_epoch: float, wanted: int) -> int:
         """How many of ``wanted`` epochs fit in ``allowance`` at ``seconds_per_epoch`` (>= 1)."""

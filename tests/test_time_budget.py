@@ -52,3 +52,38 @@ def test_an_averaged_teacher_weighs_as_many_teachers_as_it_has_members():
     assert budget.allowance("teacher") == pytest.approx(
         1000.0 * (1 - RESERVE) * shares["teacher"] / sum(shares.values()))
     assert budget.allowance("teacher") > TimeBudget(1000.0).allowance("teacher")
+
+
+def _result(scores, stopped_by, seconds=100.0):
+    from edge_rec.distill.training import TrainResult
+
+    return TrainResult(history={"val_ndcg@10": list(scores)}, seconds=seconds, epochs_run=len(scores),
+                       stopped_by=stopped_by)
+
+
+def test_a_fit_stopped_on_the_budget_while_rising_is_undertrained_and_the_report_says_what_would_fix_it():
+    rising = _result([0.01, 0.02, 0.03, 0.033, 0.036], "time budget", seconds=50.0)  # 10 s an epoch
+    assert rising.validation_gain_per_epoch() == pytest.approx((0.036 / 0.03) ** 0.5 - 1)
+    assert rising.undertrained
+    budget = TimeBudget(1000.0)
+    budget.elapsed = lambda: 0.0
+    granted = budget.allowance("teacher")
+    note = budget.undertrained_note("teacher", rising, planned_epochs=40)
+    # 40 epochs at 10 s need 400 s of the teacher's stage: the whole budget scaled by 400 / granted
+    assert note.startswith("teacher undertrained at epoch 5")
+    assert f"about {1000.0 * 400 / granted / 60:.0f} minutes" in note
+    flat = _result([0.01, 0.03, 0.0300, 0.0301, 0.0302], "time budget")
+    assert not flat.undertrained and budget.undertrained_note("teacher", flat, 40) is None
+    converged = _result([0.01, 0.02, 0.03], "early stopping")
+    assert not converged.undertrained
+    assert TimeBudget(None).undertrained_note("teacher", rising, 40) is None
+
+
+def test_another_teacher_member_starts_only_when_it_can_converge():
+    from edge_rec.stages import MEMBER_TIME_MARGIN, _another_member_fits
+
+    converged = (None, None, _result([0.01, 0.02], "early stopping", seconds=300.0))
+    cut_short = (None, None, _result([0.01, 0.02], "time budget", seconds=300.0))
+    assert _another_member_fits([converged], 300.0 * MEMBER_TIME_MARGIN + 1)
+    assert not _another_member_fits([converged], 300.0 * MEMBER_TIME_MARGIN - 1)
+    assert not _another_member_fits([cut_short], 10_000.0)  # an undertrained member: no average of two

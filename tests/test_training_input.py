@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_rec.data import InteractionLog, prepare_dataset
-from edge_rec.distill.training_input import sequence_batches, steps_per_epoch
+from edge_rec.distill.training_input import length_buckets, sequence_batches, steps_per_epoch
 
 # train sequences of length 1 (nothing to predict), 2, exactly L + 1, and longer than L + 1
 LENGTHS = [3, 4, 7, 12, 5, 9, 3, 6, 8, 20, 4]
@@ -29,32 +29,56 @@ def _epoch(batches) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return list(inputs), list(targets)
 
 
-def _rows(inputs: np.ndarray, targets: np.ndarray) -> list[tuple[int, ...]]:
-    return sorted(map(tuple, np.concatenate([inputs, targets], axis=1).tolist()))
+def _rows(inputs: list[np.ndarray], targets: list[np.ndarray]) -> list[tuple[int, ...]]:
+    """Every row of the batches, left-padded back to ``L`` columns."""
+    def widen(batch: np.ndarray) -> np.ndarray:
+        return np.pad(batch, ((0, 0), (L - batch.shape[1], 0)))
+
+    rows = np.concatenate([np.concatenate([widen(x), widen(y)], axis=1) for x, y in zip(inputs, targets, strict=True)])
+    return sorted(map(tuple, rows.tolist()))
 
 
 def test_one_epoch_is_every_row_of_sequence_examples_once(split):
     expected_inputs, expected_targets = split.sequence_examples(L)
     inputs, targets = _epoch(sequence_batches(split.training_windows(L), L, 3, seed=0))
-    assert all(x.dtype == np.int32 and x.shape[1] == L for x in inputs + targets)
-    assert _rows(np.concatenate(inputs), np.concatenate(targets)) == _rows(expected_inputs, expected_targets)
+    assert all(x.dtype == np.int32 and 1 <= x.shape[1] <= L for x in inputs + targets)
+    expected = sorted(map(tuple, np.concatenate([expected_inputs, expected_targets], axis=1).tolist()))
+    assert _rows(inputs, targets) == expected
+
+
+def test_a_batch_is_one_length_bucket_cut_to_its_longest_row(split):
+    windows = split.training_windows(L)
+    limits = length_buckets(L).tolist()
+    assert limits == [2, L] and length_buckets(50).tolist() == [2, 4, 6, 8, 12, 16, 24, 32, 48, 50]
+    inputs, targets = _epoch(sequence_batches(windows, L, 3, seed=0))
+    for x, y in zip(inputs, targets, strict=True):
+        pairs = (y != 0).sum(axis=1)  # each row's real (input, target) pairs
+        assert x.shape[1] == pairs.max()  # no all-padding column is left
+        buckets = {int(np.searchsorted(limits, p)) for p in pairs}
+        assert len(buckets) == 1  # one bucket per batch
+    # the cut is only padding: a short batch's rows are the full rows' right-hand columns
+    assert any(x.shape[1] < L for x in inputs)
 
 
 def test_batches_and_steps(split):
-    users = len(split.train_sequences)
-    batches = sequence_batches(split.train_sequences, L, 4, seed=0)
+    windows = split.training_windows(L)
+    batches = sequence_batches(windows, L, 4, seed=0)
     inputs, _ = _epoch(batches)
-    sizes = [x.shape[0] for x in inputs]
-    assert sizes == [4, 4, users - 8] and len(sizes) == steps_per_epoch(users, 4) == int(batches.cardinality())
-    assert steps_per_epoch(0, 4) == 1 and steps_per_epoch(8, 4) == 2 and steps_per_epoch(9, 4) == 3
+    sizes = sorted(x.shape[0] for x in inputs)
+    pairs = np.clip(np.array([len(w) - 1 for w in windows]), 0, L)
+    per_bucket = np.bincount(np.searchsorted(length_buckets(L), pairs))
+    expected = sorted(s for n in per_bucket for s in [4] * (n // 4) + ([n % 4] if n % 4 else []))
+    assert sizes == expected
+    assert len(sizes) == steps_per_epoch(windows, L, 4) == int(batches.cardinality())
+    assert steps_per_epoch([], L, 4) == 1
     with pytest.raises(ValueError, match="batch_size"):
-        steps_per_epoch(8, 0)
+        steps_per_epoch(windows, L, 0)
 
 
 def test_shuffling_is_seeded_and_changes_every_epoch(split):
     def orders(seed):
         batches = sequence_batches(split.train_sequences, L, 64, seed=seed)
-        return [np.concatenate(_epoch(batches)[0]).tolist() for _ in range(2)]
+        return [[row for x in _epoch(batches)[0] for row in x.tolist()] for _ in range(2)]
 
     first, second = orders(7)
     assert orders(7) == [first, second]  # the same seed, the same order of every epoch
@@ -117,3 +141,26 @@ def test_epoch_validation_equals_ranking_the_whole_catalog(split):
     ranked = evaluate_ranked(rank_model(model, valid), valid.targets, split.catalog_size)
     assert fast == pytest.approx({name: ranked[name] for name in ("hr@10", "ndcg@10", "mrr")})
     assert 0 < fast["mrr"] < 1
+
+
+@pytest.mark.parametrize("kind", ["teacher", "student"])
+def test_cutting_padding_columns_changes_no_real_position(kind):
+    """A batch cut to its longest row gives every real position the outputs of the full width."""
+    from edge_rec.config import StudentConfig, TeacherConfig
+    from edge_rec.keras_shim import set_global_seed
+    from edge_rec.models import build_student, build_teacher
+    from edge_rec.models.history_length import history_length_of
+
+    set_global_seed(0)
+    length, catalog = 8, 30
+    if kind == "teacher":
+        model = build_teacher(TeacherConfig(hidden=8, blocks=2, heads=2), catalog, length, sequence=True)
+    else:
+        model = build_student(StudentConfig(embedding_dim=8, hidden=(6,)), catalog, length, sequence=True)
+    full = np.zeros((3, length), np.int32)
+    full[0, -3:], full[1, -1:], full[2, -2:] = [5, 6, 7], [9], [3, 4]
+    logits_full, hidden_full = (t.numpy() for t in model(full, training=False))
+    logits_cut, hidden_cut = (t.numpy() for t in model(full[:, -3:], training=False))
+    np.testing.assert_allclose(logits_cut, logits_full[:, -3:], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(hidden_cut, hidden_full[:, -3:], rtol=1e-5, atol=1e-5)
+    assert history_length_of(model) == length

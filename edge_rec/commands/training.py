@@ -223,6 +223,7 @@ def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, e
     from edge_rec import stages
     from edge_rec.distributed import PeerLostError, backups_in, peer_failures, training_scope
     from edge_rec.model_store import find_saved_model, load_saved_model
+    from edge_rec.models.history_length import history_length_of
 
     cfg, data, data_seconds = _prepare(cfg, data_path)
     teacher = None
@@ -234,7 +235,7 @@ def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, e
             raise click.ClickException(
                 f"--teacher {teacher_dir}: {exc}; run edge-rec train-teacher --out {teacher_dir} first"
             ) from None
-        shape = (int(sequence.inputs[0].shape[-1]), int(sequence.outputs[0].shape[-1]))
+        shape = (history_length_of(sequence) or data.history_length, int(sequence.outputs[0].shape[-1]))
         if shape != (data.history_length, data.catalog_size):
             raise click.ClickException(
                 f"--teacher {teacher_dir}: trained for history length {shape[0]} and {shape[1]} items, "

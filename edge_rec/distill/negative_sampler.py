@@ -69,13 +69,11 @@ class NegativeSampler:
     def correct(self, logits: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor) -> tf.Tensor:
         """LogQ-corrected candidate logits ``[N, 1 + S]`` with accidental hits masked.
 
-        ``logits`` column 0 belongs to each row's positive, columns 1.. to ``negatives``.
+        ``logits`` column 0 belongs to each row's positive, columns 1.. to ``negatives``. The
+        negatives' corrections are one ``[S]`` vector broadcast over the rows (no ``[N, S]``
+        gather), and a hit is masked by adding :data:`MASKED_LOGIT`.
         """
-        candidates = tf.concat(
-            [positives[:, None], tf.broadcast_to(negatives[None, :], [tf.shape(positives)[0], self.negatives])],
-            axis=1,
-        )
-        corrected = logits - tf.gather(self._log_expected, candidates)
-        hits = tf.equal(candidates[:, 1:], positives[:, None])
-        hits = tf.concat([tf.zeros_like(hits[:, :1]), hits], axis=1)
-        return tf.where(hits, tf.constant(MASKED_LOGIT, logits.dtype), corrected)
+        positive = logits[:, :1] - tf.gather(self._log_expected, positives)[:, None]
+        negative = logits[:, 1:] - tf.gather(self._log_expected, negatives)[None, :]
+        hits = tf.cast(tf.equal(negatives[None, :], positives[:, None]), logits.dtype)
+        return tf.concat([positive, negative + hits * tf.constant(MASKED_LOGIT, logits.dtype)], axis=1)

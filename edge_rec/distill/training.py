@@ -32,6 +32,7 @@ from edge_rec.distill.learning_rate import WarmupCosineDecay, learning_rate_sche
 from edge_rec.distill.negative_sampler import NegativeSampler
 from edge_rec.distill.training_input import sequence_batches, steps_per_epoch
 from edge_rec.keras_shim import keras, tf
+from edge_rec.models.history_length import history_length_of
 from edge_rec.models.output_head import OutputHead
 from edge_rec.time_budget import StopAtDeadline
 
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VALIDATION_METRIC = "val_ndcg@10"
+#: A fit stopped by the budget is undertrained when validation still rose more than this per epoch.
+UNDERTRAINED_GAIN = 0.01
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,20 @@ class TrainResult:
     best_epoch: int = 0
     stopped_by: str = "max epochs"
 
+    def validation_gain_per_epoch(self, epochs: int = 2) -> float:
+        """Mean relative gain of validation NDCG@10 per epoch over the last ``epochs`` epochs
+        (0.02 = still rising 2 % an epoch; 0 when fewer epochs were run)."""
+        scores = self.history.get(VALIDATION_METRIC, [])
+        if len(scores) <= epochs or scores[-1 - epochs] <= 0:
+            return 0.0
+        return float((scores[-1] / scores[-1 - epochs]) ** (1.0 / epochs) - 1.0)
+
+    @property
+    def undertrained(self) -> bool:
+        """Stopped by the time budget while validation NDCG@10 still rose by more than
+        :data:`UNDERTRAINED_GAIN` per epoch."""
+        return self.stopped_by == "time budget" and self.validation_gain_per_epoch() > UNDERTRAINED_GAIN
+
 
 _SCORERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -73,24 +90,34 @@ def _last_position_scorer(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor
         scorer = tf.function(
             head.last_position,
             input_signature=[tf.TensorSpec([None, model.inputs[0].shape[-1]], tf.int32)],
+            reduce_retracing=True,
         )
         _SCORERS[model] = scorer
     return scorer
 
 
 def score_model(model: keras.Model, histories: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Last-position logits float32[N, C] of a sequence- or serving-mode model on ``histories``."""
+    """Last-position logits float32[N, C] of a sequence- or serving-mode model on ``histories``.
+
+    A sequence-mode model takes any width, so its rows are scored shortest first, each batch cut
+    to its longest history (left padding only: the outputs are the same, see
+    :mod:`edge_rec.distill.training_input`); on short real histories most columns are padding.
+    """
     histories = np.asarray(histories, dtype=np.int32)
     if histories.ndim != 2:
         raise ValueError(f"histories: expected int32[N, L], got shape {histories.shape}")
     score = _last_position_scorer(model)
-    parts = [
-        np.asarray(score(tf.constant(histories[start : start + batch_size])), dtype=np.float32)
-        for start in range(0, histories.shape[0], batch_size)
-    ]
-    if not parts:
+    if not histories.shape[0]:
         return np.zeros((0, int(model.outputs[0].shape[-1])), np.float32)
-    return np.concatenate(parts)
+    any_width = model.inputs[0].shape[-1] is None
+    lengths = np.count_nonzero(histories, axis=1)
+    order = np.argsort(lengths, kind="stable") if any_width else np.arange(histories.shape[0])
+    scores = np.empty((histories.shape[0], int(model.outputs[0].shape[-1])), np.float32)
+    for start in range(0, histories.shape[0], batch_size):
+        rows = order[start : start + batch_size]
+        width = max(1, int(lengths[rows].max())) if any_width else histories.shape[1]
+        scores[rows] = np.asarray(score(tf.constant(histories[rows, histories.shape[1] - width :])))
+    return scores
 
 
 def build_optimizer(
@@ -228,9 +255,10 @@ def train_sequence_model(
     """
     if fit.epochs < 1 or fit.batch_size < 1:
         raise ValueError(f"fit: epochs and batch_size must be >= 1, got {fit.epochs} and {fit.batch_size}")
-    if int(model.inputs[0].shape[-1]) != history_length:
+    built_for = history_length_of(model)
+    if built_for not in (None, history_length):
         raise ValueError(
-            f"model expects histories of length {model.inputs[0].shape[-1]}, "
+            f"model expects histories of length {built_for}, "
             f"training data uses history_length={history_length}"
         )
     catalog_size = int(model.outputs[0].shape[-1])
@@ -249,7 +277,7 @@ def train_sequence_model(
     )
     windows = split.training_windows(history_length)
     batches = sequence_batches(windows, history_length, fit.batch_size, seed=seed)
-    steps = steps_per_epoch(len(windows), fit.batch_size)
+    steps = steps_per_epoch(windows, history_length, fit.batch_size)
     rate = learning_rate_schedule(fit, steps)
     distiller.compile(optimizer=build_optimizer(fit, rate))
     if isinstance(rate, WarmupCosineDecay):  # a time budget ends the decay within the budget

@@ -67,7 +67,7 @@ class BlendedLogits(keras.layers.Layer):
         rows = self._sequence_rows(ids)
         if columns is not None:
             rows = tf.gather(rows, columns, axis=2)
-        length = int(ids.shape[1])
+        length = tf.shape(ids)[1]  # training batches may be narrower than the history length
         causal = tf.linalg.band_part(tf.ones([length, length], tf.float32), -1, 0)  # [t, l]: l <= t
         return tf.einsum("tl,blc->btc", causal, tf.cast(rows, tf.float32))
 

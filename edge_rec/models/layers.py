@@ -91,8 +91,9 @@ class SequencePooling(keras.layers.Layer):
     def call(self, inputs):
         embeddings, mask = inputs
         weights = self.distance_weights()
-        length = self.history_length
         if self.causal:
+            # training batches may be narrower than history_length (padding columns cut off)
+            length = tf.shape(embeddings)[1]
             # matrix[t, s] = weight of distance t - s for s <= t, else 0 (training only).
             t = tf.range(length)[:, None]
             s = tf.range(length)[None, :]
@@ -102,6 +103,7 @@ class SequencePooling(keras.layers.Layer):
             denominator = tf.einsum("ts,bsk->btk", matrix, mask)
             return self._normalize(numerator, denominator, weights)
         # serving: position s is at distance L-1-s from the last position.
+        length = self.history_length
         per_position = tf.reshape(tf.reverse(weights, axis=[0]), (1, length, 1))
         weighted_mask = mask * per_position
         numerator = tf.reduce_sum(embeddings * weighted_mask, axis=1)
@@ -211,7 +213,13 @@ def tied_logits(item_embedding: keras.layers.Embedding, ids, hidden, catalog_siz
 
 @keras.utils.register_keras_serializable(PACKAGE)
 class PositionEmbedding(keras.layers.Layer):
-    """Scales item embeddings by sqrt(width) and adds one learned vector per position (SASRec)."""
+    """Scales item embeddings by sqrt(width) and adds one learned vector per position (SASRec).
+
+    Positions are counted from the right (histories are left-padded, newest item last): an input
+    narrower than ``history_length`` (a training batch with its all-padding columns cut off, see
+    :mod:`edge_rec.distill.training_input`) gets the last of the ``history_length`` vectors, so
+    every item gets the vector of its distance from the newest one, whatever the width.
+    """
 
     def __init__(self, history_length: int, **kwargs):
         super().__init__(**kwargs)
@@ -228,7 +236,8 @@ class PositionEmbedding(keras.layers.Layer):
 
     def call(self, inputs):
         width = tf.cast(tf.shape(inputs)[-1], inputs.dtype)
-        return inputs * tf.sqrt(width) + self.positions[None, :, :]
+        positions = self.positions[self.history_length - tf.shape(inputs)[1]:]
+        return inputs * tf.sqrt(width) + positions[None, :, :]
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

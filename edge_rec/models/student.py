@@ -40,7 +40,7 @@ def build_student(
             f"student.embedding_dim and student.hidden: expected positive widths, got "
             f"{cfg.embedding_dim} and {list(cfg.hidden)}"
         )
-    ids = keras.Input((history_length,), dtype="int32", name="history")
+    ids = keras.Input((None if sequence else history_length,), dtype="int32", name="history")
     item_embedding = keras.layers.Embedding(catalog_size, cfg.embedding_dim, name="item_embedding")
     embeddings = item_embedding(ids)
     mask = keras.layers.Embedding(

@@ -75,7 +75,7 @@ def build_teacher(
     Both modes have the same weights in the same order (``set_weights`` transfers them).
     """
     _check_sizes(catalog_size, history_length)
-    ids = keras.Input((history_length,), dtype="int32", name="history")
+    ids = keras.Input((None if sequence else history_length,), dtype="int32", name="history")
     if cfg.kind == "sasrec":
         item_embedding = keras.layers.Embedding(catalog_size, cfg.hidden, name="item_embedding")
         x = _sasrec_body(cfg, ids, item_embedding, history_length)
