@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +89,9 @@ class BuildState:
     def keras(self, model: stages.TrainedModel, **extra: Any) -> None:
         """Record a Keras stage and keep it (and its float32 flatbuffer) for later passes."""
         self.models[model.name] = model
+        start = time.perf_counter()
         self.float32[model.name] = self.rec.keras(model, **extra)
+        self.budget.evaluation_took(time.perf_counter() - start)
 
 
 def _budget_note(s: BuildState, stage: str, model: stages.TrainedModel, planned_epochs: int) -> dict[str, str]:

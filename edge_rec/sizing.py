@@ -30,7 +30,9 @@ keys the user set, :attr:`~edge_rec.config.EdgeRecConfig.explicit`). The rule, i
   scored 0.0764 / 0.0769 / 0.0771 test NDCG@10 (seeds 0 / 1 / 2), two averaged 0.0788, three
   0.0796, four 0.0797; but the student distilled from two (0.0725) or three (0.0726) scored the
   same, against 0.0716 from one: the student, not the teacher, is then the limit, so a third
-  member is not worth its time.
+  member is not worth its time. Under a time budget the members are an upper bound: a member
+  starts only when the ones before it converged and the time left can train it
+  (:func:`edge_rec.stages.train_teacher`).
 - **teacher output**: tied to the item embedding (SASRec's shared prediction layer), which is
   :attr:`~edge_rec.config.TeacherConfig.tie_output`'s default, not a sizing choice.
 - **teacher schedule**: up to 40 epochs of Adam with one warm-up epoch and a cosine decay

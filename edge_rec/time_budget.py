@@ -2,7 +2,9 @@
 
 The budget is split by fixed shares (:data:`STAGE_SHARES`); what a stage leaves unused goes to
 the stages after it, because each stage's allowance is computed from the time *remaining* when
-it starts. The distilled student gets exactly the allowance of the student trained alone. A reserve (:data:`RESERVE`) is kept for evaluation, conversion and the bundle. A
+it starts. The distilled student gets exactly the allowance of the student trained alone. A reserve
+(:attr:`TimeBudget.reserve_seconds`: :data:`RESERVE`, or more once an evaluation has been timed)
+is kept for evaluation, conversion and the bundle. A
 training stage honours its allowance at epoch boundaries (:class:`StopAtDeadline`): it stops
 when the next epoch would not fit, and early stopping's best weights are still restored. Pruning
 cannot stop half-way through its sparsity schedule, so its epoch count is fixed up front from
@@ -32,8 +34,13 @@ STAGE_SHARES: Mapping[str, float] = {
     QAT: 0.06,
 }
 
-#: Share of the whole budget kept for evaluation, conversion, parity and the bundle.
+#: Share of the whole budget kept for evaluation, conversion, parity and the bundle (at least).
 RESERVE = 0.06
+#: The work after the last training stage (four TFLite variants converted and evaluated, parity,
+#: the bundle) costs about this many evaluations of one stage; the reserve grows to it once an
+#: evaluation has been timed (:meth:`TimeBudget.evaluation_took`), so a large log's evaluations do
+#: not overrun the budget.
+EVALUATIONS_AFTER_TRAINING = 8
 
 
 class TimeBudget:
@@ -49,11 +56,25 @@ class TimeBudget:
         self.start = time.perf_counter()
         self.started: set[str] = set()
         self.granted: dict[str, float] = {}
+        self.slowest_evaluation = 0.0
 
     def weigh_teacher(self, members: int) -> None:
         """Give the teacher ``members`` times its share (call it before the teacher's allowance
         is asked: the build learns the members from the log's sizing, after its clock started)."""
         self.shares = {**STAGE_SHARES, TEACHER: STAGE_SHARES[TEACHER] * members}
+
+    def evaluation_took(self, seconds: float) -> None:
+        """Record how long evaluating (and converting) one stage took: the reserve is then at
+        least :data:`EVALUATIONS_AFTER_TRAINING` times the slowest such evaluation."""
+        self.slowest_evaluation = max(self.slowest_evaluation, float(seconds))
+
+    @property
+    def reserve_seconds(self) -> float:
+        """Seconds kept for the work after training: :data:`RESERVE` of the budget, or
+        :data:`EVALUATIONS_AFTER_TRAINING` x the slowest evaluation timed so far when longer."""
+        if self.seconds is None:
+            return 0.0
+        return max(self.seconds * RESERVE, EVALUATIONS_AFTER_TRAINING * self.slowest_evaluation)
 
     def elapsed(self) -> float:
         """Seconds since the build started."""
@@ -71,7 +92,7 @@ class TimeBudget:
             # the same wall-clock as the student alone, whatever the teacher left
             return self.granted[STUDENT_BASELINE]
         pending = [name for name in self.shares if name not in self.started or name == stage]
-        remaining = self.seconds * (1.0 - RESERVE) - self.elapsed()
+        remaining = self.seconds - self.reserve_seconds - self.elapsed()
         share = self.shares[stage] / sum(self.shares[name] for name in pending)
         self.granted[stage] = max(1.0, remaining * share)
         return self.granted[stage]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_rec.time_budget import RESERVE, STAGE_SHARES, TimeBudget
+from edge_rec.time_budget import EVALUATIONS_AFTER_TRAINING, RESERVE, STAGE_SHARES, TimeBudget
 
 
 def test_no_budget_means_no_limits():
@@ -87,3 +87,16 @@ def test_another_teacher_member_starts_only_when_it_can_converge():
     assert _another_member_fits([converged], 300.0 * MEMBER_TIME_MARGIN + 1)
     assert not _another_member_fits([converged], 300.0 * MEMBER_TIME_MARGIN - 1)
     assert not _another_member_fits([cut_short], 10_000.0)  # an undertrained member: no average of two
+
+
+def test_the_reserve_grows_with_the_measured_cost_of_an_evaluation():
+    budget = TimeBudget(1000.0)
+    budget.elapsed = lambda: 0.0
+    assert budget.reserve_seconds == pytest.approx(1000.0 * RESERVE)
+    budget.evaluation_took(5.0)  # 8 x 5 s < 6 % of 1000 s: unchanged
+    assert budget.reserve_seconds == pytest.approx(1000.0 * RESERVE)
+    budget.evaluation_took(20.0)
+    assert budget.reserve_seconds == pytest.approx(EVALUATIONS_AFTER_TRAINING * 20.0)
+    assert budget.allowance("teacher") == pytest.approx(
+        (1000.0 - EVALUATIONS_AFTER_TRAINING * 20.0) * STAGE_SHARES["teacher"] / sum(STAGE_SHARES.values()))
+    assert TimeBudget(None).reserve_seconds == 0.0
