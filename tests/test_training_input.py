@@ -164,3 +164,22 @@ def test_cutting_padding_columns_changes_no_real_position(kind):
     np.testing.assert_allclose(logits_cut, logits_full[:, -3:], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(hidden_cut, hidden_full[:, -3:], rtol=1e-5, atol=1e-5)
     assert history_length_of(model) == length
+
+
+def test_scoring_a_sequence_model_by_length_equals_its_serving_form(split):
+    """Validation scores a sequence-mode model shortest rows first, each batch cut to its longest
+    history; the scores are the serving model's (fixed width, nothing cut), row for row."""
+    from edge_rec.config import TeacherConfig
+    from edge_rec.distill.training import score_model
+    from edge_rec.keras_shim import set_global_seed
+    from edge_rec.models import build_teacher
+
+    set_global_seed(0)
+    cfg = TeacherConfig(hidden=8, blocks=1, heads=1)
+    sequence = build_teacher(cfg, split.catalog_size, L, sequence=True)
+    serving = build_teacher(cfg, split.catalog_size, L, sequence=False)
+    serving.set_weights(sequence.get_weights())
+    histories = split.eval_set("test", L).histories
+    assert len({int(n) for n in np.count_nonzero(histories, axis=1)}) > 1  # rows of several lengths
+    np.testing.assert_allclose(score_model(sequence, histories, batch_size=3),
+                               score_model(serving, histories, batch_size=3), rtol=1e-5, atol=1e-5)
