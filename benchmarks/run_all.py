@@ -7,7 +7,9 @@
 5. low-rank factorization of the demo student's output layer (size and quality),
 6. the device runtime (overhead, cold start, peak RSS) on the demo bundle,
 7. ``edge-rec benchmark`` of int8 / float32 / teacher TFLite side by side, with the raw loop,
-8. the default build on the shared real log, 3 seeds (skipped with a message without the log),
+8. the default build on the shared real log, 3 seeds, and the published protocol on it (no
+   filters, every user validating), 1 seed (skipped with a message without the log),
+   and training throughput before/after (``--skip-throughput`` skips it),
 9. scaling with catalog size (1k/10k/100k items: teacher epoch, RSS, full vs sampled softmax,
    1 vs 2 local workers, int8 runtime latency and memory; ``--skip-scale`` skips it).
 
@@ -89,6 +91,7 @@ def main() -> None:
     parser.add_argument("--skip-distill", action="store_true", help="skip the separate distillation run")
     parser.add_argument("--skip-real-log", action="store_true", help="skip the 3-seed real-log builds (~45 min)")
     parser.add_argument("--skip-scale", action="store_true", help="skip the catalog-size scaling benchmark")
+    parser.add_argument("--skip-throughput", action="store_true", help="skip the training-throughput comparison")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     py = sys.executable
@@ -114,6 +117,10 @@ def main() -> None:
     timings["device"] = run("edge-rec benchmark", [py, "benchmarks/device.py"])
     if not args.skip_real_log:
         timings["real_log"] = run("real log", [py, "benchmarks/real_log.py"])
+        timings["filters_off"] = run("real log, filters off", [py, "benchmarks/real_log.py", "--name", "filters_off",
+                                                              "--seeds", "0"])
+    if not args.skip_throughput:
+        timings["throughput"] = run("training throughput", [py, "benchmarks/throughput.py"])
     timings["weak_order"] = run("weak-order log", [py, "benchmarks/real_log.py", "--data", "synthetic-bulk",
                                                    "--name", "weak_order"])
     if not args.skip_scale:
@@ -123,7 +130,7 @@ def main() -> None:
              f"Machine: 2 shared cores; generated {time.strftime('%Y-%m-%d %H:%M')}. "
              "Every number is a median or percentile over many runs after warm-up.", "",
              "## Demo build report", "", (RUN_DIR / "report.md").read_text(), compression_md]
-    for name in ("real_log", "weak_order", "distill", "lowrank", "runtime", "device", "data_loading", "scale"):
+    for name in ("real_log", "filters_off", "throughput", "weak_order", "distill", "lowrank", "runtime", "device", "data_loading", "scale"):
         md = RESULTS / f"{name}.md"
         if md.exists():
             parts += [md.read_text(), ""]
