@@ -31,6 +31,9 @@ class FitConfig:
 
     ``schedule`` is ``constant`` or ``cosine`` (linear warm-up over ``warmup_epochs``, then a
     cosine decay over the remaining epochs); ``weight_decay`` > 0 uses AdamW (decoupled decay).
+    ``length_buckets`` batches rows of similar length together (fewer padded slots computed, but
+    short histories then weigh more in the loss: off by default, see
+    :mod:`edge_rec.distill.training_input`).
     """
 
     epochs: int = 10
@@ -40,6 +43,7 @@ class FitConfig:
     schedule: str = "constant"
     warmup_epochs: float = 0.0
     weight_decay: float = 0.0
+    length_buckets: bool = False
 
 
 @dataclass(frozen=True)

@@ -504,7 +504,8 @@ def prune(
     pruned model, its per-layer sparsity and the choice (None when the student has no
     validation score to compare with: then the last level is kept)."""
     set_global_seed(seed)
-    steps = steps_per_epoch(data.split.training_windows(data.history_length), data.history_length, cfg.fit.batch_size)
+    steps = steps_per_epoch(data.split.training_windows(data.history_length), data.history_length,
+                            cfg.fit.batch_size, bucketed=cfg.fit.length_buckets)
     wrapped = prune_student(student.sequence_model, cfg, steps_per_epoch=steps)
     reference = student.train.best_val_ndcg if student.train else 0.0
     selection = (

@@ -50,7 +50,7 @@ def test_a_batch_is_one_length_bucket_cut_to_its_longest_row(split):
     windows = split.training_windows(L)
     limits = length_buckets(L).tolist()
     assert limits == [2, L] and length_buckets(50).tolist() == [2, 4, 6, 8, 12, 16, 24, 32, 48, 50]
-    inputs, targets = _epoch(sequence_batches(windows, L, 3, seed=0))
+    inputs, targets = _epoch(sequence_batches(windows, L, 3, seed=0, bucketed=True))
     for x, y in zip(inputs, targets, strict=True):
         pairs = (y != 0).sum(axis=1)  # each row's real (input, target) pairs
         assert x.shape[1] == pairs.max()  # no all-padding column is left
@@ -62,17 +62,30 @@ def test_a_batch_is_one_length_bucket_cut_to_its_longest_row(split):
 
 def test_batches_and_steps(split):
     windows = split.training_windows(L)
-    batches = sequence_batches(windows, L, 4, seed=0)
+    batches = sequence_batches(windows, L, 4, seed=0, bucketed=True)
     inputs, _ = _epoch(batches)
     sizes = sorted(x.shape[0] for x in inputs)
     pairs = np.clip(np.array([len(w) - 1 for w in windows]), 0, L)
     per_bucket = np.bincount(np.searchsorted(length_buckets(L), pairs))
     expected = sorted(s for n in per_bucket for s in [4] * (n // 4) + ([n % 4] if n % 4 else []))
     assert sizes == expected
-    assert len(sizes) == steps_per_epoch(windows, L, 4) == int(batches.cardinality())
+    assert len(sizes) == steps_per_epoch(windows, L, 4, bucketed=True) == int(batches.cardinality())
     assert steps_per_epoch([], L, 4) == 1
     with pytest.raises(ValueError, match="batch_size"):
         steps_per_epoch(windows, L, 0)
+
+
+def test_without_buckets_batches_are_the_shuffled_rows_in_order(split):
+    """The default: every batch but the last holds batch_size rows, in the order a plain
+    shuffle-then-batch gives (each cut to its longest row)."""
+    windows = split.training_windows(L)
+    batches = sequence_batches(windows, L, 4, seed=0)
+    inputs, targets = _epoch(batches)
+    n = len(windows)
+    assert [x.shape[0] for x in inputs] == [4] * (n // 4) + ([n % 4] if n % 4 else [])
+    assert len(inputs) == steps_per_epoch(windows, L, 4) == int(batches.cardinality())
+    for x, y in zip(inputs, targets, strict=True):
+        assert x.shape[1] == max(1, int((y != 0).sum(axis=1).max()))
 
 
 def test_shuffling_is_seeded_and_changes_every_epoch(split):

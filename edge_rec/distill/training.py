@@ -276,8 +276,8 @@ def train_sequence_model(
         model, teacher, distill or DistillConfig().without_teacher(), sampler=sampler
     )
     windows = split.training_windows(history_length)
-    batches = sequence_batches(windows, history_length, fit.batch_size, seed=seed)
-    steps = steps_per_epoch(windows, history_length, fit.batch_size)
+    batches = sequence_batches(windows, history_length, fit.batch_size, seed=seed, bucketed=fit.length_buckets)
+    steps = steps_per_epoch(windows, history_length, fit.batch_size, bucketed=fit.length_buckets)
     rate = learning_rate_schedule(fit, steps)
     distiller.compile(optimizer=build_optimizer(fit, rate))
     if isinstance(rate, WarmupCosineDecay):  # a time budget ends the decay within the budget
