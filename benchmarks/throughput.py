@@ -7,8 +7,9 @@ history length 20, the sizes the sizing rule picks), how fast one training epoch
 - the **student** (embedding 32, hidden [24], 1,024 sampled negatives),
 
 each on the **baseline** tree (a ``git worktree`` of ``--baseline``, default the commit before
-the throughput work) with its batch size, and on **this** tree with the same batch size and with
-this tree's default batch size. Every configuration runs in its own fresh process, rounds
+the throughput work) with its batch size, and on **this** tree with the same batch size (batches
+cut to their longest row, the default), with length buckets (``fit.length_buckets``, off by
+default: it costs quality) and with buckets at a larger batch. Every configuration runs in its own fresh process, rounds
 interleaved (baseline, this, baseline, this, ...) so that a noisy neighbour hits both alike; an
 epoch's time is the median over the epochs after the first (which traces the graphs).
 
@@ -43,7 +44,7 @@ NEGATIVES = 1024
 BATCHES = {"teacher": (128, 512), "student": (64, 256)}
 
 
-def _child(tree: Path, model: str, batch: int, epochs: int) -> dict:
+def _child(tree: Path, model: str, batch: int, epochs: int, bucketed: bool = False) -> dict:
     """One configuration's epochs, in this process, with the code of ``tree``."""
     sys.path.insert(0, str(tree))
     from edge_rec.config import DataConfig, DistillConfig, StudentConfig, TeacherConfig
@@ -67,7 +68,7 @@ def _child(tree: Path, model: str, batch: int, epochs: int) -> dict:
                           sampler=NegativeSampler(split.popularity(), NEGATIVES))
     distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
     windows = split.training_windows(HISTORY)
-    batches = sequence_batches(windows, HISTORY, batch, seed=0)
+    batches = sequence_batches(windows, HISTORY, batch, seed=0, **({"bucketed": True} if bucketed else {}))
     slots = sum(int(x.shape[0]) * int(x.shape[1]) for x, _ in batches)
     positions = sum(len(w) - 1 for w in windows)
     seconds: list[float] = []
@@ -116,9 +117,9 @@ def student_flops(slots: int, positions: int) -> float:
     return 3 * 2.0 * (slots * (HISTORY * 32 + 32 * 24) + positions * (1 + NEGATIVES) * 24)
 
 
-def _run_child(tree: Path, model: str, batch: int, epochs: int) -> dict:
-    args = [sys.executable, __file__, "--child", str(tree), model, str(batch), str(epochs)]
-    print(f"=== {tree.name} {model} batch {batch}", file=sys.stderr, flush=True)
+def _run_child(tree: Path, model: str, batch: int, epochs: int, bucketed: bool) -> dict:
+    args = [sys.executable, __file__, "--child", str(tree), model, str(batch), str(epochs), str(int(bucketed))]
+    print(f"=== {tree.name} {model} batch {batch}{' bucketed' if bucketed else ''}", file=sys.stderr, flush=True)
     proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"throughput child failed ({' '.join(args)}):\n{proc.stderr[-2000:]}")
@@ -144,11 +145,12 @@ def main() -> None:
     parser.add_argument("--baseline", default=BASELINE, help="the commit to compare with")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per run (the first is a warm-up)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved runs of each configuration")
-    parser.add_argument("--child", nargs=4, metavar=("TREE", "MODEL", "BATCH", "EPOCHS"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, metavar=("TREE", "MODEL", "BATCH", "EPOCHS", "BUCKETED"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        tree, model, batch, epochs = args.child
-        print(json.dumps(_child(Path(tree), model, int(batch), int(epochs))))
+        tree, model, batch, epochs, bucketed = args.child
+        print(json.dumps(_child(Path(tree), model, int(batch), int(epochs), bucketed == "1")))
         return
     if not LOG.exists():
         print(f"throughput: {LOG} not found (the shared real log is not committed); skipped")
@@ -159,13 +161,14 @@ def main() -> None:
     baseline = _worktree(args.baseline)
     configs = []
     for model, (old_batch, new_batch) in BATCHES.items():
-        configs += [(model, "baseline", baseline, old_batch), (model, "this tree", REPO, old_batch)]
+        configs += [(model, "baseline", baseline, old_batch, False), (model, "this tree", REPO, old_batch, False),
+                    (model, "this tree, length buckets", REPO, old_batch, True)]
         if new_batch != old_batch:
-            configs.append((model, "this tree", REPO, new_batch))
+            configs.append((model, "this tree, length buckets", REPO, new_batch, True))
     runs: dict[tuple, list[dict]] = {}
     for _ in range(args.rounds):
-        for model, label, tree, batch in configs:
-            runs.setdefault((model, label, batch), []).append(_run_child(tree, model, batch, args.epochs))
+        for model, label, tree, batch, bucketed in configs:
+            runs.setdefault((model, label, batch), []).append(_run_child(tree, model, batch, args.epochs, bucketed))
     rates = _matmul_rates()
     rows = []
     for (model, label, batch), measured in runs.items():
