@@ -26,7 +26,7 @@ VALIDATION_SAMPLE_SEED = 0
 #: The most validation users scored each epoch (a fixed sample of them, drawn with
 #: :data:`VALIDATION_SAMPLE_SEED`). Every validation user's second-to-last item stays held out of
 #: training; scoring all of them each epoch costs as much as the epoch itself on a large log (the
-#: shared log without filters: 30,901 users x 23,700 items, 5 s of a 12 s teacher epoch), while
+#: shared log without filters: 30,901 users x 23,700 items: about as long as a teacher epoch), while
 #: 10,000 users measure NDCG@10 to about 3 % (and epoch-to-epoch changes, on the same users, far
 #: closer).
 MAX_SCORED_VALIDATION_USERS = 10_000
@@ -202,7 +202,8 @@ class LeaveLastOutSplit:
 
     def eval_set(self, which: str, length: int) -> EvalSet:
         """Validation (``"valid"``: history ``seq[:-2]``, target ``seq[-2]``, one row per scored
-        validation user, :attr:`scored_validation_users`) or test (``"test"``: history ``seq[:-1]``, target ``seq[-1]``, one row per user)."""
+        validation user, :attr:`scored_validation_users`) or test (``"test"``: history
+        ``seq[:-1]``, target ``seq[-1]``, one row per user)."""
         if which not in EVAL_SPLITS:
             raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
         cut = 2 if which == "valid" else 1

@@ -90,7 +90,6 @@ def _last_position_scorer(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor
         scorer = tf.function(
             head.last_position,
             input_signature=[tf.TensorSpec([None, model.inputs[0].shape[-1]], tf.int32)],
-            reduce_retracing=True,
         )
         _SCORERS[model] = scorer
     return scorer
