@@ -80,16 +80,6 @@ class TeacherConfig:
     NDCG@10 from 0.0654 to 0.0709 (1.25x to 1.37x the student alone) and the distilled student's
     from 0.0623 to 0.0646; on the weak-order preset from 0.0657 to 0.0788 (dropout 0.2).
 
-    ``item_item`` (off by default): after training, blend in a linear item-item model (EASE with
-    ridge ``item_item_l2``) with a weight chosen on validation
-    (:mod:`edge_rec.distill.teacher_ensemble`); it needs about 6 x C^2 bytes for a C-item catalog
-    while fitting, (2 + 2 x ``item_item_folds``) x C^2 while distilling. ``item_item_folds``
-    (>= 2, or 0 for none) cross-fits the matrices the training-time soft labels read, so a
-    training sequence is labelled by a fit that never saw it (:mod:`edge_rec.models.item_item_folds`).
-    It stays off by default: even cross-fitted, the student distilled from the ensemble was worse
-    on the shared real log than the one distilled from SASRec alone (see
-    :mod:`edge_rec.distill.teacher_ensemble`).
-
     ``members`` (>= 1): how many teachers of this kind are trained, each from its own seed, and
     averaged into one (:mod:`edge_rec.models.averaged_teacher`); 1 is a single teacher.
     """
@@ -101,9 +91,6 @@ class TeacherConfig:
     heads: int = 2
     dropout: float = 0.2
     tie_output: bool = True
-    item_item: bool = False
-    item_item_l2: float = 200.0
-    item_item_folds: int = 4
     fit: FitConfig = field(
         default_factory=lambda: FitConfig(epochs=8, batch_size=64, learning_rate=3e-3, patience=2)
     )
@@ -120,11 +107,7 @@ class StudentConfig:
     tied 30-wide student (87,988 params) reached 1.02x the teacher's NDCG@10 in float, but the
     int8 file holds the table twice (per-tensor for the lookup, per-channel for the output), so
     it is off by default. ``initial_decay`` sets
-    the starting recency weights ``exp(-decay * distance)`` of the position pooling;
-    ``recency_heads`` lists the initial decays of extra position-weighted pooling heads whose
-    outputs are concatenated with the main one (e.g. ``[2.0]``: a head that mostly sees the
-    newest item). Off by default: on synthetic-tv it did not beat one head, and in a quick-profile
-    build the int8 model's top-10 parity with Keras fell to 0.43 (0.98 without it).
+    the starting recency weights ``exp(-decay * distance)`` of the position pooling.
 
     ``alone_dropout`` is the dropout of the student trained without a teacher (``None``: the
     same ``dropout``). The teacher's soft labels regularise a distilled student; one trained alone
@@ -140,7 +123,6 @@ class StudentConfig:
     dropout: float = 0.1
     alone_dropout: float | None = None
     initial_decay: float = 0.3
-    recency_heads: tuple[float, ...] = ()
     fit: FitConfig = field(
         default_factory=lambda: FitConfig(epochs=8, batch_size=16, learning_rate=1e-2, patience=2)
     )
@@ -155,7 +137,7 @@ class StudentConfig:
     @property
     def hidden_width(self) -> int:
         """Width of the state the output layer reads: the last Dense, else the pooled heads."""
-        return self.hidden[-1] if self.hidden else self.embedding_dim * (1 + len(self.recency_heads))
+        return self.hidden[-1] if self.hidden else self.embedding_dim
 
     @property
     def can_tie_output(self) -> bool:
@@ -426,7 +408,6 @@ def _validate(cfg: EdgeRecConfig) -> None:
             f"a last width equal to student.embedding_dim ({cfg.student.embedding_dim}) when "
             "student.tie_output is true (the output scores against the embedding table)",
         ),
-        (all(d >= 0 for d in cfg.student.recency_heads), "student.recency_heads", "a list of numbers >= 0"),
         (0.0 <= cfg.distill.alpha <= 1.0, "distill.alpha", "a number in [0, 1]"),
         (cfg.distill.temperature > 0, "distill.temperature", "a positive number"),
         (cfg.softmax.mode in ("auto", "full", "sampled"), "softmax.mode", "'auto', 'full' or 'sampled'"),
@@ -455,9 +436,6 @@ def _validate(cfg: EdgeRecConfig) -> None:
             f"a multiple of teacher.heads ({cfg.teacher.heads})",
         ),
         (0.0 <= cfg.teacher.dropout < 1.0, "teacher.dropout", "a number in [0, 1)"),
-        (cfg.teacher.item_item_l2 > 0, "teacher.item_item_l2", "a positive number"),
-        (cfg.teacher.item_item_folds == 0 or cfg.teacher.item_item_folds >= 2, "teacher.item_item_folds",
-         "0 (no cross-fitting) or an integer >= 2"),
         (cfg.student.embedding_dim >= 1, "student.embedding_dim", "an integer >= 1"),
         (all(w >= 1 for w in cfg.student.hidden), "student.hidden", "a list of integers >= 1"),
         (0.0 <= cfg.student.dropout < 1.0, "student.dropout", "a number in [0, 1)"),

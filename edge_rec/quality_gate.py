@@ -75,7 +75,7 @@ def evaluate_gate(
             "the teacher is not better than the student trained alone "
             f"({_ratio_text(teacher_vs_alone)}): distillation cannot be counted on to help (the "
             "student vs student_baseline row says whether it did); train a stronger teacher (more "
-            "epochs, longer histories, or the ensemble teacher `[teacher] item_item = true`)"
+            "epochs: a larger --time-budget, or longer histories)"
         )
     int8_vs_popularity = comparisons.get((TFLITE_INT8, POPULARITY))
     if int8_vs_popularity is not None and int8_vs_popularity.verdict != "better":

@@ -155,19 +155,6 @@ def report_markdown(report: Mapping[str, Any]) -> str:
             f"kept: {report['stages'][TEACHER]['averaged_val_ndcg@10']:.4f}.",
             "",
         ]
-    blend = report["stages"].get(TEACHER, {}).get("item_item")
-    if blend:
-        scores = blend["validation_ndcg@10"]
-        base, best = blend["base_val_ndcg@10"], blend["chosen_val_ndcg@10"]
-        lines += [
-            (f"Teacher: the sequential model plus {blend['weight']:.3g} x an item-item model (EASE, l2 "
-             f"{blend['l2']:g}): validation NDCG@10 {base:.4f} -> {best:.4f}" if blend["weight"]
-             else f"Teacher: the item-item model (EASE, l2 {blend['l2']:g}) did not improve validation "
-                  f"NDCG@10 ({base:.4f}); the sequential model alone") +
-            f" ({len(scores)} weights tried; fitted in {blend['fit_seconds']:.0f} s, chosen in "
-            f"{blend['choose_seconds']:.0f} s).",
-            "",
-        ]
     notes = [st["budget_note"] for st in report["stages"].values() if st.get("budget_note")]
     if notes:
         lines += ["Time budget: " + "; ".join(notes) + ".", ""]

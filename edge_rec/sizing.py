@@ -99,8 +99,7 @@ WIDE_STUDENT = (32, (24,))
 #: The student's ``(embedding_dim, hidden)`` for larger catalogs.
 NARROW_STUDENT = (16, (12,))
 #: Keys that shape the student's widths; set one and the rule sets none of them.
-STUDENT_SHAPE_KEYS = frozenset({"student.embedding_dim", "student.hidden", "student.tie_output",
-                                "student.recency_heads"})
+STUDENT_SHAPE_KEYS = frozenset({"student.embedding_dim", "student.hidden", "student.tie_output"})
 #: Rule key -> the keys that withhold it: the rule sets nothing when the user set any of them. The
 #: student's widths are one choice (a user who set any of them, or tied the output, which
 #: constrains them, keeps the built-in pair or their own), and the alone dropout was measured with the rule's 20-epoch decay (with fewer

@@ -19,8 +19,6 @@ LOWRANK = "lowrank"
 QAT = "qat"
 BUNDLE = "bundle"
 
-#: Keras stages in pipeline order.
-MODEL_STAGES = (TEACHER, STUDENT_BASELINE, STUDENT, PRUNED, QAT, LOWRANK)
 
 
 def tflite_stage(variant: str) -> str:

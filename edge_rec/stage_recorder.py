@@ -57,33 +57,30 @@ class StageRecorder:
                 )
         return out
 
-    def keras(self, model: stages.TrainedModel, *, sparsity: float | None = None, **extra: Any) -> bytes | None:
-        """Evaluate, save and float32-convert a Keras stage; returns the float32 flatbuffer (None
-        for an ensemble teacher, which is not converted)."""
+    def keras(self, model: stages.TrainedModel, *, sparsity: float | None = None, **extra: Any) -> bytes:
+        """Evaluate, save and float32-convert a Keras stage; returns the float32 flatbuffer."""
         with self.run.stage(f"evaluate_{model.name}"):
             self.ranked[model.name] = stages.rank_keras(model.serving_model, self.data)
             metrics = stages.ranking_metrics(self.ranked[model.name], self.data)
-            tflite = None if model.is_ensemble else stages.convert(
-                model, "float32", self.data, self.cfg.convert, seed=self.cfg.seed)
-        path = self.run.write_tflite(f"{model.name}_float32", tflite) if tflite is not None else None
+            tflite = stages.convert(model, "float32", self.data, self.cfg.convert, seed=self.cfg.seed)
+        path = self.run.write_tflite(f"{model.name}_float32", tflite)
         save_model_pair(
             self.run.model_dir(model.name), serving=model.serving_model, sequence=model.sequence_model
         )
         train = model.train
         self.records[model.name] = StageRecord(
             params=model.params,
-            size_bytes=len(tflite) if tflite is not None else None,
-            gzip_bytes=stages.gzip_size(tflite) if tflite is not None else None,
+            size_bytes=len(tflite),
+            gzip_bytes=stages.gzip_size(tflite),
             sparsity=stages.overall_sparsity(model.serving_model) if sparsity is None else sparsity,
             metrics=metrics,
             seconds=round(model.seconds, 2),
-            artifact=str(path) if path is not None else None,
+            artifact=str(path),
             extra={
                 "epochs_run": train.epochs_run if train else None,
                 "best_epoch": train.best_epoch if train else None,
                 "stopped_by": train.stopped_by if train else None,
                 "best_val_ndcg@10": train.best_val_ndcg if train else None,
-                **({"item_item": model.blend.to_dict()} if model.blend is not None else {}),
                 **stages.averaged_teacher_summary(model, seed=self.cfg.seed),
                 **extra,
             },

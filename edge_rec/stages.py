@@ -63,11 +63,9 @@ from edge_rec.data import (
     prepare_dataset,
 )
 from edge_rec.data.synthetic import PRESETS
-from edge_rec.distill.teacher_ensemble import ItemItemBlend, blend_teacher, choose_item_item_weight
 from edge_rec.distill.training import (
     TrainResult,
     rank_model,
-    score_model,
     train_sequence_model,
     validation_metrics,
 )
@@ -76,8 +74,6 @@ from edge_rec.distributed import backup_callbacks, training_scope
 from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher, student_serving_model
 from edge_rec.models.averaged_teacher import average_teachers
-from edge_rec.models.ease import fit_item_item
-from edge_rec.models.item_item_folds import fit_out_of_fold
 from edge_rec.models.warm_start import warm_start_student
 from edge_rec.sizing import LogShape, SizingChoice, size_for_log
 from edge_rec.stage_names import LOWRANK, PRUNED, QAT, TEACHER
@@ -149,7 +145,6 @@ class PreparedData:
 class TrainedModel:
     """A trained Keras model in both forms: sequence (training) and serving (last position).
 
-    ``blend``: for a teacher, what the item-item ensemble step chose (None when it did not run).
     ``members``: for an averaged teacher, each member's training result (empty otherwise), and
     ``members_kept`` the indices of those it averages (chosen on validation) and
     ``averaged_val_ndcg`` that average's validation NDCG@10 (None otherwise).
@@ -160,16 +155,9 @@ class TrainedModel:
     serving_model: Any
     train: TrainResult | None
     seconds: float
-    blend: ItemItemBlend | None = None
     members: tuple[TrainResult, ...] = ()
     members_kept: tuple[int, ...] = ()
     averaged_val_ndcg: float | None = None
-
-    @property
-    def is_ensemble(self) -> bool:
-        """True for a teacher blended with the item-item model (it is never converted: its
-        C x C matrix would not run on a device, and nothing ships it)."""
-        return self.blend is not None and self.blend.weight > 0
 
     @property
     def params(self) -> int:
@@ -302,21 +290,8 @@ def train_teacher(
     averaged into one (:func:`~edge_rec.models.averaged_teacher.average_teachers`); the result's
     ``train`` is the first member's and ``members`` holds every member's. Only the members whose
     average validates best are averaged (:func:`_members_to_average`; one member kept means the
-    teacher is that member alone).
-    With ``cfg.item_item``, the item-item model is fitted first (its time comes out of
-    ``time_limit``) and blended in after training with the weight that scores best on the
-    validation split (:mod:`edge_rec.distill.teacher_ensemble`)."""
+    teacher is that member alone)."""
     start = time.perf_counter()
-    matrix, out_of_fold, fit_seconds = None, None, 0.0
-    if cfg.item_item:
-        log.info("stage %s: fitting the item-item model (EASE, l2 %g) on %d items, and %d out-of-fold "
-                 "copies for the soft labels", TEACHER, cfg.item_item_l2, data.catalog_size - 2, cfg.item_item_folds)
-        matrix = fit_item_item(data.split.train_sequences, data.catalog_size, cfg.item_item_l2)
-        if cfg.item_item_folds:
-            out_of_fold = fit_out_of_fold(data.split.training_windows(data.history_length), data.catalog_size,
-                                          cfg.item_item_l2,
-                                          history_length=data.history_length, folds=cfg.item_item_folds)
-        fit_seconds = time.perf_counter() - start
     trained = []
     for index in range(cfg.members):
         limit = None
@@ -338,10 +313,7 @@ def train_teacher(
         else:
             model = average_teachers([trained[i][0] for i in kept], name=f"teacher_{cfg.kind}_averaged")
             serving = average_teachers([trained[i][1] for i in kept], name=f"teacher_{cfg.kind}_averaged_serving")
-    blend = None
-    if matrix is not None:
-        model, serving, blend = _blend_item_item(model, serving, matrix, out_of_fold, data, cfg, fit_seconds)
-    return TrainedModel(TEACHER, model, serving, result, time.perf_counter() - start, blend,
+    return TrainedModel(TEACHER, model, serving, result, time.perf_counter() - start,
                         members=tuple(t[2] for t in trained) if len(trained) > 1 else (), members_kept=kept,
                         averaged_val_ndcg=kept_ndcg)
 
@@ -404,24 +376,6 @@ def averaged_teacher_summary(model: TrainedModel, *, seed: int) -> dict[str, Any
         ],
         "averaged_val_ndcg@10": model.averaged_val_ndcg,
     }
-
-
-def _blend_item_item(model: Any, serving: Any, matrix: np.ndarray, out_of_fold: np.ndarray | None,
-                     data: PreparedData, cfg: TeacherConfig, fit_seconds: float) -> tuple[Any, Any, ItemItemBlend]:
-    """The teacher blended with the item-item model at the weight best on validation (or the
-    teacher unchanged when weight 0 is best)."""
-    start = time.perf_counter()
-    valid = data.split.eval_set("valid", data.history_length)
-    ndcg = choose_item_item_weight(lambda rows: score_model(serving, rows), matrix, valid.histories,
-                                   valid.targets, valid.seen)
-    weight = max(ndcg, key=lambda w: (ndcg[w], -w))  # ties: the smaller weight
-    blend = ItemItemBlend(weight, cfg.item_item_l2, fit_seconds, time.perf_counter() - start, ndcg)
-    log.info("stage %s: item-item weight %.3g (0 = the sequential model alone), validation NDCG@10 "
-             "%.4f -> %.4f", TEACHER, weight, blend.base_ndcg, blend.best_ndcg)
-    if weight == 0.0:
-        return model, serving, blend
-    model, serving = blend_teacher(model, serving, matrix, weight, out_of_fold)
-    return model, serving, blend
 
 
 def train_student(

@@ -41,11 +41,9 @@ def test_student_uses_only_int8_friendly_layers_and_only_embeddings_read_ids():
     assert table.shape == (C, 1) and table[0, 0] == 0.0 and np.all(table[1:] == 1.0)
 
 
-@pytest.mark.parametrize(
-    ("pooling", "recency_heads"), [("mean", ()), ("position", ()), ("position", (2.0,)), ("mean", (1.0, 3.0))]
-)
-def test_sequence_last_position_equals_serving_output(pooling, recency_heads):
-    cfg = StudentConfig(embedding_dim=8, hidden=(12,), pooling=pooling, recency_heads=recency_heads)
+@pytest.mark.parametrize("pooling", ["mean", "position"])
+def test_sequence_last_position_equals_serving_output(pooling):
+    cfg = StudentConfig(embedding_dim=8, hidden=(12,), pooling=pooling)
     sequence = build_student(cfg, C, L, sequence=True)
     _randomize_pooling(sequence)
     serving = student_serving_model(sequence, cfg, C, L)
@@ -57,9 +55,8 @@ def test_sequence_last_position_equals_serving_output(pooling, recency_heads):
     np.testing.assert_allclose(seq_hidden.numpy()[:, -1], hidden.numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("recency_heads", [(), (2.0,)])
-def test_sequence_mode_is_causal(recency_heads):
-    cfg = StudentConfig(embedding_dim=8, hidden=(12,), recency_heads=recency_heads)
+def test_sequence_mode_is_causal():
+    cfg = StudentConfig(embedding_dim=8, hidden=(12,))
     model = build_student(cfg, C, L, sequence=True)
     x = _histories(rows=2)
     changed = x.copy()
@@ -95,30 +92,13 @@ def test_learned_position_pooling_is_the_weighted_mean_and_zero_for_all_padding(
     assert np.all(pooled[-1] == 0.0) and np.isfinite(pooled).all()
 
 
-def test_recency_heads_are_concatenated_and_start_from_their_decay():
-    cfg = StudentConfig(embedding_dim=8, hidden=(), initial_decay=0.5, recency_heads=(3.0,))
-    model = build_student(cfg, C, L, sequence=False)
-    assert model.get_layer("hidden").__class__.__name__ == "Concatenate"
-    assert model.outputs[1].shape[-1] == 16  # two heads of width 8
-    main, sharp = model.get_layer("pooling"), model.get_layer("recency_pooling_0")
-    np.testing.assert_allclose(main.distance_weights().numpy(), np.exp(-0.5 * np.arange(L)), rtol=1e-5)
-    np.testing.assert_allclose(sharp.distance_weights().numpy(), np.exp(-3.0 * np.arange(L)), rtol=1e-5)
-    x = _histories()
-    table = model.get_layer("item_embedding").get_weights()[0]
-    weights = np.exp(-3.0 * np.arange(L))[::-1]
-    expected = np.stack([(table[row] * (weights * (row != 0))[:, None]).sum(0) / (weights * (row != 0)).sum()
-                         for row in x])
-    np.testing.assert_allclose(model(x)[1].numpy()[:, 8:], expected, atol=1e-5)
-
-
 def test_negative_decays_are_refused():
-    with pytest.raises(ValueError, match="recency_heads"):
-        build_student(StudentConfig(recency_heads=(-1.0,)), C, L)
+    with pytest.raises(ValueError, match="initial_decay"):
+        build_student(StudentConfig(initial_decay=-1.0), C, L)
 
 
-@pytest.mark.parametrize("recency_heads", [(), (2.0,)])
-def test_saved_and_reloaded_student_gives_the_same_scores(tmp_path, recency_heads):
-    cfg = StudentConfig(embedding_dim=8, hidden=(12,), recency_heads=recency_heads)
+def test_saved_and_reloaded_student_gives_the_same_scores(tmp_path):
+    cfg = StudentConfig(embedding_dim=8, hidden=(12,))
     model = build_student(cfg, C, L, sequence=False)
     _randomize_pooling(model)
     path = tmp_path / "model.keras"
@@ -185,7 +165,5 @@ def test_tied_output_scores_against_the_item_embedding_table(tmp_path):
 def test_tied_output_needs_the_last_hidden_width_to_match_the_embedding():
     with pytest.raises(ValueError, match=r"hidden = \[16\]"):
         build_student(StudentConfig(embedding_dim=16, hidden=(12,), tie_output=True), C, L)
-    with pytest.raises(ValueError, match="got 12"):  # two pooled heads of width 6, no Dense
-        build_student(StudentConfig(embedding_dim=6, hidden=(), recency_heads=(2.0,), tie_output=True), C, L)
     model = build_student(StudentConfig(embedding_dim=6, hidden=(), tie_output=True), C, L, sequence=False)
     assert model.outputs[0].shape[-1] == C

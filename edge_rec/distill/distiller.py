@@ -102,7 +102,7 @@ class Distiller(keras.Model):
         if negatives is None:
             return head.at_positions(x, where, training=training)
         hidden = head.hidden_at(x, where, training=training)
-        logits = head.candidate_logits(hidden, targets, negatives, ids=x, where=where)
+        logits = head.candidate_logits(hidden, targets, negatives)
         return self.sampler.correct(logits, targets, negatives), hidden
 
     def _with_teacher_candidates(self, x, where, teacher_logits, teacher_hidden, student_logits,
@@ -110,11 +110,11 @@ class Distiller(keras.Model):
         """Both models' candidate logits extended by the teacher's top items
         (``cfg.teacher_candidates`` per position, :meth:`NegativeSampler.extra_candidates`), so
         the KD and ranking terms see where the teacher puts its mass; CE keeps the sampled set."""
-        full = self.teacher_head.logits_at(teacher_hidden, x, where)
+        full = self.teacher_head.logits_at(teacher_hidden)
         items = self.sampler.extra_candidates(tf.stop_gradient(full), negatives, self.cfg.teacher_candidates)
 
         def extended(head, hidden, logits):
-            extra = head.candidate_logits(hidden, targets, items, ids=x, where=where)[:, 1:]
+            extra = head.candidate_logits(hidden, targets, items)[:, 1:]
             return tf.concat([logits, self.sampler.mask_hits(extra, targets, items)], axis=1)
 
         return (tf.stop_gradient(extended(self.teacher_head, teacher_hidden, teacher_logits)),

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from edge_rec.keras_shim import keras, tf
-from edge_rec.models.blended_logits import BlendedLogits
 from edge_rec.models.layers import TiedLogits
 
 
@@ -27,9 +26,7 @@ class OutputHead:
     at chosen positions only.
 
     ``split`` is True when the logits layer reads ``hidden`` directly; then the body runs on the
-    whole history and the output layer only on the chosen positions. ``reads_history`` is True
-    for a :class:`~edge_rec.models.blended_logits.BlendedLogits` output layer (the ensemble teacher),
-    which also reads the ids: its methods then need the ids and positions too.
+    whole history and the output layer only on the chosen positions.
     """
 
     def __init__(self, model: keras.Model) -> None:
@@ -37,15 +34,11 @@ class OutputHead:
         self.catalog_size = int(model.outputs[0].shape[-1])
         logits_layer = model.outputs[0]._keras_history.layer
         hidden = model.outputs[1] if len(model.outputs) > 1 else None
-        self.reads_history = isinstance(logits_layer, BlendedLogits)
         #: the item embedding table a tied output layer scores against (None: not tied)
         self.table: tf.Variable | None = _plain_table(model) if type(logits_layer) is TiedLogits else None
-        if self.reads_history:  # may be shared by a sequence and a serving model: find this call
-            self.split = hidden is not None and any(
-                node.input_tensors[0] is hidden for node in logits_layer._inbound_nodes)
-        else:  # a tied layer's first input is the hidden state, its second the table
-            reads = logits_layer.input[0] if self.table is not None else logits_layer.input
-            self.split = hidden is not None and len(logits_layer._inbound_nodes) == 1 and reads is hidden
+        # a tied layer's first input is the hidden state, its second the table
+        reads = logits_layer.input[0] if self.table is not None else logits_layer.input
+        self.split = hidden is not None and len(logits_layer._inbound_nodes) == 1 and reads is hidden
         self.body: keras.Model | None = keras.Model(model.inputs, hidden) if self.split else None
         self.logits_layer: Any = logits_layer if self.split else None
 
@@ -53,19 +46,13 @@ class OutputHead:
         """``(logits [N, C], hidden [N, H])`` at ``where`` (int64[N, 2] of (row, position))."""
         if self.split:
             hidden = tf.gather_nd(self.body(ids, training=training), where)
-            return self.logits_at(hidden, ids, where, training=training), hidden
+            return self.logits_at(hidden, training=training), hidden
         logits, hidden = self.model(ids, training=training)
         return tf.gather_nd(logits, where), tf.gather_nd(hidden, where)
 
-    def logits_at(self, hidden: tf.Tensor, ids: tf.Tensor, where: tf.Tensor, *, training: bool = False) -> tf.Tensor:
-        """Logits ``[N, C]`` of hidden states ``[N, H]`` taken at ``where`` of ``ids``; only for
-        ``split`` heads."""
-        if self.reads_history:
-            return self.logits_layer.at_positions(hidden, ids, where)
-        return self._output(hidden, training=training)
-
-    def _output(self, hidden: tf.Tensor, *, training: bool = False) -> tf.Tensor:
-        """The output layer on hidden states (a tied layer reads the table itself)."""
+    def logits_at(self, hidden: tf.Tensor, *, training: bool = False) -> tf.Tensor:
+        """Logits ``[N, C]`` of hidden states ``[N, H]``: the output layer alone (a tied layer
+        reads the table itself); only for ``split`` heads."""
         if self.table is not None:
             return self.logits_layer([hidden, self.table[None]], training=training)
         return self.logits_layer(hidden, training=training)
@@ -87,31 +74,23 @@ class OutputHead:
         a split head whose output layer is a plain linear Dense (not a pruning/QAT wrapper)."""
         layer = self.logits_layer
         return self.split and (
-            self.reads_history
-            or self.table is not None
+            self.table is not None
             or (isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.linear)
         )
 
-    def candidate_logits(self, hidden: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor, *,
-                         ids: tf.Tensor | None = None, where: tf.Tensor | None = None) -> tf.Tensor:
+    def candidate_logits(self, hidden: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor) -> tf.Tensor:
         """Logits ``[N, 1 + S]`` of each row's positive item (column 0) and the shared negatives.
 
-        ``hidden`` [N, H] (taken at ``where`` of ``ids``), ``positives`` int[N], ``negatives``
-        int[S]. Exactly the columns the full output layer would give for those items. ``ids`` and
-        ``where`` are needed only when the head ``reads_history``.
+        ``hidden`` [N, H], ``positives`` int[N], ``negatives`` int[S]. Exactly the columns the
+        full output layer would give for those items.
         """
         if self.can_score_candidates:
             rows, bias = self._item_rows(positives)
             positive = tf.reduce_sum(hidden * rows, axis=-1) + bias
             rows, bias = self._item_rows(negatives)
             negative = tf.matmul(hidden, rows, transpose_b=True) + bias
-            logits = tf.concat([positive[:, None], negative], axis=1)
-            if self.reads_history:
-                if ids is None or where is None:
-                    raise ValueError("candidate_logits: this head reads the history; pass ids and where")
-                logits += self.logits_layer.history_candidate_scores(ids, where, positives, negatives)
-            return logits
-        full = self._output(hidden) if self.split else None
+            return tf.concat([positive[:, None], negative], axis=1)
+        full = self.logits_at(hidden) if self.split else None
         if full is None:
             raise ValueError("candidate_logits needs a split head; use at_positions for this model")
         positive = tf.gather(full, positives, batch_dims=1)
@@ -120,10 +99,7 @@ class OutputHead:
     def last_position(self, ids: tf.Tensor) -> tf.Tensor:
         """Inference-mode logits ``[B, C]`` at the last position (serving models: their output)."""
         if self.split and len(self.model.outputs[0].shape) == 3:
-            last = self.body(ids, training=False)[:, -1, :]
-            if self.reads_history:
-                return self.logits_layer([last, ids], training=False)
-            return self._output(last)
+            return self.logits_at(self.body(ids, training=False)[:, -1, :])
         outputs = self.model(ids, training=False)
         logits = outputs[0] if isinstance(outputs, list | tuple) else outputs
         return logits[:, -1, :] if len(logits.shape) == 3 else logits

@@ -19,9 +19,6 @@ def build_student(
     or with ``cfg.tie_output`` a :class:`TiedLogits` that scores the hidden state against the item
     embedding table itself (the last hidden width must then equal ``embedding_dim``; the output
     costs C biases instead of H·C + C weights, so the same budget buys a wider model).
-    ``cfg.recency_heads`` adds one position-weighted pooling head per listed initial decay
-    (``recency_pooling_<i>``, e.g. a sharp one that mostly sees the newest item); all heads are
-    concatenated (``pooled_heads``) before the Dense layers.
 
     ``sequence=True`` pools causally (running mean, outputs [B, L, ...]) for training;
     ``sequence=False`` pools over the whole history (outputs [B, ...]) for serving. Both have the
@@ -49,31 +46,15 @@ def build_student(
     weighting = "position" if cfg.pooling == "position" else "mean"
     if cfg.pooling not in ("mean", "position"):
         raise ValueError(f"student.pooling: expected 'mean' or 'position', got {cfg.pooling!r}")
-    if any(decay < 0 for decay in (cfg.initial_decay, *cfg.recency_heads)):
-        raise ValueError(
-            f"student.initial_decay and student.recency_heads: expected decays >= 0, got "
-            f"{cfg.initial_decay} and {list(cfg.recency_heads)}"
-        )
-    heads = [
-        SequencePooling(
-            history_length,
-            weighting=weighting,
-            causal=sequence,
-            initial_decay=cfg.initial_decay,
-            name="hidden" if not cfg.hidden and not cfg.recency_heads else "pooling",
-        )([embeddings, mask])
-    ]
-    for i, decay in enumerate(cfg.recency_heads):
-        heads.append(
-            SequencePooling(
-                history_length, weighting="position", causal=sequence, initial_decay=decay,
-                name=f"recency_pooling_{i}",
-            )([embeddings, mask])
-        )
-    if len(heads) == 1:
-        x = heads[0]
-    else:
-        x = keras.layers.Concatenate(name="hidden" if not cfg.hidden else "pooled_heads")(heads)
+    if cfg.initial_decay < 0:
+        raise ValueError(f"student.initial_decay: expected a decay >= 0, got {cfg.initial_decay}")
+    x = SequencePooling(
+        history_length,
+        weighting=weighting,
+        causal=sequence,
+        initial_decay=cfg.initial_decay,
+        name="hidden" if not cfg.hidden else "pooling",
+    )([embeddings, mask])
     for i, width in enumerate(cfg.hidden):
         x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i}")(x)
         last = i == len(cfg.hidden) - 1
