@@ -43,6 +43,7 @@ from typing import Any
 
 from device_runtime.bundle import BundleError
 from device_runtime.recommender import Recommender
+from device_runtime.strict_json import StrictJSONError, parse_strict_json
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +76,13 @@ class RequestError(Exception):
 
 
 def parse_json_body(raw: bytes) -> Any:
-    """A request body as JSON, or :class:`RequestError` 400 for anything else: invalid UTF-8 or
-    JSON, nesting too deep for the parser, ``NaN``/``Infinity``, numbers too long to convert."""
+    """A request body as strict JSON (:func:`~device_runtime.strict_json.parse_strict_json`, the
+    rule bundle manifests follow too), or :class:`RequestError` 400 naming the problem: invalid
+    UTF-8 or JSON, a byte-order mark, nesting too deep, ``NaN``/``Infinity``."""
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise RequestError(400, "the request body is nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"the request body is not valid JSON: {str(exc)[:200]}") from None
-
-
-def _refuse_constant(literal: str) -> Any:
-    raise ValueError(f"{literal} is not allowed in a request body")
+        return parse_strict_json(raw, source="the request body")
+    except StrictJSONError as exc:
+        raise RequestError(400, str(exc)[:300]) from None
 
 
 def _id_list(value: Any, field: str) -> list[str | int]:

@@ -1,8 +1,13 @@
 """Typed, frozen configuration for every pipeline stage, loaded from TOML.
 
-A config file has one table per stage (``[data]``, ``[teacher]``, ``[student]``, ``[distill]``,
-``[prune]``, ``[qat]``, ``[lowrank]``, ``[convert]``, ``[gate]``) plus a top-level ``seed``.
-Every key is optional; unknown keys and wrong types are errors that name the file and the field.
+A config file has one table per section (``[data]``, ``[teacher]``, ``[student]``, ``[distill]``,
+``[prune]``, ``[qat]``, ``[lowrank]``, ``[convert]``, ``[gate]``, and the section of any pass
+registered in :mod:`edge_rec.passes`) plus a top-level ``seed``. Every key is optional; unknown
+keys and wrong types are errors that name the file and the field.
+
+Each key declares its constraint beside it (:func:`param`: a check and what is expected, with the
+reason); keys that constrain each other are checked by the section's ``related_checks``. One
+walker (:func:`validate_section`) applies both, once, when a config is loaded or overridden.
 ``[profile.quick]`` style overrides are applied with :func:`apply_overrides`.
 """
 
@@ -11,18 +16,56 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from converters.variants import VARIANTS
+from device_runtime.toml_reader import TOMLDecodeError, loads_toml
 
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the file and field."""
+
+
+def param(default: Any = MISSING, *, default_factory: Any = MISSING, check: Callable[[Any], bool] | None = None,
+          expected: str = "") -> Any:
+    """A config key with its constraint beside it: ``check(value)`` must hold, and ``expected``
+    says what is expected (and why, when it is not obvious) in the error that names the key."""
+    metadata = {"check": check, "expected": expected} if check is not None else {}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def at_least(low: float) -> Callable[[Any], bool]:
+    """A check: a number >= ``low``."""
+    return lambda value: value >= low
+
+
+def in_range(low: float, high: float, *, closed_low: bool = True, closed_high: bool = True) -> Callable[[Any], bool]:
+    """A check: a number between ``low`` and ``high`` (ends included as told)."""
+    return lambda value: (low <= value if closed_low else low < value) and (value <= high if closed_high else value < high)
+
+
+def one_of(*choices: Any) -> Callable[[Any], bool]:
+    """A check: one of ``choices``."""
+    return lambda value: value in choices
+
+
+def optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """A check: None, or a value ``check`` accepts."""
+    return lambda value: value is None or check(value)
+
+
+POSITIVE_INT = {"check": at_least(1), "expected": "an integer >= 1"}
+FRACTION = {"check": in_range(0.0, 1.0), "expected": "a number in [0, 1]"}
+DROPOUT = {"check": in_range(0.0, 1.0, closed_high=False), "expected": "a number in [0, 1)"}
 
 
 @dataclass(frozen=True)
@@ -36,14 +79,18 @@ class FitConfig:
     :mod:`edge_rec.distill.training_input`).
     """
 
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    patience: int = 3
-    schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    weight_decay: float = 0.0
+    epochs: int = param(10, **POSITIVE_INT)
+    batch_size: int = param(64, **POSITIVE_INT)
+    learning_rate: float = param(1e-3, check=at_least(1e-12), expected="a positive number")
+    patience: int = param(3, **POSITIVE_INT)
+    schedule: str = param("constant", check=one_of("constant", "cosine"), expected="'constant' or 'cosine'")
+    warmup_epochs: float = param(0.0, check=at_least(0.0), expected="a number >= 0")
+    weight_decay: float = param(0.0, check=at_least(0.0), expected="a number >= 0")
     length_buckets: bool = False
+
+    def related_checks(self) -> list[tuple[bool, str, str]]:
+        """Keys constrained by each other: ``(holds, key, expected)``."""
+        return [(self.warmup_epochs <= self.epochs, "warmup_epochs", "a number in [0, epochs]")]
 
 
 @dataclass(frozen=True)
@@ -61,13 +108,14 @@ class DataConfig:
 
     source: str = "synthetic-tv"
     format: str = "auto"
-    on_bad_line: str = "error"
-    synthetic_users: int | None = None
-    synthetic_items: int | None = None
-    min_user_interactions: int = 5
-    min_item_interactions: int = 5
-    history_length: int = 50
-    validation_share: float = 1.0
+    on_bad_line: str = param("error", check=one_of("error", "skip"), expected="'error' or 'skip'")
+    synthetic_users: int | None = param(None, check=optional(at_least(10)), expected="an integer >= 10")
+    synthetic_items: int | None = param(None, check=optional(at_least(10)), expected="an integer >= 10")
+    min_user_interactions: int = param(5, check=at_least(3), expected=(
+        "an integer >= 3 (a training, a validation and a test item per user)"))
+    min_item_interactions: int = param(5, **POSITIVE_INT)
+    history_length: int = param(50, check=at_least(2), expected="an integer >= 2")
+    validation_share: float = param(1.0, check=in_range(0.0, 1.0, closed_low=False), expected="a number in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -84,16 +132,21 @@ class TeacherConfig:
     averaged into one (:mod:`edge_rec.models.averaged_teacher`); 1 is a single teacher.
     """
 
-    kind: str = "sasrec"
-    members: int = 1
-    hidden: int = 128
-    blocks: int = 2
-    heads: int = 2
-    dropout: float = 0.2
+    kind: str = param("sasrec", check=one_of("sasrec", "gru"), expected="'sasrec' or 'gru'")
+    members: int = param(1, **POSITIVE_INT)
+    hidden: int = param(128, **POSITIVE_INT)
+    blocks: int = param(2, **POSITIVE_INT)
+    heads: int = param(2, **POSITIVE_INT)
+    dropout: float = param(0.2, **DROPOUT)
     tie_output: bool = True
     fit: FitConfig = field(
         default_factory=lambda: FitConfig(epochs=8, batch_size=64, learning_rate=3e-3, patience=2)
     )
+
+    def related_checks(self) -> list[tuple[bool, str, str]]:
+        """Keys constrained by each other: ``(holds, key, expected)``."""
+        return [(self.kind != "sasrec" or self.hidden % self.heads == 0, "hidden",
+                 f"a multiple of teacher.heads ({self.heads})")]
 
 
 @dataclass(frozen=True)
@@ -115,17 +168,25 @@ class StudentConfig:
     (and the student shipped when distillation does not pay) gets its own rate.
     """
 
-    embedding_dim: int = 16
-    hidden: tuple[int, ...] = (12,)
-    pooling: str = "position"
+    embedding_dim: int = param(16, **POSITIVE_INT)
+    hidden: tuple[int, ...] = param((12,), check=lambda widths: all(w >= 1 for w in widths),
+                                    expected="a list of integers >= 1")
+    pooling: str = param("position", check=one_of("mean", "position"), expected="'mean' or 'position'")
     tie_output: bool = False
     warm_start: bool = True
-    dropout: float = 0.1
-    alone_dropout: float | None = None
-    initial_decay: float = 0.3
+    dropout: float = param(0.1, **DROPOUT)
+    alone_dropout: float | None = param(None, check=optional(in_range(0.0, 1.0, closed_high=False)),
+                                        expected="a number in [0, 1)")
+    initial_decay: float = param(0.3, check=at_least(0.0), expected="a number >= 0")
     fit: FitConfig = field(
         default_factory=lambda: FitConfig(epochs=8, batch_size=16, learning_rate=1e-2, patience=2)
     )
+
+    def related_checks(self) -> list[tuple[bool, str, str]]:
+        """Keys constrained by each other: ``(holds, key, expected)``."""
+        return [(not self.tie_output or self.can_tie_output, "hidden",
+                 f"a last width equal to student.embedding_dim ({self.embedding_dim}) when "
+                 "student.tie_output is true (the output scores against the embedding table)")]
 
     def trained_alone(self) -> StudentConfig:
         """This config for the student trained without a teacher: dropout = ``alone_dropout``
@@ -155,15 +216,15 @@ class DistillConfig:
     candidate set the KD and ranking terms compare on (0: positive + sampled negatives only).
     """
 
-    alpha: float = 0.3
-    temperature: float = 1.0
-    beta: float = 0.0
-    gamma: float = 0.0
-    delta: float = 0.0
-    ranking_top_k: int = 10
-    ranking_lambda: float = 5.0
-    relation_items: int = 256
-    teacher_candidates: int = 0
+    alpha: float = param(0.3, **FRACTION)
+    temperature: float = param(1.0, check=at_least(1e-12), expected="a positive number")
+    beta: float = param(0.0, check=at_least(0.0), expected="a number >= 0")
+    gamma: float = param(0.0, check=at_least(0.0), expected="a number >= 0")
+    delta: float = param(0.0, check=at_least(0.0), expected="a number >= 0")
+    ranking_top_k: int = param(10, **POSITIVE_INT)
+    ranking_lambda: float = param(5.0, check=at_least(1e-12), expected="a positive number")
+    relation_items: int = param(256, check=at_least(2), expected="an integer >= 2")
+    teacher_candidates: int = param(0, check=at_least(0), expected="an integer >= 0")
 
     #: The keys that switch the teacher off: cross-entropy alone.
     NO_TEACHER = {"alpha": 1.0, "beta": 0.0, "gamma": 0.0, "delta": 0.0}
@@ -185,10 +246,10 @@ class SoftmaxConfig:
     wrapped output layer scores the whole catalog anyway).
     """
 
-    mode: str = "auto"
-    negatives: int = 1024
-    auto_min_items: int = 5000
-    power: float = 0.75
+    mode: str = param("auto", check=one_of("auto", "full", "sampled"), expected="'auto', 'full' or 'sampled'")
+    negatives: int = param(1024, **POSITIVE_INT)
+    auto_min_items: int = param(5000, check=at_least(0), expected="an integer >= 0")
+    power: float = param(0.75, check=at_least(0.0), expected="a number >= 0")
 
     def sampled_negatives(self, catalog_size: int) -> int:
         """How many shared negatives to draw for a catalog of ``catalog_size`` logits; 0 = full."""
@@ -211,14 +272,19 @@ class PruneConfig:
     """
 
     enabled: bool = True
-    target_sparsity: float = 0.5
+    target_sparsity: float = param(0.5, check=in_range(0.0, 1.0, closed_high=False), expected="a number in [0, 1)")
     initial_sparsity: float = 0.0
-    frequency: int = 20
-    max_loss: float = 0.01
-    min_weights: int = 1024
+    frequency: int = param(20, **POSITIVE_INT)
+    max_loss: float = param(0.01, check=in_range(0.0, 1.0), expected="a number in [0, 1] (a fraction of NDCG@10)")
+    min_weights: int = param(1024, check=at_least(0), expected="an integer >= 0")
     fit: FitConfig = field(
         default_factory=lambda: FitConfig(epochs=5, batch_size=64, learning_rate=3e-3, patience=100)
     )
+
+    def related_checks(self) -> list[tuple[bool, str, str]]:
+        """Keys constrained by each other: ``(holds, key, expected)``."""
+        return [(0.0 <= self.initial_sparsity <= self.target_sparsity, "initial_sparsity",
+                 f"a number in [0, prune.target_sparsity = {self.target_sparsity}]")]
 
 
 @dataclass(frozen=True)
@@ -236,7 +302,7 @@ class LowRankConfig:
     """Replace the hidden x catalog output layer by two layers of rank ``rank`` (truncated SVD)."""
 
     enabled: bool = False
-    rank: int = 8
+    rank: int = param(8, **POSITIVE_INT)
     fit: FitConfig = field(default_factory=lambda: FitConfig(epochs=2, batch_size=64, patience=100))
 
 
@@ -244,18 +310,20 @@ class LowRankConfig:
 class ConvertConfig:
     """TFLite conversion: variants to build, top-K in the graph, calibration, parity threshold."""
 
-    variants: tuple[str, ...] = VARIANTS
-    top_k: int = 100
-    representative_samples: int = 256
+    variants: tuple[str, ...] = param(VARIANTS, check=lambda names: set(names) <= set(VARIANTS),
+                                      expected=f"a subset of {', '.join(VARIANTS)}")
+    top_k: int = param(100, check=at_least(10), expected="an integer >= 10")
+    representative_samples: int = param(256, **POSITIVE_INT)
     sparsity_encoding: bool = False
-    parity_threshold: float = 0.8
+    parity_threshold: float = param(0.8, **FRACTION)
 
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Quality gate: the relative NDCG@10 drop from teacher to int8 that still passes."""
+    """Quality gate: the relative NDCG@10 drop from the shipped float student to the int8 bundle
+    that still passes."""
 
-    max_ndcg_drop: float = 0.05
+    max_ndcg_drop: float = param(0.05, **FRACTION)
 
 
 @dataclass(frozen=True)
@@ -265,7 +333,8 @@ class EdgeRecConfig:
     ``time_budget`` (e.g. ``"20m"``, ``"1.5h"``, ``"900s"``; empty = none) caps the training
     stages of a build (:mod:`edge_rec.time_budget`). ``explicit`` lists the dotted keys the user
     set (file, profile or flags); every other size is derived from the log
-    (:mod:`edge_rec.sizing`). It is not a TOML key.
+    (:mod:`edge_rec.sizing`). It is not a TOML key. ``sections`` holds the sections of passes
+    registered beyond the built-in ones (:meth:`section` reads any section by name).
     """
 
     seed: int = 0
@@ -280,11 +349,29 @@ class EdgeRecConfig:
     lowrank: LowRankConfig = field(default_factory=LowRankConfig)
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    sections: Mapping[str, Any] = field(default_factory=dict)
     explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    def section(self, name: str) -> Any:
+        """The config section ``name``: a built-in one, a registered pass's as loaded, or that
+        pass's defaults when the file did not set it."""
+        if name in _BUILTIN_SECTIONS:
+            return getattr(self, name)
+        if name in self.sections:
+            return self.sections[name]
+        return _registered_sections()[name]()
 
 
 #: Fields of a config that are bookkeeping, not TOML keys.
-_NOT_KEYS = frozenset({"explicit"})
+_NOT_KEYS = frozenset({"explicit", "sections"})
+_BUILTIN_SECTIONS = frozenset(f.name for f in fields(EdgeRecConfig) if is_dataclass(f.default_factory))
+
+
+def _registered_sections() -> dict[str, type]:
+    """Section name -> config type of every registered pass that is not a built-in section."""
+    from edge_rec.passes.registry import config_sections
+
+    return {name: kind for name, kind in config_sections().items() if name not in _BUILTIN_SECTIONS}
 
 
 def _dotted_keys(base: Any, table: Mapping[str, Any], prefix: str = "") -> frozenset[str]:
@@ -367,117 +454,54 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 def _merge(base: Any, table: Mapping[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(type(base))
     known = {f.name for f in fields(base)} - _NOT_KEYS
-    unknown = sorted(set(table) - known)
+    registered = _registered_sections() if isinstance(base, EdgeRecConfig) else {}
+    unknown = sorted(set(table) - known - set(registered))
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; expected one of {', '.join(sorted(known))}"
+            f"{where}: unknown key(s) {', '.join(unknown)}; expected one of {', '.join(sorted(known | set(registered)))}"
         )
-    changes = {}
+    changes: dict[str, Any] = {}
+    sections = dict(base.sections) if registered else {}
     for name, value in table.items():
+        if name in registered:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}.{name}: expected a table, got {type(value).__name__}")
+            sections[name] = _merge(base.section(name), value, f"{where}.{name}")
+            continue
         current = getattr(base, name)
         if is_dataclass(current) and isinstance(value, Mapping):
             changes[name] = _merge(current, value, f"{where}.{name}")
         else:
             changes[name] = _coerce(value, hints[name], f"{where}.{name}")
+    if registered:
+        changes["sections"] = sections
     return dataclasses.replace(base, **changes)
 
 
-def _fit_checks(stage: str, fit: FitConfig) -> list[tuple[bool, str, str]]:
-    """Range checks of one stage's ``fit`` table."""
-    where = f"{stage}.fit"
-    return [
-        (fit.epochs >= 1, f"{where}.epochs", "an integer >= 1"),
-        (fit.batch_size >= 1, f"{where}.batch_size", "an integer >= 1"),
-        (fit.learning_rate > 0, f"{where}.learning_rate", "a positive number"),
-        (fit.patience >= 1, f"{where}.patience", "an integer >= 1"),
-        (fit.schedule in ("constant", "cosine"), f"{where}.schedule", "'constant' or 'cosine'"),
-        (0.0 <= fit.warmup_epochs <= fit.epochs, f"{where}.warmup_epochs",
-         f"a number in [0, {where}.epochs]"),
-        (fit.weight_decay >= 0, f"{where}.weight_decay", "a number >= 0"),
-    ]
+def validate_section(section: Any, where: str) -> None:
+    """Check every key of a config section against the constraint declared beside it
+    (:func:`param`), then the section's ``related_checks``, recursing into nested sections.
+    Raises :class:`ConfigError` ``"<where>.<key>: expected ..., got ..."`` for the first failure."""
+    for f in fields(section):
+        if f.name in _NOT_KEYS:
+            continue
+        value = getattr(section, f.name)
+        if is_dataclass(value):
+            validate_section(value, f"{where}.{f.name}")
+        elif f.metadata.get("check") is not None and not f.metadata["check"](value):
+            raise ConfigError(f"{where}.{f.name}: expected {f.metadata['expected']}, got {value!r}")
+    for ok, key, expected in getattr(section, "related_checks", lambda: [])():
+        if not ok:
+            raise ConfigError(f"{where}.{key}: expected {expected}, got {getattr(section, key)!r}")
 
 
 def _validate(cfg: EdgeRecConfig) -> None:
-    checks = [
-        (cfg.teacher.kind in ("sasrec", "gru"), "teacher.kind", "'sasrec' or 'gru'"),
-        (cfg.student.pooling in ("mean", "position"), "student.pooling", "'mean' or 'position'"),
-        (cfg.student.initial_decay >= 0, "student.initial_decay", "a number >= 0"),
-        (
-            not cfg.student.tie_output or cfg.student.can_tie_output,
-            "student.hidden",
-            f"a last width equal to student.embedding_dim ({cfg.student.embedding_dim}) when "
-            "student.tie_output is true (the output scores against the embedding table)",
-        ),
-        (0.0 <= cfg.distill.alpha <= 1.0, "distill.alpha", "a number in [0, 1]"),
-        (cfg.distill.temperature > 0, "distill.temperature", "a positive number"),
-        (cfg.softmax.mode in ("auto", "full", "sampled"), "softmax.mode", "'auto', 'full' or 'sampled'"),
-        (cfg.softmax.negatives >= 1, "softmax.negatives", "an integer >= 1"),
-        (cfg.softmax.power >= 0, "softmax.power", "a number >= 0"),
-        (cfg.distill.delta >= 0, "distill.delta", "a number >= 0"),
-        (cfg.distill.relation_items >= 2, "distill.relation_items", "an integer >= 2"),
-        (0.0 <= cfg.prune.target_sparsity < 1.0, "prune.target_sparsity", "a number in [0, 1)"),
-        (cfg.data.history_length >= 2, "data.history_length", "an integer >= 2"),
-        (0.0 < cfg.data.validation_share <= 1.0, "data.validation_share", "a number in (0, 1]"),
-        (cfg.data.on_bad_line in ("error", "skip"), "data.on_bad_line", "'error' or 'skip'"),
-        (
-            set(cfg.convert.variants) <= set(VARIANTS),
-            "convert.variants",
-            f"a subset of {', '.join(VARIANTS)}",
-        ),
-        (cfg.convert.top_k >= 10, "convert.top_k", "an integer >= 10"),
-        (0.0 <= cfg.gate.max_ndcg_drop <= 1.0, "gate.max_ndcg_drop", "a number in [0, 1]"),
-        (cfg.teacher.hidden >= 1, "teacher.hidden", "an integer >= 1"),
-        (cfg.teacher.members >= 1, "teacher.members", "an integer >= 1"),
-        (cfg.teacher.blocks >= 1, "teacher.blocks", "an integer >= 1"),
-        (cfg.teacher.heads >= 1, "teacher.heads", "an integer >= 1"),
-        (
-            cfg.teacher.kind != "sasrec" or cfg.teacher.hidden % max(1, cfg.teacher.heads) == 0,
-            "teacher.hidden",
-            f"a multiple of teacher.heads ({cfg.teacher.heads})",
-        ),
-        (0.0 <= cfg.teacher.dropout < 1.0, "teacher.dropout", "a number in [0, 1)"),
-        (cfg.student.embedding_dim >= 1, "student.embedding_dim", "an integer >= 1"),
-        (all(w >= 1 for w in cfg.student.hidden), "student.hidden", "a list of integers >= 1"),
-        (0.0 <= cfg.student.dropout < 1.0, "student.dropout", "a number in [0, 1)"),
-        (cfg.student.alone_dropout is None or 0.0 <= cfg.student.alone_dropout < 1.0, "student.alone_dropout",
-         "a number in [0, 1)"),
-        (cfg.data.min_user_interactions >= 3, "data.min_user_interactions",
-         "an integer >= 3 (a training, a validation and a test item per user)"),
-        (cfg.data.min_item_interactions >= 1, "data.min_item_interactions", "an integer >= 1"),
-        (cfg.data.synthetic_users is None or cfg.data.synthetic_users >= 10, "data.synthetic_users",
-         "an integer >= 10"),
-        (cfg.data.synthetic_items is None or cfg.data.synthetic_items >= 10, "data.synthetic_items",
-         "an integer >= 10"),
-        (cfg.distill.beta >= 0, "distill.beta", "a number >= 0"),
-        (cfg.distill.gamma >= 0, "distill.gamma", "a number >= 0"),
-        (cfg.distill.ranking_top_k >= 1, "distill.ranking_top_k", "an integer >= 1"),
-        (cfg.distill.teacher_candidates >= 0, "distill.teacher_candidates", "an integer >= 0"),
-        (cfg.distill.ranking_lambda > 0, "distill.ranking_lambda", "a positive number"),
-        (cfg.softmax.auto_min_items >= 0, "softmax.auto_min_items", "an integer >= 0"),
-        (0.0 <= cfg.prune.initial_sparsity <= cfg.prune.target_sparsity, "prune.initial_sparsity",
-         f"a number in [0, prune.target_sparsity = {cfg.prune.target_sparsity}]"),
-        (cfg.prune.frequency >= 1, "prune.frequency", "an integer >= 1"),
-        (cfg.prune.min_weights >= 0, "prune.min_weights", "an integer >= 0"),
-        (0.0 <= cfg.prune.max_loss <= 1.0, "prune.max_loss", "a number in [0, 1] (a fraction of NDCG@10)"),
-        (cfg.lowrank.rank >= 1, "lowrank.rank", "an integer >= 1"),
-        (cfg.convert.representative_samples >= 1, "convert.representative_samples", "an integer >= 1"),
-        (0.0 <= cfg.convert.parity_threshold <= 1.0, "convert.parity_threshold", "a number in [0, 1]"),
-        *(
-            check
-            for stage in ("teacher", "student", "prune", "qat", "lowrank")
-            for check in _fit_checks(stage, getattr(cfg, stage).fit)
-        ),
-    ]
+    """Every section's declared constraints, the registered passes' sections and the budget."""
     parse_duration(cfg.time_budget)
-    for ok, name, expected in checks:
-        if not ok:
-            raise ConfigError(f"{name}: expected {expected}, got {_lookup(cfg, name)!r}")
-
-
-def _lookup(cfg: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
+    for name in sorted(_BUILTIN_SECTIONS):
+        validate_section(getattr(cfg, name), name)
+    for name, section in cfg.sections.items():
+        validate_section(section, name)
 
 
 def config_from_dict(table: Mapping[str, Any], *, source: str = "<config>") -> EdgeRecConfig:
@@ -521,16 +545,16 @@ def load_config(path: str | Path | None, *, profile: str | None = None) -> EdgeR
         path = Path(path)
         source = str(path)
         try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
+            table = loads_toml(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{source}: no such config file") from None
-        except tomllib.TOMLDecodeError as exc:
+        except TOMLDecodeError as exc:
             raise ConfigError(f"{source}: not valid TOML ({exc})") from None
     profiles = table.get("profile", {})
     cfg = config_from_dict(table, source=source)
     if profile is not None:
         if profile not in profiles:
-            builtin = BUILTIN_PROFILES.get(profile)
+            builtin = builtin_profile(profile)
             if builtin is None:
                 known = sorted(set(profiles) | set(BUILTIN_PROFILES))
                 raise ConfigError(
@@ -556,18 +580,25 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
             out[f.name] = list(value)
         else:
             out[f.name] = value
+    for name, section in getattr(cfg, "sections", {}).items():
+        out[name] = config_to_dict(section)
     return out
 
 
-#: ``--profile quick``: tiny sizes and one or two epochs, for tests and smoke runs.
+#: Built-in config profiles by name; each pass adds its section's ``quick`` overrides to ``quick``
+#: (:func:`builtin_profile`).
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
-    "quick": {
-        "data": {"synthetic_users": 300, "synthetic_items": 200, "history_length": 20},
-        "teacher": {"hidden": 32, "blocks": 1, "fit": {"epochs": 2, "batch_size": 64}},
-        "student": {"embedding_dim": 8, "hidden": [16], "fit": {"epochs": 2, "batch_size": 64}},
-        "prune": {"fit": {"epochs": 1}},
-        "qat": {"fit": {"epochs": 1}},
-        "lowrank": {"rank": 4, "fit": {"epochs": 1}},
-        "convert": {"representative_samples": 32, "top_k": 50},
-    }
+    #: tiny sizes and one or two epochs, for tests and smoke runs
+    "quick": {"data": {"synthetic_users": 300, "synthetic_items": 200, "history_length": 20}},
 }
+
+
+def builtin_profile(name: str) -> dict[str, Any] | None:
+    """The overrides of the built-in profile ``name`` (None for an unknown name): its own tables
+    plus, for ``quick``, every registered pass's ``quick`` overrides of its section."""
+    if name not in BUILTIN_PROFILES:
+        return None
+    from edge_rec.passes.registry import quick_overrides
+
+    passes = quick_overrides() if name == "quick" else {}
+    return {**passes, **BUILTIN_PROFILES[name]}

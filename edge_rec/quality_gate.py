@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edge_rec.paired_bootstrap import PairedRatio
-from edge_rec.stage_names import POPULARITY, STUDENT, STUDENT_BASELINE, TEACHER, TFLITE_INT8
+from edge_rec.passes import POPULARITY, STUDENT, STUDENT_BASELINE, TEACHER, TFLITE_INT8
 
 #: The comparisons every build reports, (numerator, denominator): what distillation can buy,
 #: what it bought, what compression cost, and whether the models beat popularity.

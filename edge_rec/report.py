@@ -19,18 +19,9 @@ from typing import Any
 
 from device_runtime.atomic_file import write_text_atomic
 from edge_rec.paired_bootstrap import PairedRatio
+from edge_rec.passes import POPULARITY, PRUNED, TEACHER
+from edge_rec.passes.registry import report_rows
 from edge_rec.quality_gate import GateResult
-from edge_rec.stage_names import (
-    LOWRANK,
-    POPULARITY,
-    PRUNED,
-    QAT,
-    STAGE_ORDER,
-    STUDENT,
-    STUDENT_BASELINE,
-    TEACHER,
-    tflite_stage,
-)
 
 REPORT_SCHEMA = 1
 log = logging.getLogger(__name__)
@@ -60,7 +51,7 @@ def build_report(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the report dict in the documented schema, stages in pipeline order."""
-    ordered = {name: stages[name] for name in STAGE_ORDER if name in stages}
+    ordered = {name: stages[name] for name in report_rows() if name in stages}
     ordered.update({k: v for k, v in stages.items() if k not in ordered})
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
@@ -96,22 +87,6 @@ def _fmt_bytes(n: int | None) -> str:
     if n >= 1 << 20:
         return f"{n / (1 << 20):.2f} MiB"
     return f"{n / 1024:.1f} KiB"
-
-
-#: What each stage row of the report is, in one line (report.md explains every row).
-STAGE_DESCRIPTIONS = {
-    POPULARITY: "the most popular training items, seen excluded: the floor",
-    TEACHER: "the large teacher (Keras, float32)",
-    STUDENT_BASELINE: "the small student trained alone (no teacher): what distillation must beat",
-    STUDENT: "the student distilled from the teacher (Keras, float32, unpruned)",
-    PRUNED: "the shipped student after magnitude pruning, teacher on (float32)",
-    LOWRANK: "the shipped student with a low-rank output layer (float32)",
-    QAT: "the pruned student after quantization-aware training (Keras, fake-quantized)",
-    tflite_stage("float32"): "TFLite float32 of the shipped student, unpruned",
-    tflite_stage("float16"): "TFLite float16 weights of the shipped student, unpruned",
-    tflite_stage("dynamic"): "TFLite dynamic-range int8 weights of the shipped student, unpruned",
-    tflite_stage("int8"): "TFLite full-integer int8 of the pruned + QAT student: the bundle",
-}
 
 
 def report_markdown(report: Mapping[str, Any]) -> str:
@@ -175,10 +150,11 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "coverage@10 | pop. rank@10 | diversity@10 | time (s) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    descriptions = report_rows()
     for name, st in report["stages"].items():
         m = st["metrics"]
         lines.append(
-            f"| {name} | {STAGE_DESCRIPTIONS.get(name, '')} | {_fmt(st['params'], ',')} | "
+            f"| {name} | {descriptions.get(name, '')} | {_fmt(st['params'], ',')} | "
             f"{_fmt_bytes(st['size_bytes'])} | {_fmt_bytes(st['gzip_bytes'])} | "
             f"{_fmt(st['sparsity'], '.2f')} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} | "
             f"{m['mrr']:.4f} | {m['coverage@10']:.3f} | {_fmt(m.get('popularity_rank@10'), '.0f')} | "

@@ -17,10 +17,10 @@ from edge_rec import stages
 from edge_rec.config import EdgeRecConfig
 from edge_rec.model_store import save_model_pair
 from edge_rec.paired_bootstrap import PairedRatio, paired_ratio
+from edge_rec.passes import POPULARITY, STUDENT, TFLITE_INT8
 from edge_rec.quality_gate import COMPARISONS
 from edge_rec.report import StageRecord
 from edge_rec.run_directory import RunDirectory
-from edge_rec.stage_names import POPULARITY, STUDENT, TFLITE_INT8
 
 log = logging.getLogger(__name__)
 

@@ -75,8 +75,8 @@ from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher, student_serving_model
 from edge_rec.models.averaged_teacher import average_teachers
 from edge_rec.models.warm_start import warm_start_student
+from edge_rec.passes import LOWRANK, PRUNED, QAT, TEACHER
 from edge_rec.sizing import LogShape, SizingChoice, size_for_log
-from edge_rec.stage_names import LOWRANK, PRUNED, QAT, TEACHER
 from edge_rec.time_budget import StopAtDeadline
 
 log = logging.getLogger(__name__)
@@ -451,12 +451,14 @@ def prune(
     *,
     seed: int,
     quiet: bool = False,
+    time_limit: float | None = None,
 ) -> tuple[TrainedModel, dict[str, float], SparsityChoice | None]:
     """Magnitude-prune the student's Dense and Embedding layers, fine-tuning with the teacher on,
     one sparsity level per epoch; keeps the sparsest level within ``cfg.max_loss`` of the
     student's validation NDCG@10 (:mod:`edge_rec.compress.sparsity_selection`). Returns the
     pruned model, its per-layer sparsity and the choice (None when the student has no
-    validation score to compare with: then the last level is kept)."""
+    validation score to compare with: then the last level is kept). With ``time_limit``, it
+    stops at the epoch boundary that would overrun it, keeping the levels tried so far."""
     set_global_seed(seed)
     steps = steps_per_epoch(data.split.training_windows(data.history_length), data.history_length,
                             cfg.fit.batch_size, bucketed=cfg.fit.length_buckets)
@@ -475,7 +477,7 @@ def prune(
         distill,
         seed=seed,
         quiet=quiet,
-        callbacks=(*pruning_callbacks(), *((selection,) if selection else ())),
+        callbacks=(*pruning_callbacks(), *((selection,) if selection else ()), *_deadline(PRUNED, time_limit)),
         restore_best=False,
     )
     stripped = strip_pruning(wrapped)
@@ -538,8 +540,10 @@ def low_rank(
     *,
     seed: int,
     quiet: bool = False,
+    time_limit: float | None = None,
 ) -> TrainedModel:
-    """Factorize the student's output layer to rank ``cfg.rank`` and fine-tune with distillation."""
+    """Factorize the student's output layer to rank ``cfg.rank`` and fine-tune with distillation
+    (stopping at an epoch boundary before ``time_limit`` seconds when one is given)."""
     return _fine_tune_transformed(
         LOWRANK,
         lambda model: factorize_output_layer(model, cfg.rank),
@@ -550,6 +554,7 @@ def low_rank(
         distill,
         seed=seed,
         quiet=quiet,
+        time_limit=time_limit,
     )
 
 

@@ -1,6 +1,7 @@
 """A build's time budget (``--time-budget 20m``), shared among its training stages.
 
-The budget is split by fixed shares (:data:`STAGE_SHARES`); what a stage leaves unused goes to
+The budget is split by the shares the enabled passes declare
+(:attr:`edge_rec.passes.BuildPass.budget_share`); what a stage leaves unused goes to
 the stages after it, because each stage's allowance is computed from the time *remaining* when
 it starts. The distilled student gets exactly the allowance of the student trained alone. A reserve
 (:attr:`TimeBudget.reserve_seconds`: :data:`RESERVE`, or more once an evaluation has been timed)
@@ -19,20 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from edge_rec.keras_shim import keras
-from edge_rec.stage_names import PRUNED, QAT, STUDENT, STUDENT_BASELINE, TEACHER
 
 log = logging.getLogger(__name__)
-
-#: Relative share of each training stage (the rest of the budget is the reserve). The student
-#: alone and the distilled student get the same wall-clock, so "what distillation buys" compares
-#: equal compute (a distillation epoch costs more: it also runs the teacher).
-STAGE_SHARES: Mapping[str, float] = {
-    TEACHER: 0.40,
-    STUDENT_BASELINE: 0.17,
-    STUDENT: 0.17,
-    PRUNED: 0.14,
-    QAT: 0.06,
-}
 
 #: Share of the whole budget kept for evaluation, conversion, parity and the bundle (at least).
 RESERVE = 0.06
@@ -46,22 +35,28 @@ EVALUATIONS_AFTER_TRAINING = 8
 class TimeBudget:
     """Wall-clock allowance per training stage; ``seconds=None`` means no budget.
 
-    An averaged teacher weighs as many teachers as it has members (:meth:`weigh_teacher`; the
-    members then split the teacher's allowance equally, :func:`edge_rec.stages.train_teacher`).
+    ``shares``: each training stage's relative share (the rest of the budget is the reserve);
+    ``same_as``: stage -> the stage whose granted allowance it gets exactly (the distilled student
+    gets the student alone's, so "what distillation buys" compares equal compute). A teacher of
+    several members weighs that many shares (:meth:`weigh`).
     """
 
-    def __init__(self, seconds: float | None) -> None:
+    def __init__(self, seconds: float | None, shares: Mapping[str, float],
+                 same_as: Mapping[str, str] | None = None) -> None:
         self.seconds = seconds
-        self.shares: dict[str, float] = dict(STAGE_SHARES)
+        self.shares: dict[str, float] = dict(shares)
+        self.same_as: dict[str, str] = dict(same_as or {})
         self.start = time.perf_counter()
         self.started: set[str] = set()
         self.granted: dict[str, float] = {}
         self.slowest_evaluation = 0.0
 
-    def weigh_teacher(self, members: int) -> None:
-        """Give the teacher ``members`` times its share (call it before the teacher's allowance
-        is asked: the build learns the members from the log's sizing, after its clock started)."""
-        self.shares = {**STAGE_SHARES, TEACHER: STAGE_SHARES[TEACHER] * members}
+    def weigh(self, stage: str, factor: float) -> None:
+        """Multiply ``stage``'s share by ``factor`` (call it before that stage's allowance is asked;
+        a teacher of N members weighs N: the build learns N from the log's sizing, after its
+        clock started)."""
+        if stage in self.shares:
+            self.shares[stage] *= factor
 
     def evaluation_took(self, seconds: float) -> None:
         """Record how long evaluating (and converting) one stage took: the reserve is then at
@@ -88,9 +83,10 @@ class TimeBudget:
         if self.seconds is None:
             return None
         self.started.add(stage)
-        if stage == STUDENT and STUDENT_BASELINE in self.granted:
-            # the same wall-clock as the student alone, whatever the teacher left
-            return self.granted[STUDENT_BASELINE]
+        like = self.same_as.get(stage)
+        if like is not None and like in self.granted:
+            self.granted[stage] = self.granted[like]
+            return self.granted[stage]
         pending = [name for name in self.shares if name not in self.started or name == stage]
         remaining = self.seconds - self.reserve_seconds - self.elapsed()
         share = self.shares[stage] / sum(self.shares[name] for name in pending)

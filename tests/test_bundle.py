@@ -97,9 +97,36 @@ def test_edited_manifest_is_refused_by_its_digest(bundle_copy):
         verify_bundle(bundle_copy)
 
 
-def test_newer_schema_version_is_refused_with_a_hint(bundle_copy):
-    rewrite_manifest(bundle_copy, lambda m: m.update(schema_version=SCHEMA_VERSION + 1))
-    with pytest.raises(BundleError, match="schema_version 2 is not supported.*upgrade edge-rec"):
+def test_a_bundle_that_needs_a_newer_reader_is_refused_with_a_hint(bundle_copy):
+    rewrite_manifest(bundle_copy, lambda m: m.update(schema_version=SCHEMA_VERSION + 1,
+                                                     min_reader_schema=SCHEMA_VERSION + 1))
+    with pytest.raises(BundleError, match=rf"needs a reader of schema_version {SCHEMA_VERSION + 1} or newer"
+                                          r".*upgrade edge-rec"):
+        verify_bundle(bundle_copy)
+
+
+def test_a_newer_bundle_with_optional_fields_this_reader_does_not_know_is_served(bundle_copy):
+    # a later writer added an optional field and kept min_reader_schema: this reader serves it,
+    # keeps the field (the digest covers it) and writes it back unchanged
+    rewrite_manifest(bundle_copy, lambda m: m.update(schema_version=SCHEMA_VERSION + 1,
+                                                     lineage={"base": "abc", "added": 3}))
+    manifest = verify_bundle(bundle_copy).manifest
+    assert manifest.extra == {"lineage": {"base": "abc", "added": 3}}
+    assert manifest.schema_version == SCHEMA_VERSION + 1
+    again = Manifest.from_json(manifest.to_json())
+    assert again.extra == manifest.extra and again.to_dict() == manifest.to_dict()
+
+
+def test_a_version_1_manifest_is_migrated_and_keeps_refusing_unknown_fields(bundle_copy):
+    def as_v1(m):
+        m.pop("min_reader_schema")
+        m["schema_version"] = 1
+
+    rewrite_manifest(bundle_copy, as_v1)
+    manifest = verify_bundle(bundle_copy).manifest
+    assert (manifest.schema_version, manifest.min_reader_schema) == (SCHEMA_VERSION, 1)
+    rewrite_manifest(bundle_copy, lambda m: m.update(extra=1))
+    with pytest.raises(BundleError, match=r"unknown field\(s\) \['extra'\]"):
         verify_bundle(bundle_copy)
 
 
@@ -242,7 +269,9 @@ def test_manifest_must_be_utf8_without_bom(bundle_copy, encode, fragment):
 
 
 @pytest.mark.parametrize("change, fragment", [
-    (lambda m: m.update(extra=1), r"unknown field\(s\) \['extra'\]"),
+    (lambda m: m["model"].update(extra=1), r"unknown field\(s\) \['model.extra'\]"),
+    (lambda m: m.update(min_reader_schema="2"), "min_reader_schema' must be int"),
+    (lambda m: m.update(metrics=[1]), "'metrics' must be dict"),
     (lambda m: m["model"].update(signature_key="other"), "model.signature_key is 'other'"),
     (lambda m: m["model"].update(file="other.tflite"), "model.file is 'other.tflite'"),
     (lambda m: m["model"]["inputs"].append(m["model"]["inputs"][0]), "serving contract"),

@@ -47,7 +47,9 @@ top_k = 30
 representative_samples = 16
 parity_threshold = 0.6
 [gate]
-max_ndcg_drop = 1.0
+max_ndcg_drop = 0.5
+[reverse_popularity]
+depth = 20
 """
 
 REQUIRED_STAGES = (
@@ -57,6 +59,19 @@ REQUIRED_STAGES = (
 
 @pytest.fixture(scope="module")
 def build_run(tmp_path_factory):
+    """The tiny build, with a toy pass (:mod:`tests.toy_pass`) registered beside the built-in ones:
+    no other edit makes it validated, budgeted, run and reported."""
+    from edge_rec.passes import unregister
+    from tests.toy_pass import register_toy_pass
+
+    register_toy_pass()
+    try:
+        return _build(tmp_path_factory)
+    finally:
+        unregister("reverse_popularity")
+
+
+def _build(tmp_path_factory):
     root = tmp_path_factory.mktemp("build")
     config = root / "tiny.toml"
     config.write_text(TINY)
@@ -109,7 +124,10 @@ def test_report_has_the_documented_shape(build_run):
     assert report["stages"]["lowrank"]["size_bytes"] < report["stages"]["student"]["size_bytes"]
     assert report["stages"]["lowrank"]["rank"] == 4
     assert report["parity"]["top10_overlap"] >= 0.6  # the build enforced parity_threshold = 0.6
-    assert report["gate"]["passed"] is True
+    # the gate compares the int8 bundle with the shipped float student (max drop 0.5 here)
+    shipped_ndcg = report["stages"][shipped]["metrics"]["ndcg@10"]
+    drop = (shipped_ndcg - report["stages"]["tflite_int8"]["metrics"]["ndcg@10"]) / shipped_ndcg
+    assert report["gate"]["passed"] is (drop <= 0.5)
     assert Path(report["bundle"]["path"]) == run_dir / "bundle"
     assert (run_dir / "report.md").read_text().startswith("# edge-rec build report")
 
@@ -201,3 +219,33 @@ def test_build_exits_3_when_the_gate_fails_after_writing_the_report(build_run, m
     out = CliRunner().invoke(main, ["build", "--out", str(run_dir), "--overwrite"])
     assert out.exit_code == GATE_FAILED_EXIT == 3
     assert "quality gate FAILED" in out.output and "bundle:" in out.output
+
+
+def test_a_registered_toy_pass_is_validated_budgeted_run_and_reported(build_run, tmp_path):
+    from edge_rec.config import ConfigError, load_config
+    from edge_rec.passes import unregister
+    from edge_rec.pipeline import time_budget_for, workflow
+    from tests.toy_pass import register_toy_pass
+
+    _, run_dir = build_run
+    report = json.loads((run_dir / "report.json").read_text())
+    row = report["stages"]["reverse_popularity"]  # run, recorded after the teacher, before the bundle
+    stages = list(report["stages"])
+    assert stages.index("teacher") < stages.index("reverse_popularity") < stages.index("student_baseline")
+    assert row["depth"] == 20 and 0.0 <= row["metrics"]["ndcg@10"] <= 1.0
+    assert "| reverse_popularity | the least popular items first: a toy pass |" in (run_dir / "report.md").read_text()
+    assert report["config"]["reverse_popularity"] == {"depth": 20, "enabled": True}
+    register_toy_pass()
+    try:
+        bad = tmp_path / "bad.toml"
+        bad.write_text("[reverse_popularity]\ndepth = 0\n")
+        with pytest.raises(ConfigError, match=r"bad.toml: reverse_popularity.depth: expected an integer >= 1"):
+            load_config(bad)
+        cfg = load_config(None)
+        budget = time_budget_for(cfg, workflow(cfg))
+        assert budget.shares["reverse_popularity"] == 0.01
+        off = tmp_path / "off.toml"
+        off.write_text("[reverse_popularity]\nenabled = false\n")
+        assert "reverse_popularity" not in [step.name for step in workflow(load_config(off))]
+    finally:
+        unregister("reverse_popularity")

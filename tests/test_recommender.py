@@ -16,7 +16,7 @@ from tiny_bundle import (
 )
 
 from converters.bundle_writer import archive_bundle
-from device_runtime.bundle import MODEL_FILE, BundleError
+from device_runtime.bundle import MODEL_FILE, SCHEMA_VERSION, BundleError
 from device_runtime.interpreter import create_interpreter
 from device_runtime.recommender import Recommendation, Recommender
 
@@ -136,7 +136,7 @@ def test_info_describes_the_serving_bundle(rec, tiny_bundle_dir):
     info = rec.info()
     assert info["bundle"] == str(tiny_bundle_dir.resolve())
     assert (info["items"], info["history_length"], info["top_k"]) == (30, L, TINY_TOP_K)
-    assert info["backend"] == "ai_edge_litert" and info["schema_version"] == 1
+    assert info["backend"] == "ai_edge_litert" and info["schema_version"] == SCHEMA_VERSION
 
 
 def _workload(seed, n):

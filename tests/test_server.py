@@ -76,7 +76,7 @@ def test_health_and_recommend(server):
     (b'{"history": ["1003"], "exclude": {"a": 1}}', 400, "'exclude' must be"),
     (b'{"history": ["1003"], "colour": "red"}', 400, "unknown field"),
     (b'{"k": 3}', 400, "missing field 'history'"),
-    (b"\xff\xfe", 400, "not valid JSON"),
+    (b"\xff\xfe", 400, "byte-order mark"),
 ])
 def test_bad_recommend_requests_get_4xx_json(server, raw, status, fragment):
     srv = server()
@@ -216,8 +216,8 @@ def test_head_and_options(server):
 @pytest.mark.parametrize("raw, fragment", [
     (b'{"history": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
     (b"[" * 100000, "nested too deeply"),
-    (b'{"history": [NaN]}', "NaN is not allowed"),
-    (b'{"history": ["1003"], "k": Infinity}', "Infinity is not allowed"),
+    (b'{"history": [NaN]}', "NaN is not a finite number"),
+    (b'{"history": ["1003"], "k": Infinity}', "Infinity is not a finite number"),
     (b'{"history": [' + b"9" * 5000 + b"]}", "not valid JSON"),
 ])
 def test_hostile_json_bodies_get_400(server, raw, fragment):

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from edge_rec.time_budget import EVALUATIONS_AFTER_TRAINING, RESERVE, STAGE_SHARES, TimeBudget
+from edge_rec.config import EdgeRecConfig, LowRankConfig, PruneConfig
+from edge_rec.pipeline import time_budget_for, workflow
+from edge_rec.time_budget import EVALUATIONS_AFTER_TRAINING, RESERVE, TimeBudget
+
+#: The training stages' shares in a default build, as the passes declare them.
+STAGE_SHARES = {step.name: step.budget_share for step in workflow(EdgeRecConfig()) if step.budget_share}
+
+
+def _budget(seconds: float | None, cfg: EdgeRecConfig | None = None) -> TimeBudget:
+    cfg = cfg or EdgeRecConfig()
+    budget = time_budget_for(cfg, workflow(cfg))
+    budget.seconds = seconds
+    return budget
+
+
+def test_the_default_build_budgets_its_five_training_passes():
+    assert STAGE_SHARES == {"teacher": 0.40, "student_baseline": 0.17, "student": 0.17, "pruned": 0.14, "qat": 0.06}
+
+
+def test_only_enabled_passes_share_the_budget():
+    cfg = dataclasses.replace(EdgeRecConfig(), prune=PruneConfig(enabled=False), lowrank=LowRankConfig(enabled=True))
+    budget = _budget(1000.0, cfg)
+    assert "pruned" not in budget.shares and budget.shares["lowrank"] > 0
+    budget.elapsed = lambda: 0.0
+    assert budget.allowance("teacher") == pytest.approx(1000.0 * (1 - RESERVE) * 0.40 / sum(budget.shares.values()))
 
 
 def test_no_budget_means_no_limits():
-    budget = TimeBudget(None)
+    budget = _budget(None)
     assert budget.allowance("teacher") is None
     assert TimeBudget.epochs_that_fit(None, 10.0, 7) == 7
 
 
 def test_each_stage_gets_its_share_of_what_remains():
-    budget = TimeBudget(1000.0)
+    budget = _budget(1000.0)
     budget.elapsed = lambda: 0.0
     usable = 1000.0 * (1 - RESERVE)
     first = budget.allowance("teacher")
@@ -36,22 +62,23 @@ def test_epochs_that_fit():
 
 
 def test_the_distilled_student_gets_the_wall_clock_of_the_student_alone():
-    budget = TimeBudget(1000.0)
+    budget = _budget(1000.0)
     budget.elapsed = lambda: 300.0
     budget.allowance("teacher")
     alone = budget.allowance("student_baseline")
     budget.elapsed = lambda: 300.0 + alone / 3  # the student alone stopped early
     assert budget.allowance("student") == alone
+    assert budget.granted["student"] == alone  # so its budget note can say what would fix it
 
 
 def test_an_averaged_teacher_weighs_as_many_teachers_as_it_has_members():
-    budget = TimeBudget(1000.0)
-    budget.weigh_teacher(3)
+    budget = _budget(1000.0)
+    budget.weigh("teacher", 3)
     budget.elapsed = lambda: 0.0
     shares = {**STAGE_SHARES, "teacher": 3 * STAGE_SHARES["teacher"]}
     assert budget.allowance("teacher") == pytest.approx(
         1000.0 * (1 - RESERVE) * shares["teacher"] / sum(shares.values()))
-    assert budget.allowance("teacher") > TimeBudget(1000.0).allowance("teacher")
+    assert budget.allowance("teacher") > _budget(1000.0).allowance("teacher")
 
 
 def _result(scores, stopped_by, seconds=100.0):
@@ -65,7 +92,7 @@ def test_a_fit_stopped_on_the_budget_while_rising_is_undertrained_and_the_report
     rising = _result([0.01, 0.02, 0.03, 0.033, 0.036], "time budget", seconds=50.0)  # 10 s an epoch
     assert rising.validation_gain_per_epoch() == pytest.approx((0.036 / 0.03) ** 0.5 - 1)
     assert rising.undertrained
-    budget = TimeBudget(1000.0)
+    budget = _budget(1000.0)
     budget.elapsed = lambda: 0.0
     granted = budget.allowance("teacher")
     note = budget.undertrained_note("teacher", rising, planned_epochs=40)
@@ -76,7 +103,7 @@ def test_a_fit_stopped_on_the_budget_while_rising_is_undertrained_and_the_report
     assert not flat.undertrained and budget.undertrained_note("teacher", flat, 40) is None
     converged = _result([0.01, 0.02, 0.03], "early stopping")
     assert not converged.undertrained
-    assert TimeBudget(None).undertrained_note("teacher", rising, 40) is None
+    assert _budget(None).undertrained_note("teacher", rising, 40) is None
 
 
 def test_another_teacher_member_starts_only_when_it_can_converge():
@@ -90,7 +117,7 @@ def test_another_teacher_member_starts_only_when_it_can_converge():
 
 
 def test_the_reserve_grows_with_the_measured_cost_of_an_evaluation():
-    budget = TimeBudget(1000.0)
+    budget = _budget(1000.0)
     budget.elapsed = lambda: 0.0
     assert budget.reserve_seconds == pytest.approx(1000.0 * RESERVE)
     budget.evaluation_took(5.0)  # 8 x 5 s < 6 % of 1000 s: unchanged
@@ -99,4 +126,4 @@ def test_the_reserve_grows_with_the_measured_cost_of_an_evaluation():
     assert budget.reserve_seconds == pytest.approx(EVALUATIONS_AFTER_TRAINING * 20.0)
     assert budget.allowance("teacher") == pytest.approx(
         (1000.0 - EVALUATIONS_AFTER_TRAINING * 20.0) * STAGE_SHARES["teacher"] / sum(STAGE_SHARES.values()))
-    assert TimeBudget(None).reserve_seconds == 0.0
+    assert _budget(None).reserve_seconds == 0.0

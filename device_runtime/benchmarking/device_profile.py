@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import tomllib
+from device_runtime.toml_reader import TOMLDecodeError, loads_toml
 
 BUILTIN_PROFILES = ("smart-speaker", "tv")
 MIB = 1024 * 1024
@@ -88,8 +88,8 @@ def load_profile(spec: str | Path) -> DeviceProfile:
 def parse_profile(text: str, *, source: str) -> DeviceProfile:
     """Parse and validate profile TOML ``text``; ``source`` names the file in every error."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = loads_toml(text)
+    except TOMLDecodeError as exc:
         raise ProfileError(f"{source}: not valid TOML: {exc}") from exc
     unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
     if unknown:
