@@ -24,7 +24,24 @@ demo: $(STAMP)
 	  echo "demo: the quality gate FAILED (see $(RUN_DIR)/report.md); the bundle and report were written"; \
 	elif [ $$status -ne 0 ]; then exit $$status; fi
 
-test: $(STAMP)
+# The device side runs on Python 3.9+: `make test` runs the device children (load, recommend,
+# inspect, serve with TensorFlow blocked) on Python 3.9 with the lean device extra
+# (tflite-runtime 2.14) when a Python 3.9 can be found, else on the venv's Python (it says so).
+DEVICE_VENV ?= .venv-device
+DEVICE_STAMP := $(DEVICE_VENV)/.edge-rec-installed
+$(DEVICE_STAMP): pyproject.toml
+	@py=""; for c in python3.9 $(HOME)/.pyenv/versions/3.9*/bin/python3.9 /usr/bin/python3.9; do \
+	  if $$c -c 'import sys; assert sys.version_info[:2] == (3, 9)' 2>/dev/null; then py=$$c; break; fi; done; \
+	rm -rf $(DEVICE_VENV); \
+	if [ -n "$$py" ]; then \
+	  $$py -m venv $(DEVICE_VENV) && $(DEVICE_VENV)/bin/pip install --quiet --upgrade pip && \
+	  $(DEVICE_VENV)/bin/pip install --quiet -e '.[device-lean]'; \
+	else echo "make: no Python 3.9 found; the device tests run on $$($(PY) -V)"; mkdir -p $(DEVICE_VENV); fi
+	@touch $(DEVICE_STAMP)
+
+test: $(STAMP) $(DEVICE_STAMP)
+	@if [ -x $(DEVICE_VENV)/bin/python ]; then \
+	  export EDGE_REC_DEVICE_PYTHON=$(CURDIR)/$(DEVICE_VENV)/bin/python EDGE_REC_DEVICE_PYTHON_VERSION=3.9; fi; \
 	$(PY) -m pytest
 
 bench: $(STAMP)
@@ -40,7 +57,7 @@ fuzz: $(STAMP)
 	$(PY) benchmarks/fuzz.py
 
 clean:
-	rm -rf $(VENV) runs benchmarks/work .pytest_cache
+	rm -rf $(VENV) $(DEVICE_VENV) runs benchmarks/work .pytest_cache
 
 # Release check, not part of `make test`: the bundle's top-10 on aarch64 (Debian arm64 CPython and
 # pip's aarch64 wheels under qemu user-mode, QEMU_CPU=cortex-a53) must equal x86-64's for 20 fixed

@@ -143,7 +143,7 @@ def check_model_bytes(data: bytes, *, source: str = "model") -> None:
     Checks the ``TFL3`` file identifier, a minimum size, that the root table offset and its vtable
     lie inside the buffer. Raises :class:`ModelFormatError` naming ``source``.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
+    if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ModelFormatError(f"{source}: expected model bytes, got {type(data).__name__}")
     size = len(data)
     if size < MIN_MODEL_BYTES:
@@ -214,7 +214,7 @@ def is_numpy_abi_error(exc: BaseException) -> bool:
     for _ in range(4):  # the chain is short; bounded against cycles
         if seen is None:
             return False
-        if isinstance(seen, SystemError | ImportError) and "numpy" in str(seen).lower():
+        if isinstance(seen, (SystemError, ImportError)) and "numpy" in str(seen).lower():
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -51,7 +51,7 @@ class ItemCatalog:
         self._index: dict[str, int] | None = None
         if self._size - first <= DICT_INDEX_MAX_ITEMS:
             indices = range(first, self._size)
-            self._index = dict(zip(self.ids_at(indices), indices, strict=True))
+            self._index = dict(zip(self.ids_at(indices), indices))
             self._hashes = self._order = np.zeros(0, np.int64)
         else:
             sorted_by_hash = np.argsort(np.frombuffer(hashes, dtype=np.int64), kind="stable")
@@ -99,7 +99,7 @@ class ItemCatalog:
                 pass
         found: list[int | None] = []
         for key, key_hash, is_hit, index, position in zip(
-                keys, hashes.tolist(), hit.tolist(), candidates, positions.tolist(), strict=True):
+                keys, hashes.tolist(), hit.tolist(), candidates, positions.tolist()):
             if not is_hit:
                 found.append(None)
             elif self.ids_at((index,))[0] == key:

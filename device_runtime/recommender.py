@@ -112,14 +112,14 @@ def _as_key(value: Any, what: str) -> str:
     """External ids are strings; ints (and numpy integers) are compared as their str."""
     if type(value) is str:
         return value
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} contains {value!r} ({type(value).__name__}); item ids must be "
                         "str or int")
     return str(int(value))
 
 
 def _check_id_list(values: Any, what: str) -> None:
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise TypeError(f"{what} must be a list of item ids (str or int), got {type(values).__name__}")
 
 
@@ -407,7 +407,7 @@ class Recommender:
                         exclude: Iterable[str | int] = (), exclude_seen: bool = True
                         ) -> list[RecommendationList]:
         """:meth:`recommend` for each history (all on the same model, even during a reload)."""
-        if isinstance(histories, str | bytes) or not isinstance(histories, Iterable):
+        if isinstance(histories, (str, bytes)) or not isinstance(histories, Iterable):
             raise TypeError(f"histories must be a list of histories, got {type(histories).__name__}")
         serving = self._serving
         exclude = _as_id_list(exclude, "exclude")
@@ -417,7 +417,7 @@ class Recommender:
                    exclude_seen: bool) -> RecommendationList:
         # Hot path: every step is a C-level builtin (map, set, compress, islice) whose work grows
         # with len(history) + k, never with K or the catalog (benchmarks/runtime.py: overhead).
-        if type(k) is not int and (isinstance(k, bool) or not isinstance(k, int | np.integer)):
+        if type(k) is not int and (isinstance(k, bool) or not isinstance(k, (int, np.integer))):
             raise TypeError(f"k must be an integer, got {type(k).__name__}")
         if not 1 <= k <= serving.real_items:
             raise ValueError(f"k={k} is out of range: the catalog has {serving.real_items} items, "

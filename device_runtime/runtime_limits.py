@@ -36,7 +36,7 @@ class RuntimeLimits:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"RuntimeLimits.{name}: expected an integer >= 1, got {value!r}")
-        if not isinstance(self.pool_wait_s, int | float) or not 0 < self.pool_wait_s < float("inf"):
+        if not isinstance(self.pool_wait_s, (int, float)) or not 0 < self.pool_wait_s < float("inf"):
             raise ValueError(f"RuntimeLimits.pool_wait_s: expected a finite number of seconds > 0, "
                              f"got {self.pool_wait_s!r}")
 

@@ -85,7 +85,7 @@ def served_rankings(top_ids: np.ndarray, seen: Sequence[Sequence[int]], fill_ord
     if top_ids.ndim != 2 or len(top_ids) != len(seen):
         raise ValueError(f"top_ids must be [N, K] with N = len(seen) = {len(seen)}, got shape {top_ids.shape}")
     ranked = np.full((len(top_ids), depth), -1, dtype=np.int32)
-    for row, (ids, seen_row) in enumerate(zip(top_ids.tolist(), seen, strict=True)):
+    for row, (ids, seen_row) in enumerate(zip(top_ids.tolist(), seen)):
         seen_row = [int(i) for i in seen_row]
         graph = ids if has_known_item(seen_row) else ()
         items, _ = served_items(graph, seen_row, fill_order, depth, catalog_size)

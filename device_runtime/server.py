@@ -91,7 +91,7 @@ def _id_list(value: Any, field: str) -> list[str | int]:
     if len(value) > MAX_HISTORY_ITEMS:
         raise RequestError(413, f"field {field!r} has {len(value)} ids; at most {MAX_HISTORY_ITEMS}")
     for position, item in enumerate(value):
-        if isinstance(item, bool) or not isinstance(item, str | int):
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
             raise RequestError(400, f"{field}[{position}] is {json.dumps(item)[:40]}; item ids must be "
                                     "strings or integers")
         if isinstance(item, str) and len(item) > MAX_ID_CHARS:
@@ -231,7 +231,7 @@ class RecommendationServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away is not a server error: no traceback for it."""
         error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError | TimeoutError):
+        if isinstance(error, (ConnectionError, TimeoutError)):
             logger.debug("%s disconnected: %s", client_address, error)
             return
         logger.exception("unexpected error while serving %s", client_address)

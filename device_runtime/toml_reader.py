@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 if sys.version_info >= (3, 11):
-    import tomllib as _toml
+    import tomllib as _toml  # novermin (guarded by the version check)
 else:  # pragma: no cover - exercised by the Python 3.9 device check
     import tomli as _toml
 

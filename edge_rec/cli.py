@@ -13,7 +13,7 @@ import click
 
 from converters.tensorflow_env import set_verbose
 from edge_rec import __version__
-from edge_rec.commands import benchmark, build, convert, data, device, training
+from edge_rec.commands import benchmark, build, config, convert, data, device, training
 from edge_rec.commands.console import ConsoleHandler
 
 
@@ -38,6 +38,7 @@ main.add_command(training.train_teacher)
 main.add_command(training.distill)
 main.add_command(convert.convert)
 main.add_command(build.build)
+main.add_command(config.config_group)
 main.add_command(device.inspect)
 main.add_command(device.recommend)
 main.add_command(device.serve)

@@ -8,7 +8,7 @@ keys and wrong types are errors that name the file and the field.
 Each key declares its constraint beside it (:func:`param`: a check and what is expected, with the
 reason); keys that constrain each other are checked by the section's ``related_checks``. One
 walker (:func:`validate_section`) applies both, once, when a config is loaded or overridden.
-``[profile.quick]`` style overrides are applied with :func:`apply_overrides`.
+``[preset.quick]`` style overrides (config presets) are applied with :func:`apply_overrides`.
 """
 
 from __future__ import annotations
@@ -331,9 +331,10 @@ class EdgeRecConfig:
     """The whole pipeline configuration.
 
     ``time_budget`` (e.g. ``"20m"``, ``"1.5h"``, ``"900s"``; empty = none) caps the training
-    stages of a build (:mod:`edge_rec.time_budget`). ``explicit`` lists the dotted keys the user
-    set (file, profile or flags); every other size is derived from the log
-    (:mod:`edge_rec.sizing`). It is not a TOML key. ``sections`` holds the sections of passes
+    stages of a build (:mod:`edge_rec.time_budget`). ``provenance`` maps each dotted key set by a
+    layer above the defaults to that layer (:data:`LAYERS`: ``log: <reason>``, ``file <path>``,
+    ``preset <name>``, ``flag``); ``explicit`` is the keys the user set (file, profile or
+    flags). Neither is a TOML key. ``sections`` holds the sections of passes
     registered beyond the built-in ones (:meth:`section` reads any section by name).
     """
 
@@ -350,7 +351,12 @@ class EdgeRecConfig:
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     sections: Mapping[str, Any] = field(default_factory=dict)
-    explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    provenance: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def explicit(self) -> frozenset[str]:
+        """The dotted keys the user set (config file, preset or flags), not the log's sizing."""
+        return frozenset(key for key, layer in self.provenance.items() if not layer.startswith(LOG_LAYER))
 
     def section(self, name: str) -> Any:
         """The config section ``name``: a built-in one, a registered pass's as loaded, or that
@@ -362,8 +368,13 @@ class EdgeRecConfig:
         return _registered_sections()[name]()
 
 
+#: The layers of a resolved config, lowest first: a key takes the value of the highest layer that
+#: sets it (the log's sizing fills only keys no user layer set).
+LAYERS = ("default", "log", "file", "preset", "flag")
+LOG_LAYER = "log"
+
 #: Fields of a config that are bookkeeping, not TOML keys.
-_NOT_KEYS = frozenset({"explicit", "sections"})
+_NOT_KEYS = frozenset({"provenance", "sections"})
 _BUILTIN_SECTIONS = frozenset(f.name for f in fields(EdgeRecConfig) if is_dataclass(f.default_factory))
 
 
@@ -378,9 +389,8 @@ def _dotted_keys(base: Any, table: Mapping[str, Any], prefix: str = "") -> froze
     """Every leaf key ``table`` sets, as dotted names (``teacher.fit.epochs``)."""
     keys: set[str] = set()
     for name, value in table.items():
-        current = getattr(base, name, None)
-        if is_dataclass(current) and isinstance(value, Mapping):
-            keys |= _dotted_keys(current, value, f"{prefix}{name}.")
+        if isinstance(value, Mapping):  # a section (no config key holds a table)
+            keys |= _dotted_keys(None, value, f"{prefix}{name}.")
         else:
             keys.add(f"{prefix}{name}")
     return frozenset(keys)
@@ -507,14 +517,14 @@ def _validate(cfg: EdgeRecConfig) -> None:
 def config_from_dict(table: Mapping[str, Any], *, source: str = "<config>") -> EdgeRecConfig:
     """Build and validate an :class:`EdgeRecConfig` from a parsed TOML table.
 
-    A ``[profile.NAME]`` table is not part of the config itself; see :func:`load_config`.
+    A ``[preset.NAME]`` table is not part of the config itself; see :func:`load_config`.
     """
-    table = {k: v for k, v in table.items() if k != "profile"}
+    table = {k: v for k, v in table.items() if k != "preset"}
     try:
         cfg = _merge(EdgeRecConfig(), table, "")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {str(exc).lstrip('.')}") from None
-    cfg = dataclasses.replace(cfg, explicit=_dotted_keys(cfg, table))
+    cfg = dataclasses.replace(cfg, provenance=dict.fromkeys(_dotted_keys(cfg, table), f"file {source}"))
     try:
         _validate(cfg)
     except ConfigError as exc:
@@ -522,21 +532,25 @@ def config_from_dict(table: Mapping[str, Any], *, source: str = "<config>") -> E
     return cfg
 
 
-def apply_overrides(cfg: EdgeRecConfig, overrides: Mapping[str, Any], *, source: str) -> EdgeRecConfig:
-    """Return ``cfg`` with a nested table of overrides applied (validated like a file)."""
+def apply_overrides(cfg: EdgeRecConfig, overrides: Mapping[str, Any], *, source: str,
+                    layer: str | None = None) -> EdgeRecConfig:
+    """Return ``cfg`` with a nested table of overrides applied (validated like a file); the keys
+    set are recorded in ``provenance`` as set by ``layer`` (``source`` when None)."""
     try:
         new = _merge(cfg, overrides, "")
         _validate(new)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {str(exc).lstrip('.')}") from None
-    return dataclasses.replace(new, explicit=cfg.explicit | _dotted_keys(cfg, overrides))
+    return dataclasses.replace(new, provenance={**cfg.provenance,
+                                                **dict.fromkeys(_dotted_keys(cfg, overrides), layer or source)})
 
 
-def load_config(path: str | Path | None, *, profile: str | None = None) -> EdgeRecConfig:
-    """Load a TOML config (defaults when ``path`` is None), then apply ``[profile.<profile>]``.
+def load_config(path: str | Path | None, *, preset: str | None = None) -> EdgeRecConfig:
+    """Load a TOML config (defaults when ``path`` is None), then apply ``[preset.<preset>]`` (or
+    the built-in preset of that name).
 
     Raises :class:`ConfigError` naming the file and field for unreadable TOML, unknown keys,
-    wrong types, out-of-range values or an unknown profile.
+    wrong types, out-of-range values or an unknown preset.
     """
     if path is None:
         table: dict[str, Any] = {}
@@ -550,21 +564,48 @@ def load_config(path: str | Path | None, *, profile: str | None = None) -> EdgeR
             raise ConfigError(f"{source}: no such config file") from None
         except TOMLDecodeError as exc:
             raise ConfigError(f"{source}: not valid TOML ({exc})") from None
-    profiles = table.get("profile", {})
+    presets = table.get("preset", {})
     cfg = config_from_dict(table, source=source)
-    if profile is not None:
-        if profile not in profiles:
-            builtin = builtin_profile(profile)
+    if preset is not None:
+        if preset not in presets:
+            builtin = builtin_preset(preset)
             if builtin is None:
-                known = sorted(set(profiles) | set(BUILTIN_PROFILES))
+                known = sorted(set(presets) | set(BUILTIN_PRESETS))
                 raise ConfigError(
-                    f"{source}: unknown profile {profile!r}; expected one of {', '.join(known) or '(none)'}"
+                    f"{source}: unknown preset {preset!r}; expected one of {', '.join(known) or '(none)'}"
                 )
             overrides = builtin
         else:
-            overrides = profiles[profile]
-        cfg = apply_overrides(cfg, overrides, source=f"{source} [profile.{profile}]")
+            overrides = presets[preset]
+        cfg = apply_overrides(cfg, overrides, source=f"{source} [preset.{preset}]", layer=f"preset {preset}")
     return cfg
+
+
+def resolve_config(path: str | Path | None, *, preset: str | None = None,
+                   flags: Mapping[str, Any] | None = None) -> EdgeRecConfig:
+    """The one resolver of a config: built-in defaults < config file < config preset < flags
+    (a nested table of command-line values), each validated with the source named in errors.
+    The log's sizing (:func:`edge_rec.sizing.size_for_log`) fills the keys none of them set."""
+    cfg = load_config(path, preset=preset)
+    if flags:
+        cfg = apply_overrides(cfg, flags, source="command-line flags", layer="flag")
+    return cfg
+
+
+def config_provenance(cfg: EdgeRecConfig) -> dict[str, dict[str, Any]]:
+    """Every leaf key of ``cfg`` (dotted) -> ``{"value": ..., "layer": ...}``, the layer that set it
+    (``default`` when none did): what ``edge-rec config show`` prints and the report stores."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def walk(table: Mapping[str, Any], prefix: str) -> None:
+        for key, value in table.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                out[f"{prefix}{key}"] = {"value": value, "layer": cfg.provenance.get(f"{prefix}{key}", "default")}
+
+    walk(config_to_dict(cfg), "")
+    return out
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
@@ -585,20 +626,20 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return out
 
 
-#: Built-in config profiles by name; each pass adds its section's ``quick`` overrides to ``quick``
-#: (:func:`builtin_profile`).
-BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
+#: Built-in config presets by name; each pass adds its section's ``quick`` overrides to ``quick``
+#: (:func:`builtin_preset`).
+BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
     #: tiny sizes and one or two epochs, for tests and smoke runs
     "quick": {"data": {"synthetic_users": 300, "synthetic_items": 200, "history_length": 20}},
 }
 
 
-def builtin_profile(name: str) -> dict[str, Any] | None:
-    """The overrides of the built-in profile ``name`` (None for an unknown name): its own tables
+def builtin_preset(name: str) -> dict[str, Any] | None:
+    """The overrides of the built-in preset ``name`` (None for an unknown name): its own tables
     plus, for ``quick``, every registered pass's ``quick`` overrides of its section."""
-    if name not in BUILTIN_PROFILES:
+    if name not in BUILTIN_PRESETS:
         return None
     from edge_rec.passes.registry import quick_overrides
 
     passes = quick_overrides() if name == "quick" else {}
-    return {**passes, **BUILTIN_PROFILES[name]}
+    return {**passes, **BUILTIN_PRESETS[name]}

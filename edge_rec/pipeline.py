@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_rec import passes, stages
-from edge_rec.config import EdgeRecConfig, config_to_dict, parse_duration
+from edge_rec.config import EdgeRecConfig, config_provenance, config_to_dict, parse_duration
 from edge_rec.data import write_interactions_csv
 from edge_rec.passes import DATA, TEACHER, BuildPass
 from edge_rec.passes.context import BuildContext
@@ -120,6 +120,8 @@ def _report(s: BuildContext) -> BuildResult:
             "timings_s": dict(s.run.timings),
             "seed": s.seed,
             "config": config_to_dict(s.cfg),
+            "config_provenance": {key: entry["layer"] for key, entry in config_provenance(s.cfg).items()
+                                  if entry["layer"] != "default"},
             **s.report_sections,
             "sizing": {
                 "summary": sizing_summary(s.sizing),

@@ -82,7 +82,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_rec.config import EdgeRecConfig, apply_overrides
+from edge_rec.config import LOG_LAYER, EdgeRecConfig, apply_overrides
 from edge_rec.data.sequences import SequenceDataset
 from edge_rec.data.split import MIN_VALIDATION_USERS, validation_count
 
@@ -215,7 +215,8 @@ def size_for_log(cfg: EdgeRecConfig, shape: LogShape) -> tuple[EdgeRecConfig, tu
             table = table.setdefault(part, {})
         table[leaf] = rule.value
     sized = apply_overrides(cfg, overrides, source="sizing rule") if overrides else cfg
-    return dataclasses.replace(sized, explicit=cfg.explicit), chosen
+    provenance = {**cfg.provenance, **{rule.key: f"{LOG_LAYER}: {rule.reason}" for rule in chosen}}
+    return dataclasses.replace(sized, provenance=provenance), chosen
 
 
 def sizing_summary(choices: tuple[SizingChoice, ...]) -> str:

@@ -7,8 +7,6 @@ This module imports TensorFlow.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import gzip
 import logging
 import time
@@ -25,9 +23,7 @@ from device_runtime.bundle import serving_top_k
 from device_runtime.metrics import evaluate_ranked, per_user_gains, rank_scores
 from edge_rec.beyond_accuracy import (
     intra_list_diversity,
-    item_sketches,
     popularity_rank_at_k,
-    popularity_ranks,
 )
 from edge_rec.compress.lowrank import factorize_output_layer
 from edge_rec.compress.pruning import (
@@ -42,9 +38,7 @@ from edge_rec.compress.qat import quantize_student
 from edge_rec.compress.sparsity_selection import KeepSparsestWithinLoss, SparsityChoice
 from edge_rec.config import (
     ConvertConfig,
-    DataConfig,
     DistillConfig,
-    EdgeRecConfig,
     FitConfig,
     LowRankConfig,
     PruneConfig,
@@ -53,16 +47,7 @@ from edge_rec.config import (
     StudentConfig,
     TeacherConfig,
 )
-from edge_rec.data import (
-    EvalSet,
-    InteractionLog,
-    LeaveLastOutSplit,
-    SequenceDataset,
-    generate_synthetic,
-    load_interactions,
-    prepare_dataset,
-)
-from edge_rec.data.synthetic import PRESETS
+from edge_rec.data.prepared import PreparedData, prepare_data, prepare_sized_data  # noqa: F401 (re-exported)
 from edge_rec.distill.training import (
     TrainResult,
     rank_model,
@@ -76,69 +61,9 @@ from edge_rec.models import build_student, build_teacher, student_serving_model
 from edge_rec.models.averaged_teacher import average_teachers
 from edge_rec.models.warm_start import warm_start_student
 from edge_rec.passes import LOWRANK, PRUNED, QAT, TEACHER
-from edge_rec.sizing import LogShape, SizingChoice, size_for_log
 from edge_rec.time_budget import StopAtDeadline
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    """The interaction log turned into sequences and a leave-last-out split."""
-
-    source: str
-    dataset: SequenceDataset
-    split: LeaveLastOutSplit
-    history_length: int
-    interactions: int
-    skipped_lines: int
-    log: InteractionLog | None = None
-
-    @property
-    def catalog_size(self) -> int:
-        """Number of logits a model produces: real items + PAD + OOV."""
-        return self.dataset.vocab.size
-
-    @functools.cached_property
-    def test_set(self) -> EvalSet:
-        """The test split at this history length, built once (every evaluation of a build reads it)."""
-        return self.split.eval_set("test", self.history_length)
-
-    @functools.cached_property
-    def popularity_ranks(self) -> np.ndarray:
-        """Each index's training-popularity rank (1 = most popular)."""
-        return popularity_ranks(self.split.popularity())
-
-    @functools.cached_property
-    def item_sketches(self) -> np.ndarray:
-        """Items described by their training users (for intra-list diversity)."""
-        return item_sketches(self.split.train_sequences, self.catalog_size)
-
-    def summary(self) -> dict[str, Any]:
-        """The ``dataset`` section of the report."""
-        return {
-            "source": self.source,
-            "users": len(self.dataset.user_ids),
-            "items": self.dataset.vocab.size - 2,
-            "interactions": self.interactions,
-            "test_users": len(self.test_set),
-            "validation_users": len(self.split.validation_users),
-            "scored_validation_users": len(self.split.scored_validation_users),
-            "history_length": self.history_length,
-            "skipped_lines": self.skipped_lines,
-            **self.before_filtering(),
-        }
-
-    def before_filtering(self) -> dict[str, int]:
-        """Users, items and interactions of the log before the minimum-count filters
-        (``raw_*``; empty when the raw log is not kept), so the report can say what they dropped."""
-        if self.log is None:
-            return {}
-        return {
-            "raw_users": int(np.unique(self.log.users).size),
-            "raw_items": int(np.unique(self.log.items).size),
-            "raw_interactions": len(self.log),
-        }
 
 
 @dataclass(frozen=True)
@@ -163,48 +88,6 @@ class TrainedModel:
     def params(self) -> int:
         """Parameters of the serving model (what a device would carry)."""
         return int(self.serving_model.count_params())
-
-
-def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_format: str | None = None) -> PreparedData:
-    """Load (or generate) the log, build vocabulary and sequences, split leave-last-out.
-
-    ``path`` (a file or a synthetic preset name) overrides ``cfg.source``.
-    """
-    source = path or cfg.source
-    if source in PRESETS:
-        log_ = generate_synthetic(
-            source, seed=seed, users=cfg.synthetic_users, items=cfg.synthetic_items
-        )
-    else:
-        log_ = load_interactions(source, format=data_format or cfg.format, on_bad_line=cfg.on_bad_line)
-    dataset = prepare_dataset(
-        log_,
-        min_user_interactions=cfg.min_user_interactions,
-        min_item_interactions=cfg.min_item_interactions,
-    )
-    interactions = int(sum(len(s) for s in dataset.sequences))
-    return PreparedData(
-        source=str(source),
-        dataset=dataset,
-        split=dataset.split(cfg.validation_share),
-        history_length=cfg.history_length,
-        interactions=interactions,
-        skipped_lines=log_.skipped_lines,
-        log=log_,
-    )
-
-
-def prepare_sized_data(
-    cfg: EdgeRecConfig, *, path: str | None = None, data_format: str | None = None
-) -> tuple[EdgeRecConfig, PreparedData, tuple[SizingChoice, ...]]:
-    """:func:`prepare_data`, then every size ``cfg`` leaves unset derived from the log
-    (:func:`~edge_rec.sizing.size_for_log`): the sized config, the data split and cut at the
-    sized validation share and history length, and the choices made (for the report)."""
-    data = prepare_data(cfg.data, seed=cfg.seed, path=path, data_format=data_format)
-    unsized_share = cfg.data.validation_share
-    cfg, choices = size_for_log(cfg, LogShape.of(data.dataset))
-    split = data.split if cfg.data.validation_share == unsized_share else data.dataset.split(cfg.data.validation_share)
-    return cfg, dataclasses.replace(data, split=split, history_length=cfg.data.history_length), choices
 
 
 def _fit(

@@ -16,15 +16,19 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
 BLOCKER_DIR = TESTS_DIR / "block_tensorflow"
+#: The interpreter of the device-side child processes: ``EDGE_REC_DEVICE_PYTHON`` when set (`make
+#: test` sets it to the oldest Python it can install, with the lean device extra), else this one.
+DEVICE_PYTHON = os.environ.get("EDGE_REC_DEVICE_PYTHON") or sys.executable
 
 
 def run_without_tensorflow(args: list[str], *, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-    """Run ``python ARGS`` in a child where importing tensorflow/tf_keras/tfmot raises ImportError."""
+    """Run ``python ARGS`` (:data:`DEVICE_PYTHON`) in a child where importing
+    tensorflow/tf_keras/tfmot raises ImportError."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(BLOCKER_DIR), str(REPO_ROOT)])
     env.update(kwargs.pop("env", {}))
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs
+        [DEVICE_PYTHON, *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs
     )
 
 

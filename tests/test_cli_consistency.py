@@ -66,17 +66,17 @@ def test_data_format_is_a_fixed_choice_everywhere(runner, tmp_path, command):
 
 
 @pytest.mark.parametrize("command", TRAINING_COMMANDS)
-def test_training_commands_share_profile_seed_quiet_and_skip_bad_lines(runner, command):
+def test_training_commands_share_preset_seed_quiet_and_skip_bad_lines(runner, command):
     help_text = runner.invoke(main, [*command[:1], "--help"]).output
-    for option in ("--profile", "--seed", "--quiet", "--json", "--data-format", "--skip-bad-lines"):
+    for option in ("--preset", "--seed", "--quiet", "--json", "--data-format", "--skip-bad-lines"):
         assert option in help_text, (command, option)
 
 
 @pytest.mark.parametrize("command", TRAINING_COMMANDS)
-def test_a_wrong_config_profile_lists_the_valid_ones(runner, tmp_path, command):
-    result = runner.invoke(main, [*command, "--out", str(tmp_path / "o"), "--profile", "quik"])
+def test_a_wrong_config_preset_lists_the_valid_ones(runner, tmp_path, command):
+    result = runner.invoke(main, [*command, "--out", str(tmp_path / "o"), "--preset", "quik"])
     assert result.exit_code == 1
-    assert "unknown profile 'quik'" in result.output and "quick" in result.output
+    assert "unknown preset 'quik'" in result.output and "quick" in result.output
 
 
 def test_benchmark_profile_is_a_choice_or_a_toml_file(runner, tmp_path):

@@ -61,13 +61,13 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_config(tmp_path / "missing.toml")
 
 
-def test_profiles_from_file_and_builtin(tmp_path):
-    path = write(tmp_path, "[teacher]\nhidden = 64\n[profile.small.teacher]\nhidden = 16\n")
+def test_presets_from_file_and_builtin(tmp_path):
+    path = write(tmp_path, "[teacher]\nhidden = 64\n[preset.small.teacher]\nhidden = 16\n")
     assert load_config(path).teacher.hidden == 64
-    assert load_config(path, profile="small").teacher.hidden == 16
-    assert load_config(path, profile="quick").data.history_length == 20
-    with pytest.raises(ConfigError, match="unknown profile 'nope'"):
-        load_config(path, profile="nope")
+    assert load_config(path, preset="small").teacher.hidden == 16
+    assert load_config(path, preset="quick").data.history_length == 20
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        load_config(path, preset="nope")
 
 
 def test_demo_config_loads_and_round_trips():
@@ -75,7 +75,7 @@ def test_demo_config_loads_and_round_trips():
     assert cfg.data.source == "synthetic-tv"
     table = config_to_dict(cfg)
     assert table["student"]["hidden"] == list(cfg.student.hidden)
-    assert load_config(REPO / "examples" / "tv" / "config.toml", profile="quick").teacher.fit.epochs == 2
+    assert load_config(REPO / "examples" / "tv" / "config.toml", preset="quick").teacher.fit.epochs == 2
 
 
 @pytest.mark.parametrize(("toml", "field"), [
@@ -153,3 +153,38 @@ def test_explicit_keys_are_recorded_and_sizing_fills_the_rest():
     assert size_for_log(tied, shape)[0].student.hidden == (12,)
     only_dim = config_from_dict({"student": {"embedding_dim": 8}})
     assert size_for_log(only_dim, shape)[0].student.hidden == EdgeRecConfig().student.hidden
+
+
+def test_the_resolver_records_which_layer_set_each_key(tmp_path):
+    from edge_rec.config import config_provenance, resolve_config
+    from edge_rec.sizing import LogShape, size_for_log
+
+    path = write(tmp_path, "[teacher]\nhidden = 64\n[preset.small.teacher]\nblocks = 1\n")
+    cfg = resolve_config(path, preset="small", flags={"seed": 9, "teacher": {"hidden": 32}})
+    shape = LogShape(users=5000, items=3000, interactions=100_000, median_length=8.0, p90_length=20.0)
+    sized, choices = size_for_log(cfg, shape)
+    layers = {key: entry["layer"] for key, entry in config_provenance(sized).items()}
+    assert layers["teacher.hidden"] == "flag" and config_provenance(sized)["teacher.hidden"]["value"] == 32
+    assert layers["teacher.blocks"] == "preset small" and layers["seed"] == "flag"
+    assert layers["teacher.fit.schedule"].startswith("log: ") and layers["qat.fit.epochs"] == "default"
+    assert {c.key for c in choices} <= {k for k, v in layers.items() if v.startswith("log: ")}
+    assert "teacher.fit.schedule" not in sized.explicit and "teacher.blocks" in sized.explicit
+
+
+def test_config_show_prints_each_value_with_its_layer(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from edge_rec.cli import main
+
+    path = write(tmp_path, "seed = 4\n")
+    result = CliRunner().invoke(main, ["config", "show", "--config", str(path), "--preset", "quick", "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["seed"] == {"value": 4, "layer": f"file {path}"}
+    assert shown["data.history_length"] == {"value": 20, "layer": "preset quick"}
+    bad = write(tmp_path, "[teacher]\nheads = 0\n")
+    result = CliRunner().invoke(main, ["config", "show", "--config", str(bad)])
+    assert result.exit_code == 1 and "teacher.heads: expected an integer >= 1" in result.output
+    assert "Traceback" not in result.output

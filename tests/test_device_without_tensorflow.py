@@ -7,12 +7,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 import urllib.request
 
-from conftest import BLOCKER_DIR, REPO_ROOT, run_without_tensorflow
+from conftest import BLOCKER_DIR, DEVICE_PYTHON, REPO_ROOT, run_without_tensorflow
 
 TF_MODULES = "('tensorflow', 'tf_keras', 'tensorflow_model_optimization', 'keras')"
 
@@ -59,7 +58,7 @@ def test_serve_without_tensorflow_and_stop_on_sigterm(tiny_bundle_dir):
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BLOCKER_DIR), str(REPO_ROOT)]))
     child = subprocess.Popen(
-        [sys.executable, "-m", "edge_rec.cli", "serve", str(tiny_bundle_dir), "--port", str(port)],
+        [DEVICE_PYTHON, "-m", "edge_rec.cli", "serve", str(tiny_bundle_dir), "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -86,3 +85,14 @@ def test_serve_without_tensorflow_and_stop_on_sigterm(tiny_bundle_dir):
         if child.poll() is None:
             child.kill()
             child.communicate()
+
+
+def test_the_device_interpreter_is_the_one_make_test_chose():
+    """`make test` runs these children on the oldest Python it could install (3.9 when present)."""
+    printed = subprocess.run([DEVICE_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=60).stdout.strip()
+    version = tuple(int(part) for part in printed.split("."))
+    wanted = os.environ.get("EDGE_REC_DEVICE_PYTHON_VERSION")
+    if wanted:
+        assert printed == wanted
+    assert version >= (3, 9)

@@ -62,3 +62,17 @@ def test_a_deadline_ends_the_decay_with_the_last_epoch_that_fits(monkeypatch):
     deadline.on_epoch_end(3)
     assert int(schedule.end_step.numpy()) == (4 + 1) * 10  # 40 s left / 30 s per epoch = 1 more
     assert not deadline.stopped_early
+
+
+def test_progress_is_one_line_per_epoch_unless_stderr_is_a_terminal():
+    import io
+
+    from edge_rec.distill.training import progress_verbosity
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert progress_verbosity(False, io.StringIO()) == 2  # a log file: one line per epoch
+    assert progress_verbosity(False, Terminal()) == 1  # a terminal: the live bar
+    assert progress_verbosity(True, Terminal()) == 0

@@ -114,7 +114,7 @@ def parse_profile(text: str, *, source: str) -> DeviceProfile:
             raise ProfileError(
                 f"{source}: unknown field 'budgets.{key}'; expected one of {', '.join(BUDGETS)}"
             )
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ProfileError(f"{source}: field 'budgets.{key}' must be a number, got {value!r}")
         if value < 0 or (value == 0 and BUDGETS[key][1] == "max"):
             raise ProfileError(f"{source}: field 'budgets.{key}' must be positive, got {value!r}")

@@ -255,7 +255,7 @@ def _setter(interpreter: Any) -> Callable[[list[np.ndarray]], None]:
     indices = [int(d["index"]) for d in interpreter.get_input_details()]
 
     def set_inputs(arrays: list[np.ndarray]) -> None:
-        for index, array in zip(indices, arrays, strict=True):
+        for index, array in zip(indices, arrays):
             interpreter.set_tensor(index, array)
 
     return set_inputs

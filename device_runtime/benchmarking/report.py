@@ -35,7 +35,7 @@ def _get(*keys: str, digits: int = 1, scale: float = 1.0) -> Callable[[dict[str,
         value: Any = result
         for key in keys:
             value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = float(value) / scale
         return _num(value, digits)
 
@@ -136,7 +136,7 @@ def _cells(results: Sequence[dict[str, Any]]) -> list[list[str]]:
 
 def _notes(results: Sequence[dict[str, Any]]) -> list[str]:
     notes = []
-    for label, result in zip(target_labels(results), results, strict=True):
+    for label, result in zip(target_labels(results), results):
         if result.get("error"):
             notes.append(f"{label}: ERROR {result['error']}")
             continue

@@ -8,7 +8,7 @@ import click
 
 from edge_rec.commands.console import progress_to_stderr, require_training_stack
 from edge_rec.commands.options import (
-    config_profile_option,
+    config_preset_option,
     data_format_option,
     data_option,
     data_overrides,
@@ -20,7 +20,7 @@ from edge_rec.commands.options import (
     seed_option,
     skip_bad_lines_option,
 )
-from edge_rec.config import ConfigError, apply_overrides, load_config
+from edge_rec.config import ConfigError, resolve_config
 
 #: Exit status of a build whose bundle and report were written but whose quality gate failed.
 GATE_FAILED_EXIT = 3
@@ -36,14 +36,14 @@ GATE_FAILED_EXIT = 3
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory to write (bundle/, report.json, report.md, chart.png, models/, tflite/).")
 @overwrite_option()
-@config_profile_option()
+@config_preset_option()
 @seed_option()
 @click.option("--time-budget", default=None, metavar="DURATION",
               help="Wall-clock budget for the build, e.g. 20m, 1.5h, 900s (overrides the config's "
                    "time_budget); training stages share it and stop at epoch boundaries.")
 @quiet_option()
 @json_option("the report")
-def build(config_path, data_path, data_format, skip_bad_lines, titles, run_dir, overwrite, profile, seed,
+def build(config_path, data_path, data_format, skip_bad_lines, titles, run_dir, overwrite, preset, seed,
           time_budget, quiet, as_json) -> None:
     """Train teacher and students, compress, convert, check parity, bundle and report.
 
@@ -62,12 +62,10 @@ def build(config_path, data_path, data_format, skip_bad_lines, titles, run_dir, 
         raise click.ClickException(str(exc)) from None
     refuse_non_empty(run_dir, overwrite)
     try:
-        cfg = load_config(config_path, profile=profile)
-        overrides = data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines, seed=seed)
+        flags = data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines, seed=seed)
         if time_budget is not None:
-            overrides["time_budget"] = time_budget
-        if overrides:
-            cfg = apply_overrides(cfg, overrides, source="command-line flags")
+            flags["time_budget"] = time_budget
+        cfg = resolve_config(config_path, preset=preset, flags=flags)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     require_training_stack("build")

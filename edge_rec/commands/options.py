@@ -140,13 +140,14 @@ def json_option(what: str = "the result"):
     return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON on stdout.")
 
 
-def config_profile_option():
-    """``--profile NAME``: a ``[profile.NAME]`` of the config or a built-in one (a wrong name lists
-    the valid ones; they depend on the config file, so they are checked when it is loaded)."""
-    from edge_rec.config import BUILTIN_PROFILES
+def config_preset_option():
+    """``--preset NAME``: a ``[preset.NAME]`` of the config or a built-in one (a wrong name lists
+    the valid ones; they depend on the config file, so they are checked when it is loaded).
+    Not to be confused with a device profile (``benchmark --profile``: device budgets)."""
+    from edge_rec.config import BUILTIN_PRESETS
 
-    return click.option("--profile", default=None,
-                        help=f"A [profile.NAME] of the config, or built-in: {', '.join(BUILTIN_PROFILES)}.")
+    return click.option("--preset", default=None,
+                        help=f"A [preset.NAME] of the config, or built-in: {', '.join(BUILTIN_PRESETS)}.")
 
 
 def data_overrides(*, data_format: str | None, skip_bad_lines: bool, seed: int | None) -> dict[str, Any]:

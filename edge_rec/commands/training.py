@@ -19,7 +19,7 @@ import click
 
 from edge_rec.commands.console import progress_to_stderr, require_training_stack
 from edge_rec.commands.options import (
-    config_profile_option,
+    config_preset_option,
     data_format_option,
     data_option,
     data_overrides,
@@ -33,9 +33,8 @@ from edge_rec.config import (
     DataConfig,
     DistillConfig,
     EdgeRecConfig,
-    apply_overrides,
     config_to_dict,
-    load_config,
+    resolve_config,
 )
 
 log = logging.getLogger(__name__)
@@ -61,10 +60,9 @@ def _cluster_strategy(command: str):
     return distributed.strategy()
 
 
-def _load_config(path: str | None, profile: str | None, overrides: dict[str, Any]) -> EdgeRecConfig:
+def _load_config(path: str | None, preset: str | None, overrides: dict[str, Any]) -> EdgeRecConfig:
     try:
-        cfg = load_config(path, profile=profile)
-        return apply_overrides(cfg, overrides, source="command-line flags") if overrides else cfg
+        return resolve_config(path, preset=preset, flags=overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -153,7 +151,7 @@ def _metrics(trained, data, data_seconds: float, **extra) -> dict[str, Any]:
 _common = [
     click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                  help="TOML config (default: built-in defaults)."),
-    config_profile_option(),
+    config_preset_option(),
     data_option(),
     data_format_option(),
     skip_bad_lines_option(),
@@ -173,13 +171,13 @@ def _with_common(func):
 
 @click.command(name="train-teacher")
 @_with_common
-def train_teacher(config_path, profile, data_path, data_format, skip_bad_lines, out, epochs, seed, quiet,
+def train_teacher(config_path, preset, data_path, data_format, skip_bad_lines, out, epochs, seed, quiet,
                   as_json) -> None:
     """Train the sequential teacher (next-item cross-entropy at every position) and save it."""
     overrides = data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines, seed=seed)
     if epochs:
         overrides["teacher"] = {"fit": {"epochs": epochs}}
-    cfg = _load_config(config_path, profile, overrides)
+    cfg = _load_config(config_path, preset, overrides)
     _cluster_strategy("train-teacher")
     from edge_rec import stages
     from edge_rec.distributed import PeerLostError, backups_in, peer_failures
@@ -205,7 +203,7 @@ def train_teacher(config_path, profile, data_path, data_format, skip_bad_lines, 
 @click.option("--temperature", type=float, default=None, help="Softmax temperature of the KD term.")
 @click.option("--beta", type=float, default=None, help="Weight of the hidden-state hint term.")
 @click.option("--gamma", type=float, default=None, help="Weight of the ranking-distillation term.")
-def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, epochs, seed, quiet, as_json,
+def distill(config_path, preset, data_path, data_format, skip_bad_lines, out, epochs, seed, quiet, as_json,
             teacher_dir, no_teacher, alpha, temperature, beta, gamma) -> None:
     """Train the int8-friendly student, distilled from a trained teacher (or alone with --no-teacher)."""
     if no_teacher == (teacher_dir is not None):
@@ -218,7 +216,7 @@ def distill(config_path, profile, data_path, data_format, skip_bad_lines, out, e
         overrides["student"] = {"fit": {"epochs": epochs}}
     overrides = _merge(overrides, data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines,
                                                  seed=seed))
-    cfg = _load_config(config_path, profile, overrides)
+    cfg = _load_config(config_path, preset, overrides)
     _cluster_strategy("distill")
     from edge_rec import stages
     from edge_rec.distributed import PeerLostError, backups_in, peer_failures, training_scope

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -168,6 +169,16 @@ def validation_metrics(model: keras.Model, eval_set: EvalSet, *, chunk: int | No
     return {name: float(values.mean()) for name, values in gains.items()}
 
 
+def progress_verbosity(quiet: bool, stream: Any = None) -> int:
+    """Keras ``verbose`` for a fit: 0 when ``quiet``; a live progress bar (1) when ``stream``
+    (stderr by default) is a terminal; else one line per epoch (2), so a captured log holds no
+    ``\\r`` frames."""
+    if quiet:
+        return 0
+    stream = sys.stderr if stream is None else stream
+    return 1 if getattr(stream, "isatty", lambda: False)() else 2
+
+
 class RankingValidation(keras.callbacks.Callback):
     """After each epoch: validation HR/NDCG@10/MRR of ``model``, early stopping, best-weight restore.
 
@@ -290,7 +301,7 @@ def train_sequence_model(
     history = distiller.fit(
         batches,
         epochs=fit.epochs,
-        verbose=0 if quiet else 1,
+        verbose=progress_verbosity(quiet),
         callbacks=[validation, *extra_callbacks],
     )
     seconds = time.perf_counter() - start

@@ -25,7 +25,7 @@ class BuildPass:
       ``budget_like``: the name of a pass whose granted allowance it gets exactly instead;
     - ``report_rows``: the report's stage rows it produces, each with its one-line description,
       in the order the report shows them (empty: it adds no row);
-    - ``quick``: its section's overrides in the built-in ``--profile quick``.
+    - ``quick``: its section's overrides in the built-in ``--preset quick``.
 
     ``run(ctx)`` reads what earlier passes made from the :class:`~edge_rec.passes.context.BuildContext`
     and records what it makes there. ``enabled(cfg)`` switches it: by default, the section's

@@ -1,0 +1,127 @@
+"""A log ready to train on: loaded (or generated), filtered, turned into sequences and split
+leave-last-out, with every size the config leaves unset derived from it. TensorFlow-free, so
+``edge-rec config show --data LOG`` and the data commands can use it."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge_rec.beyond_accuracy import item_sketches, popularity_ranks
+from edge_rec.config import DataConfig, EdgeRecConfig
+from edge_rec.data import (
+    EvalSet,
+    InteractionLog,
+    LeaveLastOutSplit,
+    SequenceDataset,
+    generate_synthetic,
+    load_interactions,
+    prepare_dataset,
+)
+from edge_rec.data.synthetic import PRESETS
+from edge_rec.sizing import LogShape, SizingChoice, size_for_log
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The interaction log turned into sequences and a leave-last-out split."""
+
+    source: str
+    dataset: SequenceDataset
+    split: LeaveLastOutSplit
+    history_length: int
+    interactions: int
+    skipped_lines: int
+    log: InteractionLog | None = None
+
+    @property
+    def catalog_size(self) -> int:
+        """Number of logits a model produces: real items + PAD + OOV."""
+        return self.dataset.vocab.size
+
+    @functools.cached_property
+    def test_set(self) -> EvalSet:
+        """The test split at this history length, built once (every evaluation of a build reads it)."""
+        return self.split.eval_set("test", self.history_length)
+
+    @functools.cached_property
+    def popularity_ranks(self) -> np.ndarray:
+        """Each index's training-popularity rank (1 = most popular)."""
+        return popularity_ranks(self.split.popularity())
+
+    @functools.cached_property
+    def item_sketches(self) -> np.ndarray:
+        """Items described by their training users (for intra-list diversity)."""
+        return item_sketches(self.split.train_sequences, self.catalog_size)
+
+    def summary(self) -> dict[str, Any]:
+        """The ``dataset`` section of the report."""
+        return {
+            "source": self.source,
+            "users": len(self.dataset.user_ids),
+            "items": self.dataset.vocab.size - 2,
+            "interactions": self.interactions,
+            "test_users": len(self.test_set),
+            "validation_users": len(self.split.validation_users),
+            "scored_validation_users": len(self.split.scored_validation_users),
+            "history_length": self.history_length,
+            "skipped_lines": self.skipped_lines,
+            **self.before_filtering(),
+        }
+
+    def before_filtering(self) -> dict[str, int]:
+        """Users, items and interactions of the log before the minimum-count filters
+        (``raw_*``; empty when the raw log is not kept), so the report can say what they dropped."""
+        if self.log is None:
+            return {}
+        return {
+            "raw_users": int(np.unique(self.log.users).size),
+            "raw_items": int(np.unique(self.log.items).size),
+            "raw_interactions": len(self.log),
+        }
+
+
+def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_format: str | None = None) -> PreparedData:
+    """Load (or generate) the log, build vocabulary and sequences, split leave-last-out.
+
+    ``path`` (a file or a synthetic preset name) overrides ``cfg.source``.
+    """
+    source = path or cfg.source
+    if source in PRESETS:
+        log_ = generate_synthetic(
+            source, seed=seed, users=cfg.synthetic_users, items=cfg.synthetic_items
+        )
+    else:
+        log_ = load_interactions(source, format=data_format or cfg.format, on_bad_line=cfg.on_bad_line)
+    dataset = prepare_dataset(
+        log_,
+        min_user_interactions=cfg.min_user_interactions,
+        min_item_interactions=cfg.min_item_interactions,
+    )
+    interactions = int(sum(len(s) for s in dataset.sequences))
+    return PreparedData(
+        source=str(source),
+        dataset=dataset,
+        split=dataset.split(cfg.validation_share),
+        history_length=cfg.history_length,
+        interactions=interactions,
+        skipped_lines=log_.skipped_lines,
+        log=log_,
+    )
+
+
+def prepare_sized_data(
+    cfg: EdgeRecConfig, *, path: str | None = None, data_format: str | None = None
+) -> tuple[EdgeRecConfig, PreparedData, tuple[SizingChoice, ...]]:
+    """:func:`prepare_data`, then every size ``cfg`` leaves unset derived from the log
+    (:func:`~edge_rec.sizing.size_for_log`): the sized config, the data split and cut at the
+    sized validation share and history length, and the choices made (for the report)."""
+    data = prepare_data(cfg.data, seed=cfg.seed, path=path, data_format=data_format)
+    unsized_share = cfg.data.validation_share
+    cfg, choices = size_for_log(cfg, LogShape.of(data.dataset))
+    split = data.split if cfg.data.validation_share == unsized_share else data.dataset.split(cfg.data.validation_share)
+    return cfg, dataclasses.replace(data, split=split, history_length=cfg.data.history_length), choices
