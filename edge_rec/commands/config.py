@@ -6,7 +6,12 @@ import json
 
 import click
 
-from edge_rec.commands.options import config_preset_option, data_format_option, data_option, json_option
+from edge_rec.commands.options import (
+    config_preset_option,
+    data_format_option,
+    data_option,
+    json_option,
+)
 
 
 @click.group("config")
