@@ -208,31 +208,40 @@ class StudentConfig:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Loss = alpha*CE + (1-alpha)*T^2*KL + beta*hint + gamma*ranking + delta*relation.
+    """Loss = ce_weight·CE + kd_weight·T²·KL + hint_weight·hint + rank_weight·ranking +
+    relation_weight·relation: one independent weight per registered loss term
+    (:mod:`edge_rec.distill.loss_terms`; 0 switches a term off).
 
-    Each term can be off (weight 0). ``relation`` keeps the teacher's item-item cosine
-    similarities among up to ``relation_items`` of each batch's target items. With a sampled
-    softmax, ``teacher_candidates`` > 0 adds each position's top that-many teacher items to the
-    candidate set the KD and ranking terms compare on (0: positive + sampled negatives only).
+    ``relation`` keeps the teacher's item-item cosine similarities among up to ``relation_items``
+    of each batch's target items. With a sampled softmax, ``teacher_candidates`` > 0 adds each
+    position's top that-many teacher items to the candidate set the KD and ranking terms compare
+    on (0: positive + sampled negatives only).
     """
 
-    alpha: float = param(0.3, **FRACTION)
+    ce_weight: float = param(0.3, check=at_least(0.0), expected="a number >= 0")
+    kd_weight: float = param(0.7, check=at_least(0.0), expected="a number >= 0")
+    hint_weight: float = param(0.0, check=at_least(0.0), expected="a number >= 0")
+    rank_weight: float = param(0.0, check=at_least(0.0), expected="a number >= 0")
+    relation_weight: float = param(0.0, check=at_least(0.0), expected="a number >= 0")
     temperature: float = param(1.0, check=at_least(1e-12), expected="a positive number")
-    beta: float = param(0.0, check=at_least(0.0), expected="a number >= 0")
-    gamma: float = param(0.0, check=at_least(0.0), expected="a number >= 0")
-    delta: float = param(0.0, check=at_least(0.0), expected="a number >= 0")
     ranking_top_k: int = param(10, **POSITIVE_INT)
     ranking_lambda: float = param(5.0, check=at_least(1e-12), expected="a positive number")
     relation_items: int = param(256, check=at_least(2), expected="an integer >= 2")
     teacher_candidates: int = param(0, check=at_least(0), expected="an integer >= 0")
 
-    #: The keys that switch the teacher off: cross-entropy alone.
-    NO_TEACHER = {"alpha": 1.0, "beta": 0.0, "gamma": 0.0, "delta": 0.0}
+    def related_checks(self) -> list[tuple[bool, str, str]]:
+        """Keys constrained by each other: ``(holds, key, expected)``."""
+        return [(self.ce_weight + self.kd_weight > 0, "ce_weight",
+                 "ce_weight + kd_weight > 0 (a student needs a target to learn from)")]
 
     def without_teacher(self) -> DistillConfig:
-        """This config with every teacher term off (α = 1): how a student trains alone, the
-        teacher trains, and compression fine-tunes a student the teacher did not help."""
-        return dataclasses.replace(self, **self.NO_TEACHER)
+        """This config with every teacher term off (cross-entropy alone, weight 1): how a student
+        trains alone, the teacher trains, and compression fine-tunes a student the teacher did
+        not help. Every ``*_weight`` key but ``ce_weight`` is a teacher term's."""
+        return dataclasses.replace(self, **{
+            name: 1.0 if name == "ce_weight" else 0.0
+            for name in self.__dataclass_fields__ if name.endswith("_weight")
+        })
 
 
 @dataclass(frozen=True)
@@ -368,6 +377,14 @@ class EdgeRecConfig:
         return _registered_sections()[name]()
 
 
+#: Keys that were renamed -> what to write instead (named in the unknown-key error).
+RENAMED_KEYS = {
+    "distill.alpha": "distill.ce_weight (and distill.kd_weight, which was 1 - alpha)",
+    "distill.beta": "distill.hint_weight",
+    "distill.gamma": "distill.rank_weight",
+    "distill.delta": "distill.relation_weight",
+}
+
 #: The layers of a resolved config, lowest first: a key takes the value of the highest layer that
 #: sets it (the log's sizing fills only keys no user layer set).
 LAYERS = ("default", "log", "file", "preset", "flag")
@@ -466,9 +483,12 @@ def _merge(base: Any, table: Mapping[str, Any], where: str) -> Any:
     known = {f.name for f in fields(base)} - _NOT_KEYS
     registered = _registered_sections() if isinstance(base, EdgeRecConfig) else {}
     unknown = sorted(set(table) - known - set(registered))
+    renamed = [f"{key} is now {RENAMED_KEYS[f'{where}.{key}'.lstrip('.')]}" for key in unknown
+               if f"{where}.{key}".lstrip(".") in RENAMED_KEYS]
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(unknown)}; expected one of {', '.join(sorted(known | set(registered)))}"
+            + (f" ({'; '.join(renamed)})" if renamed else "")
         )
     changes: dict[str, Any] = {}
     sections = dict(base.sections) if registered else {}

@@ -71,7 +71,7 @@ def test_relation_term_reads_the_first_members_table_and_the_members_stay_frozen
     averaged = average_teachers(members, name="averaged")
     assert item_embedding_table(averaged) is item_embedding_table(members[0])
     student = build_teacher(TeacherConfig(hidden=8, blocks=1, heads=2), C, L)
-    cfg = DistillConfig(beta=0.5, delta=1.0)
+    cfg = DistillConfig(hint_weight=0.5, relation_weight=1.0)
     distiller = Distiller(student, averaged, cfg)
     distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
     before = [w.numpy().copy() for w in averaged.weights]

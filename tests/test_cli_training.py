@@ -30,9 +30,10 @@ dropout = 0.1
 alone_dropout = 0.4
 fit = { epochs = 2, batch_size = 32 }
 [distill]
-alpha = 0.5
-beta = 0.1
-gamma = 0.1
+ce_weight = 0.5
+kd_weight = 0.5
+hint_weight = 0.1
+rank_weight = 0.1
 """
 
 
@@ -95,8 +96,8 @@ def test_distill_and_no_teacher_share_the_code_path(trained):
     assert np.isfinite(student["history"]["kd"]).all() and len(student["history"]["kd"]) == 2
     assert "kd" not in alone["history"] and alone["stage"] == "student_baseline"
     used = json.loads((root / "student" / "config.json").read_text())["distill"]
-    assert used["temperature"] == 3.0 and used["alpha"] == 0.5
-    assert json.loads((root / "baseline" / "config.json").read_text())["distill"]["alpha"] == 1.0
+    assert used["temperature"] == 3.0 and used["ce_weight"] == 0.5
+    assert json.loads((root / "baseline" / "config.json").read_text())["distill"]["ce_weight"] == 1.0
     assert student["params"] == alone["params"] < student["teacher_params"]
     # the student trained alone has its own dropout (no soft labels regularise it)
     from edge_rec.keras_shim import keras
@@ -133,9 +134,9 @@ def test_bad_input_is_reported_clearly(tmp_path, trained):
         main, ["train-teacher", "--config", str(config), "--data", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "y")]
     )
     assert missing.exit_code != 0 and "no such file" in missing.output
-    bad = runner.invoke(main, ["distill", "--config", str(config), "--teacher", str(root / "teacher"), "--alpha", "2",
+    bad = runner.invoke(main, ["distill", "--config", str(config), "--teacher", str(root / "teacher"), "--kd-weight", "-2",
                                "--out", str(tmp_path / "z")])
-    assert bad.exit_code != 0 and "distill.alpha" in bad.output
+    assert bad.exit_code != 0 and "distill.kd_weight: expected a number >= 0" in bad.output
     # a teacher that learned second-to-last items this run would validate on is refused
     other = root / "other_share.toml"
     other.write_text(TINY.replace("history_length = 8", "history_length = 8\nvalidation_share = 0.5"))

@@ -39,7 +39,8 @@ def test_partial_nested_table_keeps_other_defaults(tmp_path):
     [
         ("[student]\nhiden = 3\n", "student", "unknown key(s) hiden"),
         ("[teacher.fit]\nepochs = 'x'\n", "teacher.fit.epochs", "expected an integer"),
-        ("[distill]\nalpha = 3\n", "distill.alpha", "[0, 1]"),
+        ("[distill]\nkd_weight = -1\n", "distill.kd_weight", "a number >= 0"),
+        ("[distill]\nalpha = 0.5\n", "distill", "alpha is now distill.ce_weight"),
         ("[teacher]\nkind = 'lstm'\n", "teacher.kind", "'sasrec' or 'gru'"),
         ("[data]\nvalidation_share = 0\n", "data.validation_share", "(0, 1]"),
         ("[convert]\nvariants = ['int4']\n", "convert.variants", "subset"),

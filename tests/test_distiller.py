@@ -7,7 +7,7 @@ import pytest
 from sequence_batch import padded_batch
 
 from edge_rec.config import DistillConfig, StudentConfig, TeacherConfig
-from edge_rec.distill.distiller import Distiller, TermWeights
+from edge_rec.distill.distiller import Distiller
 from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher
 
@@ -25,11 +25,11 @@ def _models():
     return build_student(STUDENT, C, L), build_teacher(TEACHER, C, L)
 
 
-def test_alpha_one_equals_a_plainly_compiled_student():
+def test_cross_entropy_alone_equals_a_plainly_compiled_student():
     student, teacher = _models()
     x, y = _batch()
     assert (y == 0).any()  # the ignore index is exercised
-    distiller = Distiller(student, teacher, DistillConfig(alpha=1.0, beta=0.0, gamma=0.0))
+    distiller = Distiller(student, teacher, DistillConfig(ce_weight=1.0, kd_weight=0.0))
     distiller.compile(optimizer=keras.optimizers.SGD(0.0))
     ours = distiller.evaluate(x, y, batch_size=B, verbose=0, return_dict=True)["loss"]
     student.compile(
@@ -38,8 +38,8 @@ def test_alpha_one_equals_a_plainly_compiled_student():
     )
     plain = student.evaluate(x, {"logits": y}, batch_size=B, verbose=0, return_dict=True)["loss"]
     assert ours == pytest.approx(plain, rel=1e-5)
-    # ... and without a teacher the configured alpha is irrelevant: CE alone.
-    alone = Distiller(student, None, DistillConfig(alpha=0.3))
+    # ... and without a teacher the configured weights are irrelevant: CE alone.
+    alone = Distiller(student, None, DistillConfig(ce_weight=0.3))
     alone.compile(optimizer=keras.optimizers.SGD(0.0))
     assert alone.evaluate(x, y, batch_size=B, verbose=0, return_dict=True)["loss"] == pytest.approx(plain, rel=1e-5)
 
@@ -49,7 +49,7 @@ def test_fit_leaves_the_teacher_unchanged_and_moves_the_student():
     teacher_before = [w.copy() for w in teacher.get_weights()]
     student_before = [w.copy() for w in student.get_weights()]
     x, y = _batch()
-    distiller = Distiller(student, teacher, DistillConfig(alpha=0.5, beta=0.5, gamma=0.5, ranking_top_k=3))
+    distiller = Distiller(student, teacher, DistillConfig(ce_weight=0.5, kd_weight=0.5, hint_weight=0.5, rank_weight=0.5, ranking_top_k=3))
     distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
     history = distiller.fit(x, y, batch_size=4, epochs=2, verbose=0)
     for name in ("loss", "ce", "kd", "hint", "rank"):
@@ -64,7 +64,7 @@ def test_fit_leaves_the_teacher_unchanged_and_moves_the_student():
 @pytest.mark.parametrize("term", ["ce", "kd", "hint", "rank", "relation"])
 def test_each_term_alone_is_finite_and_moves_the_student(term):
     student, teacher = _models()
-    weights = TermWeights(**{name: float(name == term) for name in ("ce", "kd", "hint", "rank", "relation")})
+    weights = {name: float(name == term) for name in ("ce", "kd", "hint", "rank", "relation")}
     distiller = Distiller(
         student, teacher, DistillConfig(temperature=2.0, ranking_top_k=4), term_weights=weights
     )
@@ -82,7 +82,7 @@ def test_each_term_alone_is_finite_and_moves_the_student(term):
 
 def test_kd_term_is_zero_when_student_matches_teacher():
     student, teacher = _models()
-    distiller = Distiller(teacher, teacher, DistillConfig(alpha=0.0, temperature=3.0))
+    distiller = Distiller(teacher, teacher, DistillConfig(ce_weight=0.0, kd_weight=1.0, temperature=3.0))
     terms = distiller.loss_terms(*_batch(), training=False)
     assert float(terms["kd"]) == pytest.approx(0.0, abs=1e-5)
 
@@ -90,7 +90,7 @@ def test_kd_term_is_zero_when_student_matches_teacher():
 def test_projection_belongs_to_the_distiller_not_the_exported_student(tmp_path):
     student, teacher = _models()
     params = student.count_params()
-    distiller = Distiller(student, teacher, DistillConfig(alpha=0.5, beta=1.0))
+    distiller = Distiller(student, teacher, DistillConfig(ce_weight=0.5, kd_weight=0.5, hint_weight=1.0))
     distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
     distiller.fit(*_batch(), batch_size=B, epochs=1, verbose=0)
     assert distiller.projection is not None and distiller.projection.trainable_weights
@@ -104,7 +104,7 @@ def test_projection_belongs_to_the_distiller_not_the_exported_student(tmp_path):
 def test_distillation_terms_without_a_teacher_are_refused():
     student, _ = _models()
     with pytest.raises(ValueError, match="no teacher"):
-        Distiller(student, None, DistillConfig(), term_weights=TermWeights(ce=0.5, kd=0.5, hint=0, rank=0))
+        Distiller(student, None, DistillConfig(), term_weights={"ce": 0.5, "kd": 0.5})
 
 
 def test_relation_term_is_zero_for_the_same_item_geometry_and_positive_otherwise():
@@ -119,3 +119,27 @@ def test_relation_term_is_zero_for_the_same_item_geometry_and_positive_otherwise
     assert float(relation_distillation(table, rotated, items)) == pytest.approx(0.0, abs=1e-5)
     other = tf.constant(rng.normal(size=(C, 6)), tf.float32)  # a narrower, unrelated student space
     assert float(relation_distillation(table, other, items)) > 0.01
+
+
+def test_loss_terms_are_registered_objects_with_their_own_weight_key_and_flags():
+    from click.testing import CliRunner
+
+    from edge_rec.cli import main
+    from edge_rec.distill.loss_terms import LOSS_TERMS, LossTerm, register_term, term_weights
+
+    assert list(LOSS_TERMS) == ["ce", "kd", "hint", "rank", "relation"]
+    weights = term_weights(DistillConfig(ce_weight=0.2, kd_weight=0.9, relation_weight=0.1), has_teacher=True)
+    assert weights == {"ce": 0.2, "kd": 0.9, "hint": 0.0, "rank": 0.0, "relation": 0.1}  # independent
+    assert term_weights(DistillConfig(), has_teacher=False) == {"ce": 1.0, "kd": 0.0, "hint": 0.0, "rank": 0.0,
+                                                                "relation": 0.0}
+
+    class Toy(LossTerm):
+        name, weight_key = "toy", "toy_weight"
+
+    with pytest.raises(ValueError, match="DistillConfig has no weight key 'toy_weight'"):
+        register_term(Toy())
+    with pytest.raises(ValueError, match="already registered"):
+        register_term(LOSS_TERMS["kd"])
+    for command in ("distill", "build"):
+        help_text = CliRunner().invoke(main, [command, "--help"]).output
+        assert all(f"--{name}-weight" in help_text for name in LOSS_TERMS), command

@@ -62,14 +62,14 @@ def test_auto_mode_samples_only_above_the_catalog_threshold():
     assert SoftmaxConfig(mode="sampled", negatives=500).sampled_negatives(50) == 48
 
 
-@pytest.mark.parametrize("alpha", [1.0, 0.5])
-def test_sampled_distiller_trains_the_student(alpha):
+@pytest.mark.parametrize("ce_weight", [1.0, 0.5])
+def test_sampled_distiller_trains_the_student(ce_weight):
     set_global_seed(0)
     student = build_student(StudentConfig(embedding_dim=6, hidden=(8,), dropout=0.0), C, L)
     teacher = build_teacher(TeacherConfig(hidden=16, blocks=1, heads=2, dropout=0.0), C, L)
     counts = np.r_[0.0, 0.0, np.arange(C - 2, 0, -1.0)]
     distiller = Distiller(
-        student, teacher, DistillConfig(alpha=alpha, gamma=0.5, ranking_top_k=3),
+        student, teacher, DistillConfig(ce_weight=ce_weight, kd_weight=1.0 - ce_weight, rank_weight=0.5, ranking_top_k=3),
         sampler=NegativeSampler(counts, 16),
     )
     assert distiller.sampler is not None
@@ -101,7 +101,7 @@ def test_teacher_candidates_change_only_the_teacher_terms():
     x, y = _batch()
     terms = {}
     for extra in (0, 5):
-        cfg = DistillConfig(alpha=0.5, gamma=0.5, ranking_top_k=3, teacher_candidates=extra)
+        cfg = DistillConfig(ce_weight=0.5, kd_weight=0.5, rank_weight=0.5, ranking_top_k=3, teacher_candidates=extra)
         distiller = Distiller(student, teacher, cfg, sampler=NegativeSampler(counts, 4))
         set_global_seed(1)  # the same sampled negatives for both
         terms[extra] = {k: float(v) for k, v in distiller.loss_terms(x, y, training=False).items()}

@@ -14,6 +14,7 @@ from edge_rec.commands.options import (
     data_overrides,
     items_option,
     json_option,
+    loss_weight_options,
     overwrite_option,
     quiet_option,
     refuse_non_empty,
@@ -41,10 +42,11 @@ GATE_FAILED_EXIT = 3
 @click.option("--time-budget", default=None, metavar="DURATION",
               help="Wall-clock budget for the build, e.g. 20m, 1.5h, 900s (overrides the config's "
                    "time_budget); training stages share it and stop at epoch boundaries.")
+@loss_weight_options
 @quiet_option()
 @json_option("the report")
 def build(config_path, data_path, data_format, skip_bad_lines, titles, run_dir, overwrite, preset, seed,
-          time_budget, quiet, as_json) -> None:
+          time_budget, loss_weights, quiet, as_json) -> None:
     """Train teacher and students, compress, convert, check parity, bundle and report.
 
     Every size the config does not set is derived from the log (the report lists them).
@@ -65,6 +67,8 @@ def build(config_path, data_path, data_format, skip_bad_lines, titles, run_dir, 
         flags = data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines, seed=seed)
         if time_budget is not None:
             flags["time_budget"] = time_budget
+        if loss_weights:
+            flags["distill"] = dict(loss_weights)
         cfg = resolve_config(config_path, preset=preset, flags=flags)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None

@@ -163,3 +163,24 @@ def data_overrides(*, data_format: str | None, skip_bad_lines: bool, seed: int |
     if seed is not None:
         overrides["seed"] = seed
     return overrides
+
+
+def loss_weight_options(command):
+    """``--<term>-weight W`` for every registered distillation loss term
+    (:data:`edge_rec.distill.loss_terms.LOSS_TERMS`), collected into the command's
+    ``loss_weights`` argument as ``{weight key: W}`` (only the flags given)."""
+    import functools
+
+    from edge_rec.distill.loss_terms import LOSS_TERMS
+
+    dests = {f"{name}_weight_flag": term.weight_key for name, term in LOSS_TERMS.items()}
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        given = {key: kwargs.pop(dest) for dest, key in dests.items()}
+        return command(*args, loss_weights={k: v for k, v in given.items() if v is not None}, **kwargs)
+
+    for name, term in reversed(list(LOSS_TERMS.items())):
+        wrapper = click.option(f"--{name}-weight", f"{name}_weight_flag", type=float, default=None,
+                               help=f"{term.help} ([distill] {term.weight_key})")(wrapper)
+    return wrapper

@@ -9,6 +9,7 @@ parameters, training seconds). TensorFlow is imported only inside the commands.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -24,6 +25,7 @@ from edge_rec.commands.options import (
     data_option,
     data_overrides,
     json_option,
+    loss_weight_options,
     quiet_option,
     seed_option,
     skip_bad_lines_option,
@@ -198,20 +200,20 @@ def train_teacher(config_path, preset, data_path, data_format, skip_bad_lines, o
 @_with_common
 @click.option("--teacher", "teacher_dir", type=click.Path(file_okay=False), default=None,
               help="Directory written by train-teacher.")
-@click.option("--no-teacher", is_flag=True, help="Train the student alone (same code path, alpha=1).")
-@click.option("--alpha", type=float, default=None, help="Weight of the cross-entropy term.")
+@click.option("--no-teacher", is_flag=True, help="Train the student alone (same code path, cross-entropy only).")
 @click.option("--temperature", type=float, default=None, help="Softmax temperature of the KD term.")
-@click.option("--beta", type=float, default=None, help="Weight of the hidden-state hint term.")
-@click.option("--gamma", type=float, default=None, help="Weight of the ranking-distillation term.")
+@loss_weight_options
 def distill(config_path, preset, data_path, data_format, skip_bad_lines, out, epochs, seed, quiet, as_json,
-            teacher_dir, no_teacher, alpha, temperature, beta, gamma) -> None:
+            teacher_dir, no_teacher, temperature, loss_weights) -> None:
     """Train the int8-friendly student, distilled from a trained teacher (or alone with --no-teacher)."""
     if no_teacher == (teacher_dir is not None):
         raise click.UsageError("give exactly one of --teacher DIR or --no-teacher")
-    flags = {"alpha": alpha, "temperature": temperature, "beta": beta, "gamma": gamma}
-    overrides: dict[str, Any] = {"distill": {k: v for k, v in flags.items() if v is not None}}
+    overrides: dict[str, Any] = {"distill": dict(loss_weights)}
+    if temperature is not None:
+        overrides["distill"]["temperature"] = temperature
     if no_teacher:
-        overrides["distill"].update(DistillConfig.NO_TEACHER)
+        overrides["distill"].update({key: value for key, value in dataclasses.asdict(
+            DistillConfig().without_teacher()).items() if key.endswith("_weight")})
     if epochs:
         overrides["student"] = {"fit": {"epochs": epochs}}
     overrides = _merge(overrides, data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines,

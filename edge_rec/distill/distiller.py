@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from edge_rec.config import DistillConfig
-from edge_rec.distill import losses
+from edge_rec.distill import loss_terms
+from edge_rec.distill.loss_terms import LOSS_TERMS, BatchOutputs, active_terms
 from edge_rec.distill.negative_sampler import NegativeSampler
 from edge_rec.keras_shim import keras, tf
-from edge_rec.models.output_head import OutputHead, item_embedding_table
-
-TERMS = ("ce", "kd", "hint", "rank", "relation")
-
-
-@dataclass(frozen=True)
-class TermWeights:
-    """The weight of each loss term; a term with weight 0 is not computed at all."""
-
-    ce: float
-    kd: float
-    hint: float
-    rank: float
-    relation: float = 0.0
-
-    @classmethod
-    def from_config(cls, cfg: DistillConfig, *, has_teacher: bool) -> TermWeights:
-        """α·CE + (1-α)·KD + β·hint + γ·rank + δ·relation; without a teacher, CE alone (weight 1)."""
-        if not has_teacher:
-            return cls(ce=1.0, kd=0.0, hint=0.0, rank=0.0, relation=0.0)
-        return cls(
-            ce=cfg.alpha, kd=1.0 - cfg.alpha, hint=cfg.beta, rank=cfg.gamma, relation=cfg.delta
-        )
-
-    @property
-    def needs_teacher(self) -> bool:
-        """Whether any active term uses the teacher."""
-        return self.kd > 0 or self.hint > 0 or self.rank > 0 or self.relation > 0
+from edge_rec.models.output_head import OutputHead
 
 
 class Distiller(keras.Model):
@@ -43,13 +17,15 @@ class Distiller(keras.Model):
 
     Data: x = sequence inputs int32[B, L], y = next-item targets int32[B, L] (0 = ignore).
     Both models must be sequence-mode models with outputs ``(logits [B, L, C], hidden [B, L, H])``.
-    Loss = α·CE + (1-α)·T²·KL + β·hint + γ·ranking + δ·relation (see
-    :mod:`edge_rec.distill.losses`); every term with a non-zero weight is reported per epoch
-    (``ce``, ``kd``, ``hint``, ``rank``, ``relation``) beside ``loss``. Logits are computed only
+    Loss = the weighted sum of the registered loss terms
+    (:mod:`edge_rec.distill.loss_terms`: ``ce``, ``kd``, ``hint``, ``rank``, ``relation``, each
+    weighted by its own ``DistillConfig`` key); every term with a non-zero weight is reported per
+    epoch beside ``loss``. Logits are computed only
     at the positions with a real target (:class:`~edge_rec.models.output_head.OutputHead`), which
     gives the same loss as scoring every position at a fraction of the cost on short histories. The teacher is frozen and runs in inference mode. The hint projection (student
     hidden -> teacher hidden) is a layer of the Distiller, never of the student, so the exported
-    student does not carry it. ``term_weights`` overrides the config's weights (for experiments).
+    student does not carry it. ``term_weights`` (term name -> weight) overrides the config's
+    weights (for experiments).
     With a ``sampler`` (:class:`~edge_rec.distill.negative_sampler.NegativeSampler`), every term
     works on a candidate set instead of the whole catalog: each position's positive item plus the
     batch's shared negatives, logQ-corrected, for the student and the teacher alike.
@@ -61,7 +37,7 @@ class Distiller(keras.Model):
         teacher: keras.Model | None,
         cfg: DistillConfig,
         *,
-        term_weights: TermWeights | None = None,
+        term_weights: Mapping[str, float] | None = None,
         sampler: NegativeSampler | None = None,
         **kwargs,
     ):
@@ -69,8 +45,10 @@ class Distiller(keras.Model):
         self.student = student
         self.teacher = teacher
         self.cfg = cfg
-        self.weights_of_terms = term_weights or TermWeights.from_config(cfg, has_teacher=teacher is not None)
-        if self.weights_of_terms.needs_teacher and teacher is None:
+        weights = term_weights if term_weights is not None else loss_terms.term_weights(cfg, has_teacher=teacher is not None)
+        self.weights_of_terms = {name: float(weights.get(name, 0.0)) for name in LOSS_TERMS}
+        self.terms = active_terms(self.weights_of_terms)
+        if teacher is None and any(term.uses_teacher for term in self.terms.values()):
             raise ValueError("Distiller: a distillation term is on but no teacher was given")
         if teacher is not None:
             teacher.trainable = False
@@ -81,11 +59,11 @@ class Distiller(keras.Model):
         # QAT wrapper around the output layer does): otherwise the exact full softmax is used
         self.sampler = sampler if all(head.can_score_candidates for head in heads) else None
         self.projection = None
-        if teacher is not None and self.weights_of_terms.hint > 0:
+        if teacher is not None and self.weights_of_terms.get("hint", 0.0) > 0:
             teacher_width = int(teacher.outputs[1].shape[-1])
             self.projection = keras.layers.Dense(teacher_width, name="hint_projection")
             self.projection.build(tf.TensorShape([None, None, int(student.outputs[1].shape[-1])]))
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", *TERMS)}
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", *LOSS_TERMS)}
 
     @property
     def metrics(self):
@@ -122,7 +100,6 @@ class Distiller(keras.Model):
 
     def loss_terms(self, x, y, *, training: bool) -> dict[str, tf.Tensor]:
         """Unweighted value of every active term on a batch (only terms with weight > 0)."""
-        w = self.weights_of_terms
         where = tf.where(tf.not_equal(y, 0))  # (row, position) of every real target
         targets = tf.cast(tf.gather_nd(y, where), tf.int32)
         positions = tf.ones_like(targets, dtype=tf.float32)
@@ -132,44 +109,29 @@ class Distiller(keras.Model):
         student_logits, student_hidden = self._logits(
             self.student_head, x, where, targets, negatives, training=training
         )
-        terms: dict[str, tf.Tensor] = {}
-        if w.ce > 0:
-            terms["ce"] = losses.cross_entropy(labels, student_logits, positions)
-        if w.kd > 0 or w.hint > 0 or w.rank > 0:
+        teacher_logits = teacher_hidden = compared_teacher = None
+        compared_student = student_logits
+        if any(term.reads_teacher_outputs for term in self.terms.values()):
             teacher_logits, teacher_hidden = self._logits(
                 self.teacher_head, x, where, targets, negatives, training=False
             )
             teacher_logits = tf.stop_gradient(teacher_logits)
             teacher_hidden = tf.stop_gradient(teacher_hidden)
-            if negatives is not None and self.cfg.teacher_candidates > 0 and (w.kd > 0 or w.rank > 0):
-                teacher_logits, student_logits = self._with_teacher_candidates(
+            compared_teacher = teacher_logits
+            if negatives is not None and self.cfg.teacher_candidates > 0 and any(
+                    term.compares_candidates for term in self.terms.values()):
+                compared_teacher, compared_student = self._with_teacher_candidates(
                     x, where, teacher_logits, teacher_hidden, student_logits, student_hidden, targets, negatives
                 )
-            if w.kd > 0:
-                terms["kd"] = losses.temperature_kl(
-                    teacher_logits, student_logits, positions, self.cfg.temperature
-                )
-            if w.hint > 0:
-                terms["hint"] = losses.hint_mse(teacher_hidden, self.projection(student_hidden), positions)
-            if w.rank > 0:
-                terms["rank"] = losses.ranking_distillation(
-                    teacher_logits,
-                    student_logits,
-                    positions,
-                    top_k=self.cfg.ranking_top_k,
-                    decay=self.cfg.ranking_lambda,
-                    excluded_columns=excluded,
-                )
-        if w.relation > 0:
-            items = tf.unique(targets)[0][: self.cfg.relation_items]
-            terms["relation"] = losses.relation_distillation(
-                item_embedding_table(self.teacher), item_embedding_table(self.student), items
-            )
-        return terms
+        batch = BatchOutputs(labels=labels, targets=targets, positions=positions, excluded_columns=excluded,
+                             student_logits=student_logits, student_hidden=student_hidden,
+                             teacher_logits=teacher_logits, teacher_hidden=teacher_hidden,
+                             compared_student_logits=compared_student, compared_teacher_logits=compared_teacher,
+                             distiller=self)
+        return {name: term.compute(batch, self.cfg) for name, term in self.terms.items()}
 
     def _total(self, terms: dict[str, tf.Tensor]) -> tf.Tensor:
-        w = self.weights_of_terms
-        return tf.add_n([getattr(w, name) * value for name, value in terms.items()])
+        return tf.add_n([self.weights_of_terms[name] * value for name, value in terms.items()])
 
     def _record(self, total, terms) -> dict[str, tf.Tensor]:
         self.trackers["loss"].update_state(total)
