@@ -216,3 +216,13 @@ def test_tensorflow_noise_is_hidden_unless_verbose(tmp_path, verbose):
         assert "fully_quantize" in proc.stderr and "is deprecated" in proc.stderr
     else:
         assert not [word for word in NOISE if word in proc.stderr], proc.stderr
+
+
+def test_convert_of_a_run_directory_takes_the_student_the_build_shipped(tmp_path):
+    import json as json_module
+
+    from edge_rec.commands.convert import run_dir_stages
+
+    assert run_dir_stages(tmp_path) == ("qat", "pruned", "student", "student_baseline")
+    (tmp_path / "report.json").write_text(json_module.dumps({"shipped_student": {"stage": "student_baseline"}}))
+    assert run_dir_stages(tmp_path) == ("qat", "pruned", "student_baseline", "student")

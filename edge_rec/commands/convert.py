@@ -29,15 +29,28 @@ from edge_rec.commands.options import (
     skip_bad_lines_option,
 )
 from edge_rec.config import ConfigError, EdgeRecConfig, apply_overrides, config_from_dict
+from edge_rec.passes import PRUNED, QAT, STUDENT, STUDENT_BASELINE
 
 log = logging.getLogger(__name__)
 
-#: Stages of a run directory tried in order (the most compressed model first).
-RUN_DIR_STAGES = ("qat", "pruned", "student")
+def run_dir_stages(run_dir: Path) -> tuple[str, ...]:
+    """The stages of a run directory ``convert`` tries, in order: the most compressed model first
+    (QAT, then pruned), then the student the build shipped (``report.json``'s
+    ``shipped_student``: the distilled student or the one trained alone), then the other student."""
+    shipped = STUDENT
+    report = run_dir / "report.json"
+    if report.is_file():
+        try:
+            shipped = json.loads(report.read_text(encoding="utf-8")).get("shipped_student", {}).get("stage", STUDENT)
+        except (json.JSONDecodeError, AttributeError):
+            raise ConfigError(f"{report}: not a build report (expected JSON with a shipped_student section)") from None
+    other = STUDENT_BASELINE if shipped == STUDENT else STUDENT
+    return (QAT, PRUNED, shipped, other)
 
 
-def _resolve_model(model_path: Path) -> tuple[Path, EdgeRecConfig]:
-    """The saved model to convert and the config it was built with (defaults outside a run)."""
+def _resolve_model(model_path: Path, stage: str | None = None) -> tuple[Path, EdgeRecConfig]:
+    """The saved model to convert (in a run directory: ``stage``, else the first of
+    :func:`run_dir_stages` that was saved) and the config it was built with (defaults outside a run)."""
     if not model_path.exists():
         raise click.BadParameter(f"{model_path}: no such model file or directory", param_hint="MODEL")
     config_file = model_path / "config.json"
@@ -48,14 +61,20 @@ def _resolve_model(model_path: Path) -> tuple[Path, EdgeRecConfig]:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{config_file}: not valid JSON ({exc})") from None
     if model_path.is_dir() and (model_path / "models").is_dir():
-        for stage in RUN_DIR_STAGES:
-            stage_dir = model_path / "models" / stage
+        candidates = (stage,) if stage else run_dir_stages(model_path)
+        for name in candidates:
+            stage_dir = model_path / "models" / name
             if stage_dir.is_dir() and any(stage_dir.iterdir()):
                 return _saved_model_in(stage_dir), cfg
+        saved = sorted(p.name for p in (model_path / "models").iterdir() if p.is_dir())
         raise click.BadParameter(
-            f"{model_path}: run directory has no saved model under models/{{{','.join(RUN_DIR_STAGES)}}}",
+            f"{model_path}: run directory has no saved model under models/{{{','.join(candidates)}}}; "
+            f"it has {', '.join(saved) or 'none'}",
             param_hint="MODEL",
         )
+    if stage:
+        raise click.BadParameter(f"--stage {stage}: only for a run directory; {model_path} is a model",
+                                 param_hint="--stage")
     return _saved_model_in(model_path), cfg
 
 
@@ -131,11 +150,14 @@ def _went_through_qat(model) -> bool:
 @click.option("--parity-threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Minimum mean top-10 overlap with the Keras model (default: [convert] parity_threshold, 0.8).")
 @click.option("--sparsity-encoding", is_flag=True, help="Store pruned weights with TFLite's sparse encoding.")
+@click.option("--stage", default=None, metavar="NAME",
+              help="In a run directory, the stage to convert (e.g. lowrank); default: qat, else pruned, "
+                   "else the shipped student.")
 @seed_option()
 @quiet_option()
 @json_option("the result as one JSON object")
 def convert(model_path, out_dir, overwrite, variant, data_path, data_format, skip_bad_lines, titles,
-            top_k, parity_threshold, sparsity_encoding, seed, quiet, as_json) -> None:
+            top_k, parity_threshold, sparsity_encoding, stage, seed, quiet, as_json) -> None:
     """Convert MODEL (a saved student or QAT model, or a run directory) to a verified bundle.
 
     The TFLite model is run on the test split of --data and compared with the Keras model; the
@@ -151,7 +173,7 @@ def convert(model_path, out_dir, overwrite, variant, data_path, data_format, ski
     from edge_rec.model_store import load_saved_model
 
     try:
-        saved, cfg = _resolve_model(model_path)
+        saved, cfg = _resolve_model(model_path, stage)
         cfg = apply_overrides(cfg, data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines,
                                                   seed=seed), source="command-line flags")
         convert_flags = {"sparsity_encoding": sparsity_encoding or cfg.convert.sparsity_encoding}
