@@ -14,8 +14,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import compress, count, filterfalse, islice, repeat
-from operator import itemgetter, not_
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,7 +43,7 @@ from device_runtime.model_check import (
     self_check_histories,
 )
 from device_runtime.runtime_limits import DEFAULT_LIMITS, RuntimeLimits
-from device_runtime.served_ranking import popularity_fill_indices
+from device_runtime.served_ranking import graph_positions, popularity_fill, popularity_fill_indices
 
 SOURCE_MODEL = "model"
 SOURCE_POPULARITY = "popularity"
@@ -128,11 +128,6 @@ def _as_id_list(values: Any, what: str) -> list[str]:
     return [value if type(value) is str else _as_key(value, what) for value in values]
 
 
-def _allowed_positions(ids: list[int], banned: set[int], k: int) -> list[int]:
-    """Positions of the first (up to) ``k`` entries of ``ids`` not in ``banned``, lazily, in C."""
-    return list(islice(compress(count(), map(not_, map(banned.__contains__, ids))), k))
-
-
 def _pick(values: Sequence[Any], positions: list[int]) -> tuple[Any, ...]:
     """``values`` at ``positions`` (non-empty) as a tuple, in one C call."""
     if len(positions) == 1:
@@ -147,19 +142,6 @@ def _recommendations(serving: _ServingModel, chosen: list[int], scores: Iterable
     return tuple(map(_new_recommendation, repeat(Recommendation), zip(
         items.ids_at(chosen), scores, range(first_rank, first_rank + len(chosen)),
         repeat(source), items.titles_at(chosen))))
-
-
-def _checked_positions(ids: list[int], banned: set[int], k: int, catalog_size: int) -> list[int]:
-    """:func:`_allowed_positions` that also skips ids outside 0..C-1 (slow, Python)."""
-    positions: list[int] = []
-    taken = set(banned)
-    for position, index in enumerate(ids):
-        if len(positions) == k:
-            break
-        if 0 <= index < catalog_size and index not in taken:
-            taken.add(index)
-            positions.append(position)
-    return positions
 
 
 class _Slot:
@@ -452,13 +434,8 @@ class Recommender:
             # top ids are distinct (a TopK's are), so at most len(banned) of the first
             # k + len(banned) are banned: only those are converted to Python ints
             ids, scores = serving.run(indices, k + len(banned))
-            positions = _allowed_positions(ids, banned, k)
+            positions = graph_positions(ids, banned, k, serving.catalog_size)  # the serving rule
             chosen = list(map(ids.__getitem__, positions))
-            if chosen and (max(chosen) >= serving.catalog_size or min(chosen) < 0):
-                # impossible for a TopK over C logits; checked because a negative id would index
-                # the catalog silently
-                positions = _checked_positions(ids, banned, k, serving.catalog_size)
-                chosen = list(map(ids.__getitem__, positions))
             if chosen:
                 scores = _pick(scores, positions)
                 total = sum(scores)
@@ -471,7 +448,7 @@ class Recommender:
         else:
             source = SOURCE_POPULARITY
         banned.update(chosen)
-        filler = list(islice(filterfalse(banned.__contains__, serving.popularity), k - len(chosen)))
+        filler = popularity_fill(serving.popularity, banned, k - len(chosen))
         if not filler:
             return RecommendationList(items, SOURCE_MODEL if source == SOURCE_MIXED else source, unknown)
         items += _recommendations(serving, filler, repeat(0.0), len(chosen) + 1, SOURCE_POPULARITY)

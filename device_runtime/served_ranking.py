@@ -16,6 +16,8 @@ rankings made by it, so the numbers they print are those of what the device serv
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from itertools import compress, count, filterfalse, islice
+from operator import not_
 
 import numpy as np
 
@@ -41,6 +43,33 @@ def popularity_fill_order(popularity: Iterable[int], catalog_size: int) -> list[
     return popularity_fill_indices(popularity, catalog_size).tolist()
 
 
+def graph_positions(ids: Sequence[int], banned: Collection[int], k: int, catalog_size: int) -> list[int]:
+    """Step 1 of the rule: positions in the graph's ``ids`` (best first) of the first (up to) ``k``
+    ids that are in the catalog, not banned and not repeated. A TopK's ids are distinct and in
+    range, so the common path is C-level builtins whose work grows with ``k`` and the banned
+    count, never with K (the runtime's hot path); anything else takes the checked Python loop."""
+    positions = list(islice(compress(count(), map(not_, map(banned.__contains__, ids))), k))
+    picked = [ids[p] for p in positions]
+    if picked and (min(picked) >= 0 and max(picked) < catalog_size and len(set(picked)) == len(picked)):
+        return positions
+    if not picked:
+        return positions
+    positions, taken = [], set(banned)
+    for position, index in enumerate(ids):
+        if len(positions) == k:
+            break
+        if 0 <= index < catalog_size and index not in taken:
+            taken.add(index)
+            positions.append(position)
+    return positions
+
+
+def popularity_fill(fill_order: Iterable[int], taken: Collection[int], count_: int) -> list[int]:
+    """Step 2 of the rule: the first ``count_`` items of ``fill_order`` not in ``taken`` (the
+    banned items and those the graph already gave)."""
+    return list(islice(filterfalse(taken.__contains__, fill_order), count_))
+
+
 def served_items(graph_ids: Iterable[int], banned: Collection[int], fill_order: Iterable[int], k: int,
                  catalog_size: int) -> tuple[list[int], int]:
     """``(items, from_model)``: the ``k`` (or fewer, when the catalog runs out) item indices served,
@@ -50,22 +79,10 @@ def served_items(graph_ids: Iterable[int], banned: Collection[int], fill_order: 
     (PAD and OOV are always banned); ids outside ``0..catalog_size-1`` are skipped.
     """
     taken = {PAD_INDEX, OOV_INDEX, *banned}
-    chosen: list[int] = []
-    for index in graph_ids:
-        if len(chosen) == k:
-            break
-        index = int(index)
-        if 0 <= index < catalog_size and index not in taken:
-            taken.add(index)
-            chosen.append(index)
-    from_model = len(chosen)
-    for index in fill_order:
-        if len(chosen) == k:
-            break
-        if index not in taken:
-            taken.add(index)
-            chosen.append(index)
-    return chosen, from_model
+    ids = [int(i) for i in graph_ids]
+    chosen = [ids[p] for p in graph_positions(ids, taken, k, catalog_size)]
+    taken.update(chosen)
+    return chosen + popularity_fill(fill_order, taken, k - len(chosen)), len(chosen)
 
 
 def has_known_item(history: Iterable[int]) -> bool:

@@ -210,10 +210,10 @@ def test_reload_under_load_fails_no_request(tiny_bundle_dir, other_bundle_dir, b
 
 
 def test_graph_ids_outside_the_catalog_are_never_served():
-    from device_runtime.recommender import _allowed_positions, _checked_positions
+    from device_runtime.served_ranking import graph_positions
     ids = [5, 1, -3, 7, 9000, 5, 8, 6]
     banned = {0, 1, 8}
-    assert _allowed_positions(ids, banned, 3) == [0, 2, 3]  # fast path: banned only
-    # the guarded path drops negative / >= C ids and repeats as well
-    assert _checked_positions(ids, banned, 3, catalog_size=100) == [0, 3, 7]
-    assert _checked_positions(ids, banned, 10, catalog_size=100) == [0, 3, 7]
+    # negative / >= C ids and repeats are dropped, as well as banned ones
+    assert graph_positions(ids, banned, 3, catalog_size=100) == [0, 3, 7]
+    assert graph_positions(ids, banned, 10, catalog_size=100) == [0, 3, 7]
+    assert graph_positions([5, 7, 1, 9], banned, 2, catalog_size=100) == [0, 1]  # the fast path
