@@ -154,10 +154,10 @@ def qemu_binary() -> str:
 def fixed_histories(bundle: Path, count: int = HISTORIES, seed: int = 0) -> list[list[str]]:
     """``count`` seeded histories (1..2L items) drawn from the bundle's own catalog."""
     sys.path.insert(0, str(REPO))
-    from device_runtime.bundle import verify_bundle
+    from device_runtime.bundle import FIRST_ITEM_INDEX, verify_bundle
 
     verified = verify_bundle(bundle)
-    items = list(verified.item_ids[2:])
+    items = list(verified.item_ids[FIRST_ITEM_INDEX:])
     length = verified.manifest.history_length
     rng = random.Random(seed)
     return [[rng.choice(items) for _ in range(rng.randint(1, 2 * length))] for _ in range(count)]

@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from device_runtime.atomic_file import write_text_atomic  # noqa: E402
 from device_runtime.benchmarking.engine import measure_throughput  # noqa: E402
+from device_runtime.bundle_schema import FIRST_ITEM_INDEX  # noqa: E402
 from device_runtime.interpreter import create_interpreter, read_signatures  # noqa: E402
 from device_runtime.recommender import Recommender  # noqa: E402
 
@@ -220,7 +221,7 @@ def main() -> None:
     bundle_path = resolve_bundle(args.bundle)
     rec = Recommender.load(bundle_path, num_threads=1)
     rng = random.Random(0)
-    items = list(rec.bundle.item_ids[2:])
+    items = list(rec.bundle.item_ids[FIRST_ITEM_INDEX:])
     L = rec.history_length
     histories = [[rng.choice(items) for _ in range(rng.randint(1, 2 * L))] for _ in range(512)]
 

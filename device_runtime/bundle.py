@@ -144,7 +144,7 @@ def format_items_tsv(item_ids: Sequence[str], titles: Sequence[str]) -> str:
                           "per vocabulary entry (empty string for none)")
     lines = [ITEMS_HEADER]
     seen: set[str] = set()
-    for index in range(2, len(item_ids)):
+    for index in range(FIRST_ITEM_INDEX, len(item_ids)):
         item_id = item_ids[index]
         problem = item_id_problem(item_id) or ("is duplicated" if item_id in seen else None)
         if problem:
@@ -182,9 +182,9 @@ def parse_items_tsv(data: bytes, catalog_size: int, *, source: str = ITEMS_FILE)
         raise BundleError(f"{source}: line 1 must be the header {ITEMS_HEADER!r}")
     body_end = len(data) - 1 if data.endswith(b"\n") else len(data)
     listed = data.count(b"\n", 0, body_end)
-    if listed != catalog_size - 2:
+    if listed != real_item_count(catalog_size):
         raise BundleError(f"{source}: {listed} items listed, but the manifest's catalog_size "
-                          f"{catalog_size} means {catalog_size - 2}; the bundle is inconsistent: rebuild it")
+                          f"{catalog_size} means {real_item_count(catalog_size)}; the bundle is inconsistent: rebuild it")
     # per item index (PAD and OOV first, as zeros): where its id starts and ends, where its title
     # ends (bytes; 4 bytes an offset, as a bundle file is below 4 GiB), and the hash of its id
     offset = "I" if len(data) < 2**32 else "Q"

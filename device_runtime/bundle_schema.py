@@ -263,9 +263,9 @@ class Manifest:
                               "(padding, out-of-vocabulary and at least one item)")
         history_length = check.positive(data, "history_length")
         top_k = check.positive(data, "top_k")
-        if top_k > catalog_size - 2:
+        if top_k > real_item_count(catalog_size):
             raise BundleError(f"{source}: field 'top_k' is {top_k}, larger than the catalog's "
-                              f"{catalog_size - 2} items (catalog_size {catalog_size} - 2)")
+                              f"{real_item_count(catalog_size)} items (catalog_size {catalog_size} minus padding and OOV)")
         expected_in, expected_out = serving_signature(history_length, top_k)
         if inputs != expected_in or len(outputs) != len(expected_out) \
                 or set(outputs) != set(expected_out):

@@ -33,6 +33,7 @@ from device_runtime.bundle import (
     compact_indices,
     verify_bundle,
 )
+from device_runtime.bundle_schema import real_item_count
 from device_runtime.interpreter import Backend, create_interpreter, read_signatures, resolve_backend
 from device_runtime.interpreter_pool import InterpreterPool
 from device_runtime.model_check import (
@@ -180,7 +181,7 @@ class _ServingModel:
         self.history_length = manifest.history_length
         self.catalog_size = manifest.catalog_size
         self.top_k = manifest.top_k
-        self.real_items = manifest.catalog_size - 2
+        self.real_items = real_item_count(manifest.catalog_size)
         self.items = bundle.items
         if len(manifest.popularity) == self.real_items:  # distinct real items (checked): all of them
             self.popularity = manifest.popularity
@@ -479,7 +480,7 @@ class Recommender:
             "num_threads": serving.num_threads,
             "history_length": manifest.history_length,
             "catalog_size": manifest.catalog_size,
-            "items": manifest.catalog_size - 2,
+            "items": real_item_count(manifest.catalog_size),
             "top_k": manifest.top_k,
             "model_bytes": len(serving.bundle.model_bytes),
             "model_sha256": manifest.files[manifest.model.file].sha256,

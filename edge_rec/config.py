@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from converters.variants import VARIANTS
+from device_runtime.bundle_schema import real_item_count
 from device_runtime.toml_reader import TOMLDecodeError, loads_toml
 
 
@@ -263,9 +264,9 @@ class SoftmaxConfig:
     def sampled_negatives(self, catalog_size: int) -> int:
         """How many shared negatives to draw for a catalog of ``catalog_size`` logits; 0 = full."""
         sampled = self.mode == "sampled" or (
-            self.mode == "auto" and catalog_size - 2 > self.auto_min_items
+            self.mode == "auto" and real_item_count(catalog_size) > self.auto_min_items
         )
-        return min(self.negatives, catalog_size - 2) if sampled else 0
+        return min(self.negatives, real_item_count(catalog_size)) if sampled else 0
 
 
 @dataclass(frozen=True)

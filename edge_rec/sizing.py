@@ -82,6 +82,7 @@ from typing import Any
 
 import numpy as np
 
+from device_runtime.bundle_schema import real_item_count
 from edge_rec.config import LOG_LAYER, EdgeRecConfig, apply_overrides
 from edge_rec.data.sequences import SequenceDataset
 from edge_rec.data.split import MIN_VALIDATION_USERS, validation_count
@@ -139,7 +140,7 @@ class LogShape:
         lengths = np.array([len(s) for s in dataset.sequences], dtype=np.float64)
         return cls(
             users=len(dataset.sequences),
-            items=dataset.vocab.size - 2,
+            items=real_item_count(dataset.vocab.size),
             interactions=int(lengths.sum()),
             median_length=float(np.median(lengths)),
             p90_length=float(np.percentile(lengths, 90)),

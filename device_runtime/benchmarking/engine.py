@@ -52,6 +52,7 @@ from device_runtime.bundle import (
     TOP_IDS_OUTPUT,
     read_bundle_files,
 )
+from device_runtime.bundle_schema import FIRST_ITEM_INDEX
 from device_runtime.interpreter import create_interpreter, describe_model, read_signatures
 from device_runtime.metrics import EVAL_DEPTH, evaluate_ranked, rank_scores
 from device_runtime.served_ranking import EVAL_K, evaluation_depth, served_items
@@ -438,7 +439,7 @@ def evaluate_interpreter(interpreter: Any, examples: EvalExamples, progress: Pro
 # ---- the two kinds of target ------------------------------------------------------------------
 
 def _random_histories(item_ids: Sequence[str], length: int, rng: np.random.Generator) -> list[list[str]]:
-    real = np.asarray(item_ids[2:], dtype=object)
+    real = np.asarray(item_ids[FIRST_ITEM_INDEX:], dtype=object)
     return [list(rng.choice(real, size=length)) for _ in range(INPUT_POOL)]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from device_runtime.bundle_schema import real_item_count
 from edge_rec.beyond_accuracy import item_sketches, popularity_ranks
 from edge_rec.config import DataConfig, EdgeRecConfig
 from edge_rec.data import (
@@ -63,7 +64,7 @@ class PreparedData:
         return {
             "source": self.source,
             "users": len(self.dataset.user_ids),
-            "items": self.dataset.vocab.size - 2,
+            "items": real_item_count(self.dataset.vocab.size),
             "interactions": self.interactions,
             "test_users": len(self.test_set),
             "validation_users": len(self.split.validation_users),

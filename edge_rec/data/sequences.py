@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from device_runtime.bundle_schema import FIRST_ITEM_INDEX
 from edge_rec.data.factorize import factorize
 from edge_rec.data.interactions import InteractionLog
 from edge_rec.data.vocabulary import PAD_INDEX, Vocabulary
@@ -105,7 +106,7 @@ def prepare_dataset(
     # descending count; np.unique already sorted names, so a stable sort breaks ties by id
     order = kept_items[np.argsort(-item_counts[kept_items], kind="stable")]
     index_of_code = np.zeros(len(item_names), dtype=np.int32)
-    index_of_code[order] = np.arange(2, 2 + len(order), dtype=np.int32)
+    index_of_code[order] = np.arange(FIRST_ITEM_INDEX, FIRST_ITEM_INDEX + len(order), dtype=np.int32)
     vocab = Vocabulary(item_names[order].tolist(), log.titles)
 
     by_user_time = np.lexsort((stamps, user_codes))  # stable: ties keep file order
