@@ -2,7 +2,9 @@
 
 A bundle pushed over the air can hold a model whose hashes match but whose tensors ask for a
 gigabyte, and every concurrent caller used to get its own interpreter. :class:`RuntimeLimits`
-bounds both; the defaults are sized for a TV (0.5-2 GB of RAM shared with the whole UI).
+bounds both; the defaults are sized for a TV (0.5-2 GB of RAM shared with the whole UI), and
+:meth:`RuntimeLimits.for_profile` derives them from a device profile's budgets (the one home of
+device budgets: :mod:`device_runtime.benchmarking.device_profile`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,23 @@ class RuntimeLimits:
             raise ValueError(f"RuntimeLimits.pool_wait_s: expected a finite number of seconds > 0, "
                              f"got {self.pool_wait_s!r}")
 
+
+    @classmethod
+    def for_profile(cls, profile: Any) -> RuntimeLimits:
+        """The limits a device profile implies: one interpreter per thread it grants, and its
+        ``peak_rss_mb`` budget minus what the serving process holds before any model
+        (:data:`PROCESS_BASELINE_MB`) for their tensors (defaults for budgets it does not set)."""
+        memory = cls.memory_limit_bytes
+        if profile.peak_rss_mb is not None:
+            memory = max(MIN_MODEL_MEMORY_MB, int(profile.peak_rss_mb - PROCESS_BASELINE_MB)) * MIB
+        return cls(memory_limit_bytes=memory, max_interpreters=max(1, int(profile.threads)))
+
+
+#: Resident memory of a serving process before a model is loaded (Python, numpy, LiteRT; measured
+#: about 38 MB: benchmarks/results/device.md).
+PROCESS_BASELINE_MB = 40
+#: The least interpreter memory a profile's limits grant, however tight its RSS budget.
+MIN_MODEL_MEMORY_MB = 8
 
 DEFAULT_LIMITS = RuntimeLimits()
 

@@ -80,3 +80,16 @@ def test_check_budgets_pass_fail_skip():
 
     unmeasured = check_budgets(profile, _result(ndcg=None))
     assert unmeasured["passed"] and unmeasured["results"]["min_ndcg_at_10"]["status"] == "skipped"
+
+
+def test_runtime_limits_and_the_student_size_derive_from_the_device_profiles():
+    from device_runtime.benchmarking.device_profile import MIB, load_profile
+    from device_runtime.runtime_limits import PROCESS_BASELINE_MB, RuntimeLimits
+    from edge_rec.sizing import SIZING_PROFILE, STUDENT_FILE_BYTES, STUDENT_SHARE_OF_MODEL_BUDGET
+
+    speaker, tv = load_profile("smart-speaker"), load_profile("tv")
+    limits = RuntimeLimits.for_profile(speaker)
+    assert limits.max_interpreters == speaker.threads == 1
+    assert limits.memory_limit_bytes == int(speaker.peak_rss_mb - PROCESS_BASELINE_MB) * MIB
+    assert RuntimeLimits.for_profile(tv).max_interpreters == tv.threads == 2
+    assert STUDENT_FILE_BYTES == int(load_profile(SIZING_PROFILE).model_size_mb * MIB * STUDENT_SHARE_OF_MODEL_BUDGET)

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from device_runtime.benchmarking.device_profile import BUILTIN_PROFILES
 from device_runtime.bundle import BundleError, bytes_digest, real_item_count, verify_bundle
 from device_runtime.interpreter import (
     BACKENDS,
@@ -20,6 +21,7 @@ from device_runtime.interpreter import (
     ModelFormatError,
     describe_model,
 )
+from edge_rec.commands.options import ChoiceOrFile
 
 log = logging.getLogger(__name__)
 
@@ -158,15 +160,25 @@ def recommend(bundle: Path, history: str, k: int, exclude: str, keep_seen: bool,
               help="Interpreter threads per request.")
 @click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True,
               help="TFLite interpreter backend.")
+@click.option("--profile", "profile_spec", default=None,
+              type=ChoiceOrFile(BUILTIN_PROFILES, (".toml",), "device profile"),
+              help=f"Device profile ({' | '.join(BUILTIN_PROFILES)} | FILE.toml) whose budgets bound the "
+                   "interpreters: one per thread it grants, its RAM budget for their tensors.")
 def serve(bundle: Path, host: str, port: int, token: str | None, max_body_bytes: int,
-          num_threads: int, backend: str) -> None:
+          num_threads: int, backend: str, profile_spec: str | None) -> None:
     """Serve a bundle over a JSON HTTP API until SIGTERM / Ctrl-C (POST /recommend, GET /health,
     POST /reload)."""
+    from device_runtime.benchmarking.device_profile import ProfileError, load_profile
     from device_runtime.recommender import Recommender
+    from device_runtime.runtime_limits import DEFAULT_LIMITS, RuntimeLimits
     from device_runtime.server import serve as run_server
 
     try:
-        recommender = Recommender.load(bundle, num_threads=num_threads, backend=backend)
+        limits = RuntimeLimits.for_profile(load_profile(profile_spec)) if profile_spec else DEFAULT_LIMITS
+    except ProfileError as exc:
+        raise click.BadParameter(str(exc), param_hint="--profile") from None
+    try:
+        recommender = Recommender.load(bundle, num_threads=num_threads, backend=backend, limits=limits)
         run_server(recommender, host, port, token=token, max_body_bytes=max_body_bytes)
     except (*DEVICE_ERRORS, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
