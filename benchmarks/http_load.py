@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from device_runtime.atomic_file import write_text_atomic  # noqa: E402
+from device_runtime.benchmarking.latency_stats import summarize_ns  # noqa: E402
 
 RESULTS_JSON = REPO / "benchmarks" / "results" / "http.json"
 RESULTS_MD = REPO / "benchmarks" / "results" / "http.md"
@@ -157,14 +158,14 @@ def run_load(port: int, bodies: list[bytes], clients: int, requests: int, max_se
     for worker in workers:
         worker.join(15)
     seconds = time.perf_counter() - start
-    latencies = np.concatenate([np.asarray(w.latencies, dtype=np.int64) for w in workers]) / 1e6
+    latencies = np.concatenate([np.asarray(w.latencies, dtype=np.int64) for w in workers])
     done = int(latencies.size)
+    stats = summarize_ns(latencies) if done else None
     return {
         "requests": done,
         "seconds": round(seconds, 3),
         "requests_per_s": round(done / seconds, 1) if seconds else 0.0,
-        "latency_ms": {q: round(float(np.percentile(latencies, p)), 3) if done else None
-                       for q, p in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
+        "latency_ms": {q: round(getattr(stats, q) / 1e3, 3) if stats else None for q in ("p50", "p90", "p99", "max")},
         "errors": sum(w.errors for w in workers),
         "connections_opened": sum(w.connections for w in workers),
         "client_failures": [w.failure for w in workers if w.failure],

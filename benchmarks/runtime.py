@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from device_runtime.atomic_file import write_text_atomic  # noqa: E402
-from device_runtime.benchmarking.engine import measure_throughput  # noqa: E402
+from device_runtime.benchmarking.engine import measure_throughput, time_calls  # noqa: E402
+from device_runtime.benchmarking.latency_stats import summarize_ns  # noqa: E402
 from device_runtime.bundle_schema import FIRST_ITEM_INDEX  # noqa: E402
 from device_runtime.interpreter import create_interpreter, read_signatures  # noqa: E402
 from device_runtime.recommender import Recommender  # noqa: E402
@@ -68,13 +69,6 @@ print(json.dumps({
     "tensorflow_imported": any(m.split(".")[0] in ("tensorflow", "tf_keras") for m in sys.modules),
 }))
 """
-
-
-def percentiles(samples_ns: list[int]) -> dict[str, float]:
-    """p50/p90/p99/mean in microseconds."""
-    us = np.asarray(samples_ns, dtype=np.float64) / 1e3
-    return {"p50": float(np.percentile(us, 50)), "p90": float(np.percentile(us, 90)),
-            "p99": float(np.percentile(us, 99)), "mean": float(us.mean()), "n": int(us.size)}
 
 
 def resolve_bundle(arg: str | None) -> Path:
@@ -131,7 +125,6 @@ def measure_latency(rec: Recommender, histories: list[list[str]], runs: int, war
         interpreter.get_tensor(out_ids)
         interpreter.get_tensor(out_scores)
 
-    clock = time.perf_counter_ns
     for i in range(warmup):
         rec.recommend(histories[i % len(histories)], k=10)
         raw_full(rows[i % len(rows)])
@@ -139,28 +132,16 @@ def measure_latency(rec: Recommender, histories: list[list[str]], runs: int, war
     samples: dict[str, list[int]] = {"recommend": [], "python_floor": [], "raw_set_invoke_get": [],
                                      "raw_invoke": []}
     block = 100
-    for start in range(0, runs, block):  # interleaved blocks: machine noise hits all three alike
-        for i in range(start, min(start + block, runs)):
-            h = histories[i % len(histories)]
-            t = clock()
-            rec.recommend(h, k=10)
-            samples["recommend"].append(clock() - t)
-        for i in range(start, min(start + block, runs)):
-            h = histories[i % len(histories)]
-            t = clock()
-            python_floor(h)
-            samples["python_floor"].append(clock() - t)
-        for i in range(start, min(start + block, runs)):
-            row = rows[i % len(rows)]
-            t = clock()
-            raw_full(row)
-            samples["raw_set_invoke_get"].append(clock() - t)
-        for i in range(start, min(start + block, runs)):
-            interpreter.set_tensor(in_index, rows[i % len(rows)])
-            t = clock()
-            interpreter.invoke()
-            samples["raw_invoke"].append(clock() - t)
-    stats = {name: percentiles(values) for name, values in samples.items()}
+    for start in range(0, runs, block):  # interleaved blocks: machine noise hits all of them alike
+        count = min(block, runs - start)
+        chunk = [histories[i % len(histories)] for i in range(start, start + count)]
+        row_chunk = [rows[i % len(rows)] for i in range(start, start + count)]
+        samples["recommend"] += time_calls(lambda h: rec.recommend(h, k=10), chunk, runs=count).tolist()
+        samples["python_floor"] += time_calls(python_floor, chunk, runs=count).tolist()
+        samples["raw_set_invoke_get"] += time_calls(raw_full, row_chunk, runs=count).tolist()
+        samples["raw_invoke"] += time_calls(lambda _: interpreter.invoke(), row_chunk, runs=count,
+                                            prepare=lambda row: interpreter.set_tensor(in_index, row)).tolist()
+    stats = {name: summarize_ns(values).to_dict() for name, values in samples.items()}
     stats["overhead_ratio_vs_set_invoke_get"] = stats["recommend"]["p50"] / stats["raw_set_invoke_get"]["p50"]
     stats["overhead_ratio_vs_invoke"] = stats["recommend"]["p50"] / stats["raw_invoke"]["p50"]
     stats["python_floor_ratio_vs_invoke"] = stats["python_floor"]["p50"] / stats["raw_invoke"]["p50"]

@@ -114,34 +114,29 @@ LATENCY_CHILD = r"""
 import sys, time, json, random, resource, statistics
 from pathlib import Path
 from device_runtime.bundle import ITEMS_FILE, parse_items_tsv
+from device_runtime.benchmarking.engine import time_calls
+from device_runtime.benchmarking.latency_stats import summarize_ns
 from device_runtime.recommender import Recommender
 bundle, runs = sys.argv[1], int(sys.argv[2])
 rec = Recommender.load(bundle, num_threads=1)
 ids = rec.bundle.item_ids[2:]
 catalog = len(ids) + 2
 raw = (Path(bundle) / ITEMS_FILE).read_bytes()
-parse = []
-for _ in range(5):
-    t = time.perf_counter_ns(); parse_items_tsv(raw, catalog); parse.append(time.perf_counter_ns() - t)
+parse = summarize_ns(time_calls(lambda _: parse_items_tsv(raw, catalog), [None], runs=5))
 rng = random.Random(0)
 histories = [[rng.choice(ids) for _ in range(50)] for _ in range(200)]
-for h in histories:
-    rec.recommend(h, k=10)
-samples = []
-for i in range(runs):
-    h = histories[i % len(histories)]
-    t = time.perf_counter_ns(); rec.recommend(h, k=10); samples.append(time.perf_counter_ns() - t)
-samples.sort()
-q = lambda p: samples[min(len(samples) - 1, int(p * len(samples)))] / 1e6
-print(json.dumps({"recommend_p50_ms": q(0.50), "recommend_p99_ms": q(0.99), "recommend_mean_ms":
-                  statistics.fmean(samples) / 1e6, "runs": runs,
-                  "items_tsv_parse_ms": statistics.median(parse) / 1e6,
+stats = summarize_ns(time_calls(lambda h: rec.recommend(h, k=10), histories, runs=runs, warmup=len(histories)))
+print(json.dumps({"recommend_p50_ms": stats.p50 / 1e3, "recommend_p99_ms": stats.p99 / 1e3, "recommend_mean_ms":
+                  stats.mean / 1e3, "runs": runs,
+                  "items_tsv_parse_ms": parse.p50 / 1e3,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 RAW_INVOKE_CHILD = r"""
 import sys, time, json
 import numpy as np
+from device_runtime.benchmarking.engine import time_calls
+from device_runtime.benchmarking.latency_stats import summarize_ns
 from device_runtime.interpreter import create_interpreter
 model, runs = sys.argv[1], int(sys.argv[2])
 interpreter = create_interpreter(open(model, "rb").read(), num_threads=1)
@@ -149,15 +144,9 @@ interpreter.allocate_tensors()
 detail = interpreter.get_input_details()[0]
 rng = np.random.default_rng(0)
 inputs = [rng.integers(2, 1000, size=detail["shape"]).astype(detail["dtype"]) for _ in range(200)]
-for x in inputs:
-    interpreter.set_tensor(detail["index"], x); interpreter.invoke()
-samples = []
-for i in range(runs):
-    interpreter.set_tensor(detail["index"], inputs[i % 200])
-    t = time.perf_counter_ns(); interpreter.invoke(); samples.append(time.perf_counter_ns() - t)
-samples.sort()
-print(json.dumps({"invoke_p50_ms": samples[len(samples) // 2] / 1e6,
-                  "invoke_p99_ms": samples[int(0.99 * len(samples))] / 1e6}))
+stats = summarize_ns(time_calls(lambda _: interpreter.invoke(), inputs, runs=runs, warmup=len(inputs),
+                                prepare=lambda x: interpreter.set_tensor(detail["index"], x)))
+print(json.dumps({"invoke_p50_ms": stats.p50 / 1e3, "invoke_p99_ms": stats.p99 / 1e3}))
 """
 
 

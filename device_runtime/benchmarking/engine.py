@@ -169,10 +169,12 @@ def file_sizes(path: str | Path) -> dict[str, int]:
 
 # ---- timing primitives ------------------------------------------------------------------------
 
-def time_calls(run: Callable[[Any], Any], pool: Sequence[Any], *, runs: int, warmup: int,
-               progress: ProgressLine, phase: str,
+def time_calls(run: Callable[[Any], Any], pool: Sequence[Any], *, runs: int, warmup: int = 0,
+               progress: ProgressLine | None = None, phase: str = "",
                prepare: Callable[[Any], Any] | None = None) -> np.ndarray:
-    """Durations (ns) of ``runs`` calls ``run(x)`` cycling through ``pool`` after ``warmup`` calls.
+    """Durations (ns) of ``runs`` calls ``run(x)`` cycling through ``pool`` after ``warmup`` calls:
+    the one timing loop of every latency edge-rec reports (summarize them with
+    :func:`~device_runtime.benchmarking.latency_stats.summarize_ns`).
 
     ``prepare(x)``, when given, runs before each call outside the clock.
     """
@@ -190,7 +192,8 @@ def time_calls(run: Callable[[Any], Any], pool: Sequence[Any], *, runs: int, war
         start = clock()
         run(x)
         samples[i] = clock() - start
-        progress.update(phase, i + 1, runs)
+        if progress is not None:
+            progress.update(phase, i + 1, runs)
     return samples
 
 
