@@ -77,17 +77,20 @@ def run_dataset(source: str, cfg: EdgeRecConfig, *, quiet: bool) -> dict:
 
 def from_build_report(report_path: Path) -> dict:
     """The same table read from an ``edge-rec build`` report (the demo trains exactly these models)."""
-    report = json.loads(report_path.read_text())
-    stages_ = report["stages"]
-    names = {"popularity": "popularity", "teacher": "teacher", "student_baseline": "student_baseline",
-             "student_distilled": "student"}
+    from device_runtime.bundle_schema import FIRST_ITEM_INDEX
+    from edge_rec.passes import POPULARITY, STUDENT, STUDENT_BASELINE, TEACHER
+    from edge_rec.report import BuildReport
+
+    report = BuildReport.load(report_path)
+    names = {"popularity": POPULARITY, "teacher": TEACHER, "student_baseline": STUDENT_BASELINE,
+             "student_distilled": STUDENT}
     rows = {}
     for label, stage in names.items():
-        entry = stages_[stage]
-        rows[label] = _row(entry["metrics"], entry["params"] or 0, entry.get("seconds") or 0.0, entry.get("epochs_run"))
-    ds = report["dataset"]
+        entry = report.stages[stage]
+        rows[label] = _row(entry.metrics, entry.params or 0, entry.seconds or 0.0, entry.get("epochs_run"))
+    ds = report.dataset
     return {"source": f"{ds.get('source')} (from {report_path})", "users": ds["users"],
-            "catalog_size": ds["items"] + 2, "history_length": ds.get("history_length"),
+            "catalog_size": ds["items"] + FIRST_ITEM_INDEX, "history_length": ds.get("history_length"),
             "models": rows, "ratios": _ratios(rows)}
 
 

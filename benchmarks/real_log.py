@@ -32,12 +32,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from device_runtime.atomic_file import write_text_atomic  # noqa: E402
+from edge_rec.passes import (  # noqa: E402
+    POPULARITY,
+    PRUNED,
+    QAT,
+    STUDENT,
+    STUDENT_BASELINE,
+    TEACHER,
+    TFLITE_INT8,
+)
+from edge_rec.report import BuildReport  # noqa: E402
 
 LOG = REPO.parent / "shared" / "data" / "amazon-video-games.csv"
 WORK = REPO / "benchmarks" / "work" / "real_log"
 RESULTS = REPO / "benchmarks" / "results"
 EDGE_REC = Path(sys.executable).parent / "edge-rec"
-STAGES = ("popularity", "teacher", "student_baseline", "student", "pruned", "qat", "tflite_int8")
+STAGES = (POPULARITY, TEACHER, STUDENT_BASELINE, STUDENT, PRUNED, QAT, TFLITE_INT8)
 #: (numerator, denominator) -> goal on the mean ratio, per benchmark name (issue 13): on the
 #: shared log, and on weak-order logs (teacher >= 1.05x alone on every real log; distillation
 #: "never hurts and should gain >= 1.03x"; int8 >= 0.97x the float student it was made from).
@@ -90,12 +100,11 @@ def build(seed: int, budget: str, data: str, work: Path, config: Path | None = N
     return load(out)
 
 
-def load(run_dir: Path) -> dict:
-    """A finished run's report, with the benchmark's wall time and RSS when recorded."""
-    report = json.loads((run_dir / "report.json").read_text())
+def load(run_dir: Path) -> tuple[BuildReport, dict]:
+    """A finished run's report (read through the typed reader) and the benchmark's wall time and
+    RSS when recorded."""
     extra = run_dir / "benchmark.json"
-    report["benchmark"] = json.loads(extra.read_text()) if extra.exists() else {}
-    return report
+    return BuildReport.load(run_dir), (json.loads(extra.read_text()) if extra.exists() else {})
 
 
 #: The device profile the shipped bundle is checked against (the tighter of the two built in).
@@ -134,54 +143,52 @@ def summarise(reports: dict[int, dict], goals: dict, log_name: str) -> dict:
     """Per-seed and mean NDCG@10 per stage, per-seed ratios with intervals, sizes and times."""
     seeds = sorted(reports)
     stages = {
-        name: {str(s): reports[s]["stages"][name]["metrics"]["ndcg@10"] for s in seeds}
-        for name in STAGES if all(name in reports[s]["stages"] for s in seeds)
+        name: {str(s): reports[s][0].stages[name].ndcg for s in seeds}
+        for name in STAGES if all(name in reports[s][0].stages for s in seeds)
     }
     ratios = {}
     for (a, b), goal in goals.items():
         per_seed = {}
         for s in seeds:
-            match = [c for c in reports[s]["comparisons"] if (c["numerator"], c["denominator"]) == (a, b)]
+            match = reports[s][0].comparison(a, b)
             if match:
-                per_seed[str(s)] = {k: match[0][k] for k in ("ratio", "low", "high")}
+                per_seed[str(s)] = {k: match[k] for k in ("ratio", "low", "high")}
         if per_seed:
             mean = statistics.mean(v["ratio"] for v in per_seed.values())
             ratios[f"{a}/{b}"] = {"per_seed": per_seed, "mean": mean, "goal": goal, "met": mean >= goal}
-    first = reports[seeds[0]]
+    first = reports[seeds[0]][0]
     return {
         "log": log_name,
-        "dataset": first["dataset"],
+        "dataset": dict(first.dataset),
         "seeds": seeds,
         "ndcg@10": {name: {**v, "mean": statistics.mean(v.values())} for name, v in stages.items()},
         "other_metrics_mean": {
-            name: {key: statistics.mean(reports[s]["stages"][name]["metrics"][key] for s in seeds)
+            name: {key: statistics.mean(reports[s][0].stages[name].metrics[key] for s in seeds)
                    for key in ("hr@10", "coverage@10", "popularity_rank@10", "diversity@10")}
             for name in stages
         },
         "ratios": ratios,
-        "sizing": first.get("sizing", {}),
-        "params": {name: first["stages"][name]["params"] for name in stages},
-        "bundle_bytes": first["bundle"]["size_bytes"],
-        "stage_seconds": {str(s): reports[s]["timings_s"] for s in seeds},
+        "sizing": dict(first.sizing),
+        "params": {name: first.stages[name].params for name in stages},
+        "bundle_bytes": first.bundle["size_bytes"],
+        "stage_seconds": {str(s): dict(reports[s][0].timings_s) for s in seeds},
         "epochs": {
-            str(s): {name: f"{reports[s]['stages'][name].get('epochs_run')} "
-                           f"(best {reports[s]['stages'][name].get('best_epoch')}, "
-                           f"{reports[s]['stages'][name].get('stopped_by')})"
-                     for name in ("teacher", "student_baseline", "student", "pruned", "qat")
-                     if name in reports[s]["stages"]}
+            str(s): {name: f"{stage.get('epochs_run')} (best {stage.get('best_epoch')}, {stage.get('stopped_by')})"
+                     for name in (TEACHER, STUDENT_BASELINE, STUDENT, PRUNED, QAT)
+                     if (stage := reports[s][0].stages.get(name)) is not None}
             for s in seeds
         },
-        "teacher_members": {str(s): {"members": reports[s]["stages"]["teacher"].get("members") or [],
-                                     "averaged_val_ndcg@10": reports[s]["stages"]["teacher"].get("averaged_val_ndcg@10")}
+        "teacher_members": {str(s): {"members": reports[s][0].stages[TEACHER].get("members") or [],
+                                     "averaged_val_ndcg@10": reports[s][0].stages[TEACHER].get("averaged_val_ndcg@10")}
                             for s in seeds},
-        "shipped_student": {str(s): reports[s].get("shipped_student", {}).get("stage") for s in seeds},
-        "pruned_sparsity": {str(s): reports[s]["stages"].get("pruned", {}).get("sparsity") for s in seeds},
-        "wall_s": {str(s): reports[s]["benchmark"].get("wall_s") for s in seeds},
-        "peak_rss_mb": {str(s): reports[s]["benchmark"].get("peak_rss_mb_max_so_far") for s in seeds},
-        "time_budget_s": first.get("time_budget_s"),
-        "budget_notes": {str(s): [st["budget_note"] for st in reports[s]["stages"].values() if st.get("budget_note")]
-                         for s in seeds},
-        "gate": {str(s): {"passed": reports[s]["gate"]["passed"], "warnings": reports[s]["gate"]["warnings"]}
+        "shipped_student": {str(s): reports[s][0].shipped_student for s in seeds},
+        "pruned_sparsity": {str(s): reports[s][0].stages[PRUNED].sparsity if PRUNED in reports[s][0].stages else None
+                            for s in seeds},
+        "wall_s": {str(s): reports[s][1].get("wall_s") for s in seeds},
+        "peak_rss_mb": {str(s): reports[s][1].get("peak_rss_mb_max_so_far") for s in seeds},
+        "time_budget_s": first.time_budget_s,
+        "budget_notes": {str(s): reports[s][0].budget_notes for s in seeds},
+        "gate": {str(s): {"passed": reports[s][0].gate["passed"], "warnings": reports[s][0].gate["warnings"]}
                  for s in seeds},
     }
 

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edge_rec import passes, stages
 from edge_rec.config import EdgeRecConfig, config_provenance, config_to_dict, parse_duration
@@ -21,7 +20,7 @@ from edge_rec.data import write_interactions_csv
 from edge_rec.passes import DATA, TEACHER, BuildPass
 from edge_rec.passes.context import BuildContext
 from edge_rec.quality_gate import GateResult, evaluate_gate
-from edge_rec.report import build_report, write_report
+from edge_rec.report import BuildReport, build_report, write_report
 from edge_rec.run_directory import RunDirectory, terminate_as_interrupt
 from edge_rec.sizing import sizing_summary
 from edge_rec.stage_recorder import StageRecorder
@@ -36,7 +35,7 @@ class BuildResult:
 
     run_dir: Path
     bundle_dir: Path
-    report: dict[str, Any]
+    report: BuildReport
     report_paths: dict[str, Path]
     gate: GateResult
 
@@ -116,19 +115,14 @@ def _report(s: BuildContext) -> BuildResult:
                 "size_bytes": sum(p.stat().st_size for p in bundle_dir.iterdir() if p.is_file())},
         gate=gate,
         comparisons=comparisons,
-        extra={
-            "timings_s": dict(s.run.timings),
-            "seed": s.seed,
-            "config": config_to_dict(s.cfg),
-            "config_provenance": {key: entry["layer"] for key, entry in config_provenance(s.cfg).items()
-                                  if entry["layer"] != "default"},
-            **s.report_sections,
-            "sizing": {
-                "summary": sizing_summary(s.sizing),
-                "choices": [dataclasses.asdict(choice) for choice in s.sizing],
-            },
-            "time_budget_s": s.budget.seconds,
-        },
+        timings_s=dict(s.run.timings),
+        seed=s.seed,
+        config=config_to_dict(s.cfg),
+        config_provenance={key: entry["layer"] for key, entry in config_provenance(s.cfg).items()
+                           if entry["layer"] != "default"},
+        sizing={"summary": sizing_summary(s.sizing), "choices": [dataclasses.asdict(c) for c in s.sizing]},
+        time_budget_s=s.budget.seconds,
+        **s.report_sections,
     )
     paths = write_report(report, s.run.path)
     return BuildResult(s.run.path, bundle_dir, report, paths, gate)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,136 @@ class StageRecord:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+class ReportError(ValueError):
+    """A ``report.json`` that is not a build report this version reads; names the file and field."""
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One stage of a report as read back: its record's fields plus the stage's extra keys
+    (``epochs_run``, ``budget_note``, ``sparsity_choice``, ...) in ``extra``."""
+
+    name: str
+    params: int | None
+    size_bytes: int | None
+    gzip_bytes: int | None
+    sparsity: float | None
+    metrics: Mapping[str, float]
+    seconds: float | None = None
+    artifact: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ndcg(self) -> float:
+        """The stage's test NDCG@10."""
+        return float(self.metrics["ndcg@10"])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """An extra key of the stage (None, or ``default``, when absent)."""
+        return self.extra.get(key, default)
+
+
+#: The sections of ``report.json`` besides the per-stage ones, in the order they are written.
+_SECTIONS = ("timings_s", "seed", "config", "config_provenance", "sizing", "time_budget_s")
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """``report.json``, typed: the one writer (:meth:`to_dict`, via :func:`build_report`) and the
+    one reader (:meth:`load`) that the CLI, the benchmarks and the tests go through.
+
+    ``sections`` holds the top-level entries passes add (``shipped_student``, ``compression``,
+    and any registered pass's own); readers of an older report get empty defaults.
+    """
+
+    dataset: Mapping[str, Any]
+    stages: Mapping[str, StageResult]
+    parity: Mapping[str, Any]
+    bundle: Mapping[str, Any]
+    gate: Mapping[str, Any]
+    comparisons: tuple[Mapping[str, Any], ...] = ()
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+    seed: int | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    config_provenance: Mapping[str, str] = field(default_factory=dict)
+    sizing: Mapping[str, Any] = field(default_factory=dict)
+    time_budget_s: float | None = None
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    schema: int = REPORT_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready report (the documented shape; stages flatten their extra keys)."""
+        out: dict[str, Any] = {
+            "schema": self.schema,
+            "dataset": dict(self.dataset),
+            "stages": {name: _stage_dict(stage) for name, stage in self.stages.items()},
+            "parity": dict(self.parity),
+            "bundle": dict(self.bundle),
+            "gate": dict(self.gate),
+            "comparisons": [dict(c) for c in self.comparisons],
+        }
+        for name in _SECTIONS[:4]:
+            out[name] = getattr(self, name)
+        out.update(self.sections)
+        for name in _SECTIONS[4:]:
+            out[name] = getattr(self, name)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "report.json") -> BuildReport:
+        """Read a parsed ``report.json``; :class:`ReportError` naming ``source`` and the field for
+        another schema or a missing section."""
+        if not isinstance(data, dict):
+            raise ReportError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        if data.get("schema") != REPORT_SCHEMA:
+            raise ReportError(f"{source}: report schema {data.get('schema')!r}, this version reads {REPORT_SCHEMA}")
+        missing = [key for key in ("dataset", "stages", "parity", "bundle", "gate") if key not in data]
+        if missing:
+            raise ReportError(f"{source}: missing section(s) {', '.join(missing)}; not a build report")
+        record_keys = {f.name for f in fields(StageResult)} - {"name", "extra"}
+        stages = {}
+        for name, stage in data["stages"].items():
+            if not isinstance(stage, dict) or "metrics" not in stage:
+                raise ReportError(f"{source}: stages.{name} has no metrics")
+            stages[name] = StageResult(
+                name=name, **{key: stage.get(key) for key in record_keys},
+                extra={key: value for key, value in stage.items() if key not in record_keys})
+        known = {"schema", "dataset", "stages", "parity", "bundle", "gate", "comparisons", *_SECTIONS}
+        return cls(
+            dataset=data["dataset"], stages=stages, parity=data["parity"], bundle=data["bundle"], gate=data["gate"],
+            comparisons=tuple(data.get("comparisons", ())),
+            **{name: data[name] for name in _SECTIONS if name in data},
+            sections={key: value for key, value in data.items() if key not in known},
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> BuildReport:
+        """Read ``RUN_DIR/report.json`` (or the file ``path``)."""
+        path = Path(path)
+        path = path / "report.json" if path.is_dir() else path
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), source=str(path))
+        except json.JSONDecodeError as exc:
+            raise ReportError(f"{path}: not valid JSON ({exc})") from None
+
+    def comparison(self, numerator: str, denominator: str) -> Mapping[str, Any] | None:
+        """The paired comparison of two stages (``ratio``, ``low``, ``high``, ...), None when absent."""
+        for entry in self.comparisons:
+            if (entry["numerator"], entry["denominator"]) == (numerator, denominator):
+                return entry
+        return None
+
+    @property
+    def shipped_student(self) -> str | None:
+        """The name of the student the build compressed and shipped (None for older reports)."""
+        return (self.sections.get("shipped_student") or {}).get("stage")
+
+    @property
+    def budget_notes(self) -> list[str]:
+        """Every stage's note that the time budget cut it short while it still improved."""
+        return [stage.get("budget_note") for stage in self.stages.values() if stage.get("budget_note")]
+
+
 def build_report(
     *,
     dataset: Mapping[str, Any],
@@ -48,27 +178,29 @@ def build_report(
     bundle: Mapping[str, Any],
     gate: GateResult,
     comparisons: Mapping[tuple[str, str], PairedRatio] | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Assemble the report dict in the documented schema, stages in pipeline order."""
+    **sections: Any,
+) -> BuildReport:
+    """The report of a build: the stages in workflow order (:func:`report_rows`), the gate, the
+    comparisons, and ``sections`` (the keyword fields of :class:`BuildReport`, plus pass-added
+    entries, which go to ``BuildReport.sections``)."""
     ordered = {name: stages[name] for name in report_rows() if name in stages}
     ordered.update({k: v for k, v in stages.items() if k not in ordered})
-    report: dict[str, Any] = {
-        "schema": REPORT_SCHEMA,
-        "dataset": dict(dataset),
-        "stages": {name: _stage_dict(rec) for name, rec in ordered.items()},
-        "parity": dict(parity),
-        "bundle": dict(bundle),
-        "gate": asdict(gate),
-        "comparisons": [asdict(c) for c in (comparisons or {}).values()],
-    }
-    if extra:
-        report.update(extra)
-    return report
+    typed = {name: sections.pop(name) for name in _SECTIONS if name in sections}
+    return BuildReport(
+        dataset=dict(dataset),
+        stages={name: StageResult(name=name, **{f.name: getattr(rec, f.name) for f in fields(StageRecord)})
+                for name, rec in ordered.items()},
+        parity=dict(parity),
+        bundle=dict(bundle),
+        gate=asdict(gate),
+        comparisons=tuple(asdict(c) for c in (comparisons or {}).values()),
+        sections=sections,
+        **typed,
+    )
 
 
-def _stage_dict(rec: StageRecord) -> dict[str, Any]:
-    out = asdict(rec)
+def _stage_dict(rec: StageResult) -> dict[str, Any]:
+    out = {f.name: getattr(rec, f.name) for f in fields(StageRecord)}
     out["metrics"] = dict(rec.metrics)
     extra = out.pop("extra")
     out.update(extra)
@@ -213,9 +345,10 @@ def _verdict(comparison: Mapping[str, Any]) -> str:
     return _VERDICT_TEXT[PairedRatio(**comparison).verdict]
 
 
-def write_report(report: Mapping[str, Any], run_dir: Path) -> dict[str, Path]:
+def write_report(built: BuildReport, run_dir: Path) -> dict[str, Path]:
     """Write report.json, report.md and (when matplotlib is installed) chart.png into ``run_dir``."""
     run_dir = Path(run_dir)
+    report = built.to_dict()
     paths = {
         "json": write_text_atomic(run_dir / "report.json", json.dumps(report, indent=2) + "\n"),
         "markdown": write_text_atomic(run_dir / "report.md", report_markdown(report)),

@@ -212,8 +212,10 @@ def test_build_exits_3_when_the_gate_fails_after_writing_the_report(build_run, m
     from edge_rec.commands.build import GATE_FAILED_EXIT
 
     _, run_dir = build_run
-    report = json.loads((run_dir / "report.json").read_text())
-    failed = evaluate_gate({"student": 0.5, "tflite_int8": 0.1}, {}, report["gate"]["max_ndcg_drop"] / 100)
+    from edge_rec.report import BuildReport
+
+    report = BuildReport.load(run_dir)
+    failed = evaluate_gate({"student": 0.5, "tflite_int8": 0.1}, {}, report.gate["max_ndcg_drop"] / 100)
     result = pipeline.BuildResult(run_dir, run_dir / "bundle", report, {"json": run_dir / "report.json"}, failed)
     monkeypatch.setattr(pipeline, "run_build", lambda *a, **k: dataclasses.replace(result))
     out = CliRunner().invoke(main, ["build", "--out", str(run_dir), "--overwrite"])
@@ -249,3 +251,19 @@ def test_a_registered_toy_pass_is_validated_budgeted_run_and_reported(build_run,
         assert "reverse_popularity" not in [step.name for step in workflow(load_config(off))]
     finally:
         unregister("reverse_popularity")
+
+
+def test_the_report_reads_back_through_its_typed_reader_unchanged(build_run, tmp_path):
+    from edge_rec.report import BuildReport, ReportError
+
+    _, run_dir = build_run
+    written = json.loads((run_dir / "report.json").read_text())
+    report = BuildReport.load(run_dir)
+    assert report.to_dict() == written  # one writer, one reader: a round trip changes nothing
+    assert report.stages["teacher"].ndcg == written["stages"]["teacher"]["metrics"]["ndcg@10"]
+    assert report.shipped_student == written["shipped_student"]["stage"]
+    assert report.comparison("teacher", "student_baseline")["ratio"] > 0
+    bad = tmp_path / "report.json"
+    bad.write_text(json.dumps({**written, "schema": 99}))
+    with pytest.raises(ReportError, match="report schema 99"):
+        BuildReport.load(bad)

@@ -88,7 +88,7 @@ def build(config_path, data_path, data_format, skip_bad_lines, titles, run_dir, 
         except distributed.PeerLostError as exc:
             raise click.ClickException(str(exc).replace("OUT/", f"{run_dir}/")) from None
         if as_json:
-            click.echo(json.dumps(result.report, indent=2))
+            click.echo(json.dumps(result.report.to_dict(), indent=2))
         else:
             click.echo((result.run_dir / "report.md").read_text(encoding="utf-8"))
         click.echo(f"bundle: {result.bundle_dir}", err=as_json)
