@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.stamp import current_stamp  # noqa: E402
 from device_runtime.atomic_file import write_text_atomic  # noqa: E402
 from edge_rec.passes import (  # noqa: E402
     POPULARITY,
@@ -302,9 +303,7 @@ def main() -> None:
         for stage, goal in ABSOLUTE_GOALS.get(args.name, {}).items() if stage in summary["ndcg@10"]
     }
     summary["config"] = str(CONFIGS[args.name].relative_to(REPO)) if args.name in CONFIGS else None
-    summary["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                       text=True).stdout.strip()
-    summary["date"] = time.strftime("%Y-%m-%d %H:%M")
+    summary.update(current_stamp())
     summary["device"] = device_check(work / f"seed{args.seeds[0]}" / "bundle", work, args.data)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text_atomic(RESULTS / f"{args.name}.json", json.dumps(summary, indent=2) + "\n")

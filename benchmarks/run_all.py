@@ -28,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.stamp import current_stamp, staleness_markdown, stamp_result  # noqa: E402
 from device_runtime.atomic_file import write_text_atomic  # noqa: E402
 from edge_rec.passes import TEACHER, TFLITE_INT8, tflite_stage  # noqa: E402
 from edge_rec.report import BuildReport  # noqa: E402
@@ -87,6 +88,8 @@ def compression_summary(report: BuildReport) -> tuple[dict, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rebuild", action="store_true", help="rebuild runs/demo even if it exists")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="rewrite SUMMARY.md (with each result file's staleness) without running anything")
     parser.add_argument("--skip-distill", action="store_true", help="skip the separate distillation run")
     parser.add_argument("--skip-real-log", action="store_true", help="skip the 3-seed real-log builds (~45 min)")
     parser.add_argument("--skip-scale", action="store_true", help="skip the catalog-size scaling benchmark")
@@ -94,7 +97,11 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     py = sys.executable
-    timings = {}
+    timings: dict[str, float] = {}
+    stamp = current_stamp()
+    if args.summary_only:
+        write_summary(timings)
+        return
 
     timings["data_loading"] = run("data loading", [py, "benchmarks/data_loading.py"])
     if args.rebuild or not (RUN_DIR / "report.json").exists():
@@ -125,17 +132,30 @@ def main() -> None:
     if not args.skip_scale:
         timings["scale"] = run("scale", [py, "benchmarks/scale.py"])
 
-    parts = ["# edge-rec benchmark summary", "",
+    for name in ("compression", "data_loading", "distill", "lowrank", "runtime", "device", "real_log", "filters_off",
+                 "throughput", "weak_order", "scale"):
+        if name in timings or name == "compression":
+            stamp_result(name, stamp)
+    write_summary(timings)
+
+
+def write_summary(timings: dict[str, float]) -> None:
+    """``SUMMARY.md``: which result files are current or stale, the demo report, every result."""
+    parts = ["# edge-rec benchmark summary", "", staleness_markdown(),
              f"Machine: 2 shared cores; generated {time.strftime('%Y-%m-%d %H:%M')}. "
              "Every number is a median or percentile over many runs after warm-up.", "",
-             "## Demo build report", "", (RUN_DIR / "report.md").read_text(), compression_md]
+             "## Demo build report", "",
+             (RUN_DIR / "report.md").read_text() if (RUN_DIR / "report.md").exists() else "(no demo build)",
+             (RESULTS / "compression.md").read_text() if (RESULTS / "compression.md").exists() else ""]
     for name in ("real_log", "filters_off", "throughput", "weak_order", "distill", "lowrank", "runtime", "device", "data_loading", "scale"):
         md = RESULTS / f"{name}.md"
         if md.exists():
             parts += [md.read_text(), ""]
         else:
             parts += [f"## {name}", "", "```json", (RESULTS / f"{name}.json").read_text().strip(), "```", ""]
-    parts += ["## Benchmark wall time (s)", "", "```json", json.dumps({k: round(v) for k, v in timings.items()}), "```", ""]
+    if timings:
+        parts += ["## Benchmark wall time (s)", "", "```json", json.dumps({k: round(v) for k, v in timings.items()}),
+                  "```", ""]
     path = write_text_atomic(RESULTS / "SUMMARY.md", "\n".join(parts))
     print(f"\nsummary: {path}")
 

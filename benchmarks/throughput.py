@@ -136,8 +136,9 @@ def _worktree(rev: str) -> Path:
 
 
 def _commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                          text=True).stdout.strip() or "unknown"
+    from benchmarks.stamp import current_stamp
+
+    return current_stamp()["commit"]
 
 
 def main() -> None:
