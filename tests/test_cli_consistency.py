@@ -22,22 +22,9 @@ from device_runtime.bundle import verify_bundle
 from edge_rec.cli import main
 from edge_rec.data.titles import load_titles, titles_by_index
 from tests.conftest import REPO_ROOT, run_without_tensorflow
+from tests.tiny_config import tiny_config
 
-TINY = """
-seed = 3
-[data]
-synthetic_users = 160
-synthetic_items = 120
-history_length = 12
-[student]
-embedding_dim = 8
-hidden = [8]
-fit = { epochs = 1, batch_size = 32 }
-[convert]
-top_k = 30
-representative_samples = 16
-parity_threshold = 0.5
-"""
+TINY = tiny_config(convert={"parity_threshold": 0.5})
 
 TRAINING_COMMANDS = (["build"], ["train-teacher"], ["distill", "--no-teacher"])
 

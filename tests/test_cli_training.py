@@ -9,32 +9,15 @@ import pytest
 from click.testing import CliRunner
 
 from edge_rec.cli import main
+from tests.tiny_config import tiny_config
 
 pytestmark = pytest.mark.slow  # trains a teacher and two students
 
-TINY = """
-seed = 3
-[data]
-synthetic_users = 150
-synthetic_items = 80
-history_length = 8
-[teacher]
-hidden = 16
-blocks = 1
-heads = 2
-fit = { epochs = 1, batch_size = 32 }
-[student]
-embedding_dim = 4
-hidden = [8]
-dropout = 0.1
-alone_dropout = 0.4
-fit = { epochs = 2, batch_size = 32 }
-[distill]
-ce_weight = 0.5
-kd_weight = 0.5
-hint_weight = 0.1
-rank_weight = 0.1
-"""
+TINY = tiny_config(
+    data={"synthetic_users": 150, "synthetic_items": 80, "history_length": 8},
+    student={"embedding_dim": 4, "dropout": 0.1, "alone_dropout": 0.4, "fit": {"epochs": 2}},
+    distill={"ce_weight": 0.5, "kd_weight": 0.5, "hint_weight": 0.1, "rank_weight": 0.1},
+)
 
 
 @pytest.fixture(scope="module")

@@ -17,25 +17,15 @@ from click.testing import CliRunner
 
 from edge_rec.cli import main
 from edge_rec.distributed import TFConfigError, peer_timeout, read_cluster
+from tests.tiny_config import tiny_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-TINY = """
-seed = 3
-[data]
-synthetic_users = 150
-synthetic_items = 80
-history_length = 8
-[teacher]
-hidden = 16
-blocks = 1
-heads = 2
-fit = { epochs = 2, batch_size = 32 }
-[student]
-embedding_dim = 4
-hidden = [8]
-fit = { epochs = 2, batch_size = 32 }
-"""
+TINY = tiny_config(
+    data={"synthetic_users": 150, "synthetic_items": 80, "history_length": 8},
+    teacher={"fit": {"epochs": 2}},
+    student={"embedding_dim": 4, "fit": {"epochs": 2}},
+)
 
 
 def tf_config(addresses: list[str], index: int, job: str = "worker") -> str:

@@ -13,44 +13,16 @@ from device_runtime.bundle import verify_bundle
 from edge_rec.cli import main
 from edge_rec.quality_gate import evaluate_gate
 from tests.conftest import run_without_tensorflow
+from tests.tiny_config import tiny_config
 
 pytestmark = pytest.mark.slow  # a whole build: the slowest module of the suite
 
-TINY = """
-seed = 3
-[data]
-source = "synthetic-tv"
-synthetic_users = 160
-synthetic_items = 120
-history_length = 12
-[teacher]
-hidden = 16
-blocks = 1
-members = 2
-fit = { epochs = 1, batch_size = 32 }
-[student]
-embedding_dim = 8
-hidden = [8]
-fit = { epochs = 1, batch_size = 32 }
-[prune]
-min_weights = 0
-fit = { epochs = 1, batch_size = 32 }
-[qat]
-fit = { epochs = 1, batch_size = 32 }
-[lowrank]
-enabled = true
-rank = 4
-fit = { epochs = 1, batch_size = 32 }
-[convert]
-variants = ["float32", "int8"]
-top_k = 30
-representative_samples = 16
-parity_threshold = 0.6
-[gate]
-max_ndcg_drop = 0.5
-[reverse_popularity]
-depth = 20
-"""
+TINY = tiny_config(
+    teacher={"members": 2},
+    lowrank={"enabled": True, "rank": 4, "fit": {"epochs": 1, "batch_size": 32}},
+    gate={"max_ndcg_drop": 0.5},
+    reverse_popularity={"depth": 20},
+)
 
 REQUIRED_STAGES = (
     "popularity", "teacher", "student_baseline", "student", "pruned", "qat", "tflite_float32", "tflite_int8"
