@@ -123,11 +123,9 @@ class DataConfig:
 class TeacherConfig:
     """The large sequential teacher: ``kind`` is ``sasrec`` (causal self-attention) or ``gru``.
 
-    ``tie_output`` (on by default; the GRU teacher ignores it and keeps its ``Dense``) scores the last hidden state against the item
-    embedding table (SASRec's shared prediction layer) instead of a separate output ``Dense``: on
-    the shared real log (seed 0, default build, 20-minute budget) it took the teacher's test
-    NDCG@10 from 0.0654 to 0.0709 (1.25x to 1.37x the student alone) and the distilled student's
-    from 0.0623 to 0.0646; on the weak-order preset from 0.0657 to 0.0788 (dropout 0.2).
+    ``tie_output`` (on by default; the GRU teacher ignores it and keeps its ``Dense``) scores the
+    last hidden state against the item embedding table (SASRec's shared prediction layer) instead
+    of a separate output ``Dense``.
 
     ``members`` (>= 1): how many teachers of this kind are trained, each from its own seed, and
     averaged into one (:mod:`edge_rec.models.averaged_teacher`); 1 is a single teacher.
@@ -154,14 +152,12 @@ class TeacherConfig:
 class StudentConfig:
     """The small int8-friendly student.
 
-    ``pooling`` is ``mean`` (masked mean) or ``position`` (learned position-weighted mean);
-    ``warm_start`` initialises item embeddings from the teacher's by PCA. ``tie_output`` scores
-    the last hidden state against the item embedding table instead of a separate output Dense
-    (parameter sharing; the last hidden width must equal ``embedding_dim``): on synthetic-tv a
-    tied 30-wide student (87,988 params) reached 1.02x the teacher's NDCG@10 in float, but the
-    int8 file holds the table twice (per-tensor for the lookup, per-channel for the output), so
-    it is off by default. ``initial_decay`` sets
-    the starting recency weights ``exp(-decay * distance)`` of the position pooling.
+    ``pooling`` is ``mean`` (masked mean) or ``position`` (learned position-weighted mean, starting
+    from the recency weights ``exp(-initial_decay * distance)``); ``warm_start`` initialises item
+    embeddings from the teacher's by PCA. ``tie_output`` scores the last hidden state against the
+    item embedding table instead of a separate output Dense (the last hidden width must equal
+    ``embedding_dim``); off by default, because the int8 file then holds the table twice
+    (per-tensor for the lookup, per-channel for the output).
 
     ``alone_dropout`` is the dropout of the student trained without a teacher (``None``: the
     same ``dropout``). The teacher's soft labels regularise a distilled student; one trained alone

@@ -45,19 +45,11 @@ class ReportError(ValueError):
 
 
 @dataclass(frozen=True)
-class StageResult:
-    """One stage of a report as read back: its record's fields plus the stage's extra keys
-    (``epochs_run``, ``budget_note``, ``sparsity_choice``, ...) in ``extra``."""
+class StageResult(StageRecord):
+    """One stage of a report as read back: its :class:`StageRecord` and its ``name``; the
+    stage's extra keys (``epochs_run``, ``budget_note``, ``sparsity_choice``, ...) are in ``extra``."""
 
-    name: str
-    params: int | None
-    size_bytes: int | None
-    gzip_bytes: int | None
-    sparsity: float | None
-    metrics: Mapping[str, float]
-    seconds: float | None = None
-    artifact: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    name: str = ""
 
     @property
     def ndcg(self) -> float:
@@ -126,7 +118,7 @@ class BuildReport:
         missing = [key for key in ("dataset", "stages", "parity", "bundle", "gate") if key not in data]
         if missing:
             raise ReportError(f"{source}: missing section(s) {', '.join(missing)}; not a build report")
-        record_keys = {f.name for f in fields(StageResult)} - {"name", "extra"}
+        record_keys = {f.name for f in fields(StageRecord)} - {"extra"}
         stages = {}
         for name, stage in data["stages"].items():
             if not isinstance(stage, dict) or "metrics" not in stage:

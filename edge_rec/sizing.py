@@ -1,76 +1,33 @@
 """Defaults that fit the log: one rule from the log's shape to the sizes a build uses.
 
-A user who runs ``edge-rec build --data LOG --out DIR`` without a config gets sizes derived from
-the log; any key set in a config file, a profile or a flag is kept as is (the config records the
-keys the user set, :attr:`~edge_rec.config.EdgeRecConfig.explicit`). The rule, in full:
+Sizes are derived only for keys no user layer set (config file, preset or flag:
+:attr:`~edge_rec.config.EdgeRecConfig.explicit`); each choice is returned with its reason for the
+report and recorded as the ``log`` layer of the config's provenance. The rule:
 
-- **history length** = the 90th percentile of the users' sequence lengths, rounded up to a
-  multiple of 10, within [10, 50]: longer windows are mostly padding (real logs: median 6-60),
-  and every position costs attention in the teacher and memory on the device.
-- **validation users**: :data:`VALIDATION_SHARE` of the users, but at least
-  :data:`~edge_rec.data.split.MIN_VALIDATION_USERS` (every user on smaller logs), validate on their
-  second-to-last item; every other user trains on it (every user's last item still tests). On a
-  sparse log a user's second-to-last item is a large share of what the models can learn from that
-  user, and the newest. On the shared real log (median history 7, 4,861 of 24,303 users
-  validating; seed 0, default build, 30-minute budget) it raised test NDCG@10 of the int8 bundle
-  from 0.0778 to 0.0827, of the teacher from 0.0775 to 0.0840 and of the student alone from 0.0515
-  to 0.0563 (so the ratios fell a little: teacher / alone 1.506 to 1.492, distilled / alone 1.498
-  to 1.467), and validating 4,861 users instead of 24,303 cut the teacher's time from 812 to 618 s.
-- **teacher width**: logs under 1M interactions are small for a self-attention model and
-  overfit within a few epochs, so the teacher gets width 64; larger logs get 128.
-- **teacher dropout** follows SASRec's own settings: 0.5 where histories are short and sparse
-  (median under 20 items: its Amazon and Steam logs), 0.2 where they are long (MovieLens-like).
-  On the weak-order preset (median 60) dropout 0.5 held the teacher near popularity for twice as
-  many epochs and cost 9 % test NDCG@10 (0.0721 vs 0.0788, seed 0).
-- **teacher members**: as many teachers (from their own seeds, logits averaged:
-  :mod:`edge_rec.models.averaged_teacher`) as keep the teacher's training work within one
+- **history length**: the 90th percentile of the users' sequence lengths, rounded up to a
+  multiple of 10, within [10, 50].
+- **validation users**: :data:`VALIDATION_SHARE` of the users, at least
+  :data:`~edge_rec.data.split.MIN_VALIDATION_USERS` (all of them on smaller logs), validate on
+  their second-to-last item; every other user trains on it. Every user's last item tests.
+- **teacher width**: 64 under :data:`SMALL_LOG_INTERACTIONS` interactions, else 128.
+- **teacher dropout**: 0.5 when the median history is under :data:`LONG_HISTORY_MEDIAN` items, else 0.2
+  (SASRec's settings for sparse and dense logs).
+- **teacher members**: as many averaged teachers as keep the teacher's training work within one
   teacher's on a :data:`TEACHER_WORK_INTERACTIONS`-interaction log, at most
-  :data:`MAX_TEACHER_MEMBERS`: 2 on the shared real log (231,780 interactions), 1 from 500k
-  interactions. On the shared real log (seed 0, teachers trained to convergence) one SASRec
-  scored 0.0764 / 0.0769 / 0.0771 test NDCG@10 (seeds 0 / 1 / 2), two averaged 0.0788, three
-  0.0796, four 0.0797; but the student distilled from two (0.0725) or three (0.0726) scored the
-  same, against 0.0716 from one: the student, not the teacher, is then the limit, so a third
-  member is not worth its time. Under a time budget the members are an upper bound: a member
-  starts only when the ones before it converged and the time left can train it
-  (:func:`edge_rec.stages.train_teacher`).
-- **teacher output**: tied to the item embedding (SASRec's shared prediction layer), which is
-  :attr:`~edge_rec.config.TeacherConfig.tie_output`'s default, not a sizing choice.
-- **teacher schedule**: up to 40 epochs of Adam with one warm-up epoch and a cosine decay
-  from 1e-3, early stopping after 4 epochs without validation gain (best weights kept);
-  batch 128 from 5,000 users, else 64.
-- **student width**: the distilled student is limited by its capacity, not by its teacher, so it
-  gets :data:`WIDE_STUDENT` (item embedding 32, hidden 24) while that student's int8 file stays
-  under :data:`STUDENT_FILE_BYTES` (about :data:`INT8_BYTES_PER_WIDTH` byte per item and unit of
-  width: catalogs up to about 30k items), else :data:`NARROW_STUDENT` (16, 12). On the shared
-  real log (seed 0, from the same averaged teacher, test NDCG@10 0.0796) the 16/12 student
-  distilled to 0.0726 (0.91 of the teacher) and the 32/24 one to 0.0782 (0.98); trained alone the
-  wider one overfits after 6 epochs and scores no better (0.0515 against 0.0532), so the gain is
-  what distillation buys. On the weak-order preset (seed 0) both widths scored the same (distilled
-  0.0857 / 0.0858). 620k parameters on the shared log: a 0.6 MB int8 file, far inside the
-  smart-speaker profile's 8 MB.
-- **student alone dropout** (:data:`ALONE_DROPOUT`): the baseline distillation is measured
-  against must be the best student one can train without a teacher. The distilled student is
-  regularised by its teacher's soft labels; the one trained alone is not and overfits sooner. On
-  the shared real log (seed 0, every training window) it scored 0.0593 test NDCG@10 with the
-  distilled student's dropout 0.1 (best epoch 8 of 20), 0.0666 with 0.3 and 0.0611 with 0.5; the
-  distilled student scored 0.0829 with 0.1 and 0.0788 with 0.3, so each keeps its own. On the
-  weak-order preset it makes no difference: the student alone scored 0.0775 / 0.0788 (0.1 / 0.3,
-  seed 0) and 0.0790 / 0.0786 (seed 1). It is set only with the rule's own student epochs: a
-  config that sets ``student.fit.epochs`` keeps one dropout (the demo's 8-epoch student alone
-  scored 0.0616 with 0.1 and 0.0585 with 0.3: still rising when the epochs ran out).
-- **student schedule**: batch 64 from 10,000 users (else 16, so small logs still get enough
-  updates), 20 epochs of a cosine decay from the student's learning rate run to the end
-  (patience = the epochs, best epoch kept: a cosine decay gains most in its last epochs, and on
-  the shared real log patience 3 stopped the student alone at epoch 16 of 20, best 13, before
-  its rate had decayed, while the distilled student ran all 20 and was best at the last;
-  a student left at its peak rate is not converged: four more epochs at a tenth of it gained
-  8 % NDCG@10 on the shared real log); pruning fine-tunes at the student's batch size.
-- Under a time budget every cosine decay ends with the last epoch the budget allows
-  (:class:`~edge_rec.distill.learning_rate.WarmupCosineDecay`).
-- The full/sampled softmax choice is :meth:`~edge_rec.config.SoftmaxConfig.sampled_negatives`.
+  :data:`MAX_TEACHER_MEMBERS`; under a time budget a member starts only when the ones before it
+  converged and the time left can train it (:func:`edge_rec.stages.train_teacher`).
+- **teacher schedule**: up to 40 epochs, one warm-up epoch and a cosine decay from 1e-3, early
+  stopping after 4 epochs without validation gain (best weights kept); batch 128 from 5,000
+  users, else 64.
+- **student width**: :data:`WIDE_STUDENT` while its int8 file stays under
+  :data:`STUDENT_FILE_BYTES` (derived from the smart-speaker profile), else :data:`NARROW_STUDENT`.
+- **student alone dropout**: :data:`ALONE_DROPOUT` for the student trained without a teacher,
+  only when the rule also sets the student's epochs.
+- **student schedule**: 20 epochs of a cosine decay run to the end (patience = epochs, best epoch
+  kept); batch 64 from 10,000 users, else 16; pruning fine-tunes at the student's batch size.
 
-:func:`size_for_log` returns the sized config and one :class:`SizingChoice` per value it set,
-with the reason, for the report.
+Under a time budget every cosine decay ends with the last epoch the budget allows. The
+measurements behind each choice are in ``benchmarks/results/history.md``.
 """
 
 from __future__ import annotations
@@ -104,9 +61,8 @@ NARROW_STUDENT = (16, (12,))
 STUDENT_SHAPE_KEYS = frozenset({"student.embedding_dim", "student.hidden", "student.tie_output"})
 #: Rule key -> the keys that withhold it: the rule sets nothing when the user set any of them. The
 #: student's widths are one choice (a user who set any of them, or tied the output, which
-#: constrains them, keeps the built-in pair or their own), and the alone dropout was measured with the rule's 20-epoch decay (with fewer
-#: epochs it slows the student alone down: demo config, 8 epochs, 0.0585 with 0.3 against 0.0616
-#: with 0.1).
+#: constrains them, keeps the built-in pair or their own); the alone dropout goes with the rule's
+#: own student epochs.
 WITHHELD_BY: dict[str, frozenset[str]] = {
     **{key: STUDENT_SHAPE_KEYS for key in STUDENT_SHAPE_KEYS},
     "student.alone_dropout": frozenset({"student.fit.epochs"}),
