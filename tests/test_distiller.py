@@ -143,3 +143,35 @@ def test_loss_terms_are_registered_objects_with_their_own_weight_key_and_flags()
     for command in ("distill", "build"):
         help_text = CliRunner().invoke(main, [command, "--help"]).output
         assert all(f"--{name}-weight" in help_text for name in LOSS_TERMS), command
+
+
+def test_with_positions_per_step_a_step_weighs_each_position_alike_whatever_the_batch_holds():
+    x, y = _batch()
+    positions = float(np.count_nonzero(y))
+
+    def update(per_step):
+        """How one SGD train_step moves the student's output bias."""
+        student, _ = _models()
+        distiller = Distiller(student, None, DistillConfig(), positions_per_step=per_step)
+        distiller.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
+        before = student.trainable_variables[-1].numpy().copy()
+        distiller.train_step((x, y))
+        return student.trainable_variables[-1].numpy() - before
+
+    mean_step = update(None)
+    assert np.abs(mean_step).max() > 0
+    # dividing the step's summed loss by its own count of positions is the per-batch mean ...
+    np.testing.assert_allclose(update(positions), mean_step, rtol=1e-4, atol=1e-7)
+    # ... by a constant twice as large halves the step of a batch holding half the usual positions
+    np.testing.assert_allclose(update(2 * positions), 0.5 * mean_step, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="positions_per_step"):
+        Distiller(_models()[0], None, DistillConfig(), positions_per_step=0.0)
+
+
+def test_positions_per_step_is_every_epoch_target_over_the_steps():
+    from edge_rec.distill.training_input import positions_per_step, steps_per_epoch
+
+    rows = [np.arange(2, 2 + n) for n in (2, 3, 9, 9, 4)]  # 1, 2, 5, 5, 3 targets at L = 5
+    for bucketed in (False, True):
+        steps = steps_per_epoch(rows, 5, 2, bucketed=bucketed)
+        assert positions_per_step(rows, 5, 2, bucketed=bucketed) == pytest.approx(16 / steps)

@@ -29,6 +29,10 @@ class Distiller(keras.Model):
     With a ``sampler`` (:class:`~edge_rec.distill.negative_sampler.NegativeSampler`), every term
     works on a candidate set instead of the whole catalog: each position's positive item plus the
     batch's shared negatives, logQ-corrected, for the student and the teacher alike.
+    ``positions_per_step`` (when given) makes a training step's loss the sum over its target
+    positions divided by that constant instead of their mean, so every position weighs the same
+    across an epoch whatever the batch holds (length-bucketed batches of short rows hold few
+    positions); the logged values stay per-position means.
     """
 
     def __init__(
@@ -39,9 +43,13 @@ class Distiller(keras.Model):
         *,
         term_weights: Mapping[str, float] | None = None,
         sampler: NegativeSampler | None = None,
+        positions_per_step: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if positions_per_step is not None and not positions_per_step > 0:
+            raise ValueError(f"positions_per_step: expected a positive number, got {positions_per_step!r}")
+        self.positions_per_step = positions_per_step
         self.student = student
         self.teacher = teacher
         self.cfg = cfg
@@ -163,11 +171,15 @@ class Distiller(keras.Model):
         with tf.GradientTape() as tape:
             terms = self.loss_terms(x, y, training=True)
             total = self._total(terms)
+            step_loss = total
+            if self.positions_per_step is not None:  # a sum over positions / a constant, not a mean
+                positions = tf.reduce_sum(tf.cast(tf.not_equal(y, 0), tf.float32))
+                step_loss = total * positions / self.positions_per_step
             regularization = self.student.losses
             if regularization:
-                total_with_reg = total + tf.add_n(regularization)
+                total_with_reg = step_loss + tf.add_n(regularization)
             else:
-                total_with_reg = total
+                total_with_reg = step_loss
             if replicas > 1:
                 total_with_reg = total_with_reg / replicas
         variables = self._optimized_variables()

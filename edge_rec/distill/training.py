@@ -31,7 +31,7 @@ from edge_rec.config import DistillConfig, FitConfig, SoftmaxConfig
 from edge_rec.distill.distiller import Distiller
 from edge_rec.distill.learning_rate import WarmupCosineDecay, learning_rate_schedule
 from edge_rec.distill.negative_sampler import NegativeSampler
-from edge_rec.distill.training_input import sequence_batches, steps_per_epoch
+from edge_rec.distill.training_input import positions_per_step, sequence_batches, steps_per_epoch
 from edge_rec.keras_shim import keras, tf
 from edge_rec.models.history_length import history_length_of
 from edge_rec.models.output_head import OutputHead
@@ -282,10 +282,13 @@ def train_sequence_model(
     sampler = (
         NegativeSampler(split.popularity(), negatives, power=softmax.power) if negatives else None
     )
-    distiller = Distiller(
-        model, teacher, distill or DistillConfig().without_teacher(), sampler=sampler
-    )
     windows = split.training_windows(history_length)
+    # length buckets batch short rows together: weigh every position alike across the epoch
+    per_step = (positions_per_step(windows, history_length, fit.batch_size, bucketed=True)
+                if fit.length_buckets else None)
+    distiller = Distiller(
+        model, teacher, distill or DistillConfig().without_teacher(), sampler=sampler, positions_per_step=per_step
+    )
     batches = sequence_batches(windows, history_length, fit.batch_size, seed=seed, bucketed=fit.length_buckets)
     steps = steps_per_epoch(windows, history_length, fit.batch_size, bucketed=fit.length_buckets)
     rate = learning_rate_schedule(fit, steps)

@@ -72,6 +72,16 @@ def steps_per_epoch(train_sequences: Sequence[np.ndarray], history_length: int, 
     return _steps(buckets, batch_size)
 
 
+def positions_per_step(train_sequences: Sequence[np.ndarray], history_length: int, batch_size: int,
+                       *, bucketed: bool = False) -> float:
+    """The mean number of target positions an optimizer step of :func:`sequence_batches` trains on:
+    every training target of an epoch over :func:`steps_per_epoch`. Dividing each step's summed
+    loss by this constant, not by the step's own count, weighs every position alike across an
+    epoch, however the rows are batched (a bucket of short rows holds few positions)."""
+    pairs, buckets = _pairs_and_buckets(train_sequences, history_length, bucketed)
+    return max(1.0, float(pairs.sum()) / _steps(buckets, batch_size))
+
+
 def _steps(buckets: np.ndarray, batch_size: int) -> int:
     """Batches of ``batch_size`` over rows with these bucket indices, per bucket; >= 1."""
     per_bucket = np.bincount(buckets) if len(buckets) else np.zeros(0, np.int64)
