@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import textwrap
-import time
 import urllib.request
 
 from conftest import BLOCKER_DIR, DEVICE_PYTHON, REPO_ROOT, run_without_tensorflow
@@ -48,30 +46,24 @@ def test_cli_inspect_and_recommend_without_tensorflow(tiny_bundle_dir):
     assert too_many.returncode == 1 and "k=31 is out of range" in too_many.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_serve_without_tensorflow_and_stop_on_sigterm(tiny_bundle_dir):
-    port = _free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BLOCKER_DIR), str(REPO_ROOT)]))
     child = subprocess.Popen(
-        [DEVICE_PYTHON, "-m", "edge_rec.cli", "serve", str(tiny_bundle_dir), "--port", str(port)],
+        [DEVICE_PYTHON, "-m", "edge_rec.cli", "serve", str(tiny_bundle_dir), "--port", "0"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    assert json.loads(response.read())["status"] == "ok"
+        # the event to await: the server's own "serving ... on http://HOST:PORT" line, which it
+        # logs once it listens (and which names the port it picked)
+        seen = []
+        for line in child.stderr:
+            seen.append(line)
+            if " on http://" in line:
                 break
-            except OSError:
-                assert child.poll() is None, child.communicate()[1]
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+        else:
+            raise AssertionError(f"the server exited before listening: {''.join(seen)}")
+        base = line.split(" on ", 1)[1].split()[0]
+        with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
+            assert json.loads(response.read())["status"] == "ok"
         request = urllib.request.Request(f"{base}/recommend", method="POST",
                                          data=json.dumps({"history": ["1003"], "k": 5}).encode(),
                                          headers={"Content-Type": "application/json"})
