@@ -26,6 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from device_runtime.bounded_read import (  # noqa: F401  (re-exported: readers' limits)
+    DEFAULT_MAX_FILE_BYTES,
+    MAX_ARCHIVE_MEMBERS,
+    MAX_MANIFEST_BYTES,
+    MAX_MEMBER_BYTES,
+    READ_CHUNK,
+    BundleFiles,
+    parse_manifest,
+    read_limited,
+)
 from device_runtime.bundle_schema import (  # noqa: F401  (re-exported: the bundle's public names)
     BUNDLE_FILES,
     BUNDLE_FORMAT,
@@ -62,16 +72,6 @@ from device_runtime.digest import sha256
 from device_runtime.item_catalog import ItemCatalog
 from device_runtime.strict_json import MAX_JSON_DEPTH, parse_strict_json  # noqa: F401
 
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
-MAX_MEMBER_BYTES = 2 * 1024 * 1024 * 1024
-
-
-DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
-"""Default hard cap on the size of one bundle file (directory file or archive member); readers
-take ``max_file_bytes`` to change it, up to :data:`MAX_MEMBER_BYTES`."""
-MAX_ARCHIVE_MEMBERS = 64
-"""An archive with more members than this is refused before it is read further."""
-_READ_CHUNK = 1 << 20
 _ID_FORBIDDEN = "\t\r\n\x00"
 
 
@@ -107,7 +107,7 @@ def file_digest(path: str | Path) -> FileRecord:
     digest = sha256()
     size = 0
     with open(path, "rb") as fh:
-        while chunk := fh.read(_READ_CHUNK):
+        while chunk := fh.read(READ_CHUNK):
             digest.update(chunk)
             size += len(chunk)
     return FileRecord(sha256=digest.hexdigest(), size=size)
@@ -266,29 +266,6 @@ def _check_cap(max_file_bytes: int) -> int:
     return max_file_bytes
 
 
-def _read_limited(handle: BinaryIO, limit: int, what: str, expected: int | None) -> bytes:
-    """Read ``handle`` to its end, refusing as soon as more than ``limit`` bytes come.
-
-    A file of known size (``expected``) is read in one call into one buffer, so its bytes are
-    never held twice; anything else in chunks of 1 MiB."""
-    if expected is not None and expected <= limit:
-        data = handle.read(limit + 1)
-        if len(data) > limit:
-            raise BundleError(f"{what}: larger than expected (the manifest says {expected} "
-                              "bytes); stopped reading. The file was replaced or padded: "
-                              "rebuild or re-download the bundle")
-        return data
-    chunks: list[bytes] = []
-    total = 0
-    while chunk := handle.read(min(_READ_CHUNK, limit + 1 - total)):
-        total += len(chunk)
-        if total > limit:
-            raise BundleError(f"{what}: larger than the reader's limit of {limit} bytes "
-                              "(max_file_bytes); stopped reading")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _open_regular_file(path: Path) -> BinaryIO:
     """Open a bundle file for reading, refusing symlinks and anything but a regular file
     (FIFOs and devices are opened non-blocking so that they cannot stall the reader)."""
@@ -320,22 +297,12 @@ def _open_regular_file(path: Path) -> BinaryIO:
         raise
 
 
-def _parse_manifest(raw: bytes, source: str) -> tuple[Manifest, str]:
-    """The validated manifest and its (verified) ``manifest_sha256``."""
-    data = parse_strict_json(raw, source=source, error=BundleError)
-    manifest = Manifest.from_dict(data, source=source)
-    return manifest, data["manifest_sha256"]
-
-
-_Read = tuple[dict[str, bytes], Manifest, str]
-
-
-def _read_directory(path: Path, cap: int) -> _Read:
+def _read_directory(path: Path, cap: int) -> BundleFiles:
     source = path.resolve()
     manifest_path = path / MANIFEST_FILE
     with _open_regular_file(manifest_path) as handle:
-        raw = _read_limited(handle, min(cap, MAX_MANIFEST_BYTES), f"{source}/{MANIFEST_FILE}", None)
-    manifest, digest = _parse_manifest(raw, f"{source}/{MANIFEST_FILE}")
+        raw = read_limited(handle, min(cap, MAX_MANIFEST_BYTES), f"{source}/{MANIFEST_FILE}", None)
+    manifest, digest = parse_manifest(raw, f"{source}/{MANIFEST_FILE}")
     files = {MANIFEST_FILE: raw}
     for name, record in sorted(manifest.files.items()):
         what = f"{source}/{name}"
@@ -343,11 +310,11 @@ def _read_directory(path: Path, cap: int) -> _Read:
             raise BundleError(f"{what}: the manifest says {record.size} bytes, more than the "
                               f"reader's limit of {cap} bytes (max_file_bytes); refusing to read it")
         with _open_regular_file(path / name) as handle:
-            files[name] = _read_limited(handle, record.size, what, record.size)
+            files[name] = read_limited(handle, record.size, what, record.size)
     return files, manifest, digest
 
 
-def _read_bundle(path: str | Path, max_file_bytes: int) -> tuple[Path, _Read]:
+def _read_bundle(path: str | Path, max_file_bytes: int) -> tuple[Path, BundleFiles]:
     cap = _check_cap(max_file_bytes)
     path = Path(path).expanduser()
     if path.is_dir():

@@ -1,7 +1,7 @@
 """Reading a ``.tar.gz`` bundle: streamed, manifest first, every member checked from its header
 before it is read. Imported only when a bundle is an archive, so a device serving directory
-bundles never loads :mod:`tarfile`. :mod:`device_runtime.bundle` remains the authority on the
-format; this module is its archive reader.
+bundles never loads :mod:`tarfile`. :mod:`device_runtime.bundle_schema` is the authority on the
+format; this module is its archive reader (it does not import :mod:`device_runtime.bundle`).
 """
 
 from __future__ import annotations
@@ -11,17 +11,14 @@ import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from device_runtime.bundle import (
-    BUNDLE_FILES,
-    MANIFEST_FILE,
+from device_runtime.bounded_read import (
     MAX_ARCHIVE_MEMBERS,
     MAX_MANIFEST_BYTES,
-    BundleError,
-    Manifest,
-    _parse_manifest,
-    _Read,
-    _read_limited,
+    BundleFiles,
+    parse_manifest,
+    read_limited,
 )
+from device_runtime.bundle_schema import BUNDLE_FILES, MANIFEST_FILE, BundleError, Manifest
 
 MAX_ARCHIVE_HEADER_BYTES = 64 * 1024
 """Largest tar metadata record (GNU long name / long link, PAX header) read from an archive."""
@@ -59,7 +56,7 @@ def _archive_member_name(path: Path, member: tarfile.TarInfo) -> str | None:
     return "/".join(parts)
 
 
-def read_archive(path: Path, cap: int) -> _Read:
+def read_archive(path: Path, cap: int) -> BundleFiles:
     """Stream the archive once: sizes are checked from each member's header before its data is
     read (against the manifest when it came first, as the writer puts it, else against ``cap``)."""
     files: dict[str, bytes] = {}
@@ -96,9 +93,9 @@ def read_archive(path: Path, cap: int) -> _Read:
                 handle = archive.extractfile(member)
                 if handle is None:  # pragma: no cover - isreg() members always have data
                     raise BundleError(f"{what}: cannot be read")
-                files[name] = _read_limited(handle, limit, what, expected)
+                files[name] = read_limited(handle, limit, what, expected)
                 if name == MANIFEST_FILE:
-                    manifest, digest = _parse_manifest(files[name], source)
+                    manifest, digest = parse_manifest(files[name], source)
     except BundleError:
         raise
     except _OversizedTarHeader as exc:

@@ -59,7 +59,8 @@ def serving_top_k(top_k: int, catalog_size: int) -> int:
 #: fields unknown readers keep and ignore (version 1 refused unknown fields).
 SCHEMA_VERSION = 2
 
-#: Optional top-level fields: name -> (JSON type, default when absent). Adding a field is one line.
+#: Optional top-level fields: name -> (JSON type, default when absent). Adding one is this entry
+#: and the :class:`Manifest` field of the same name; reading, writing and checking follow.
 OPTIONAL_FIELDS: Mapping[str, tuple[type, Any]] = {
     "metrics": (dict, {}),
     "build": (dict, {}),
@@ -182,8 +183,7 @@ class Manifest:
             "catalog_size": self.catalog_size,
             "top_k": self.top_k,
             "popularity": list(self.popularity),
-            "metrics": dict(self.metrics),
-            "build": dict(self.build),
+            **{name: _plain(getattr(self, name)) for name in OPTIONAL_FIELDS},
             "files": {
                 name: {"sha256": rec.sha256, "size": rec.size}
                 for name, rec in sorted(self.files.items())
@@ -333,6 +333,11 @@ def compact_indices(values: Iterable[int], catalog_size: int) -> Sequence[int]:
     they fit in an int32 (any real catalog), 8 otherwise; iterating it yields Python ints."""
     return array("i" if catalog_size <= 2**31 else "q", values)
 
+
+
+def _plain(value: Any) -> Any:
+    """A mapping as a plain dict (what JSON encodes), anything else as it is."""
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 #: The fields of :class:`Manifest` (and the digest), as JSON keys: everything else is ``extra``.

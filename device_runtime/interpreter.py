@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from device_runtime.bundle import BundleError
+from device_runtime.bundle_schema import BundleError
 from device_runtime.native_stderr import native_stderr_to_logging
 from device_runtime.op_support import op_key, runs_on
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from device_runtime.bundle import OOV_INDEX, PAD_INDEX, real_item_count
+from device_runtime.bundle_schema import OOV_INDEX, PAD_INDEX, real_item_count
 
 #: Depth of the ranked lists; MRR is exact for targets inside the top ``EVAL_DEPTH``.
 EVAL_DEPTH = 100

@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from device_runtime.bundle import PAD_INDEX, BundleError
+from device_runtime.bundle_schema import PAD_INDEX, BundleError
 from device_runtime.runtime_limits import MIB, tensor_bytes
 
 SELF_CHECK_REAL_ITEMS = 3

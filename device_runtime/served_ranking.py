@@ -21,7 +21,7 @@ from operator import not_
 
 import numpy as np
 
-from device_runtime.bundle import FIRST_ITEM_INDEX, OOV_INDEX, PAD_INDEX, real_item_count
+from device_runtime.bundle_schema import FIRST_ITEM_INDEX, OOV_INDEX, PAD_INDEX, real_item_count
 from device_runtime.metrics import EVAL_DEPTH
 
 #: Cut-off of the quality metrics (HR@K, NDCG@K, coverage@K) of the report and the benchmark.

@@ -41,7 +41,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from device_runtime.bundle import BundleError
+from device_runtime.bundle_schema import BundleError
 from device_runtime.recommender import Recommender
 from device_runtime.strict_json import StrictJSONError, parse_strict_json
 
