@@ -102,17 +102,6 @@ class VerifiedBundle:
         return self.items.titles
 
 
-def file_digest(path: str | Path) -> FileRecord:
-    """SHA-256 and size of the file at ``path`` (read in 1 MiB chunks)."""
-    digest = sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(READ_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return FileRecord(sha256=digest.hexdigest(), size=size)
-
-
 def bytes_digest(data: bytes) -> FileRecord:
     """SHA-256 and size of ``data``."""
     return FileRecord(sha256=sha256(data).hexdigest(), size=len(data))

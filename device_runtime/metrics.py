@@ -218,20 +218,3 @@ def gains_at_positions(positions: np.ndarray, k: int = 10, depth: int = EVAL_DEP
         f"ndcg@{k}": ndcg_at_positions(positions, k),
         "mrr": np.where(positions < depth, 1.0 / (positions + 1.0), 0.0),
     }
-
-
-def evaluate_scores(
-    scores: np.ndarray,
-    targets: np.ndarray,
-    seen: Sequence[np.ndarray],
-    catalog_size: int,
-    k: int = 10,
-) -> dict[str, float | int]:
-    """:func:`rank_scores` to :data:`EVAL_DEPTH` then :func:`evaluate_ranked`; same keys."""
-    scores = np.asarray(scores)
-    if scores.ndim == 2 and scores.shape[1] != catalog_size:
-        raise ValueError(
-            f"scores have {scores.shape[1]} columns but catalog_size is {catalog_size}"
-        )
-    ranked = rank_scores(scores, seen, depth=max(EVAL_DEPTH, k))
-    return evaluate_ranked(ranked, targets, catalog_size, k=k)

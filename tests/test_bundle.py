@@ -28,7 +28,7 @@ from device_runtime.bundle import (
     SCHEMA_VERSION,
     BundleError,
     Manifest,
-    file_digest,
+    bytes_digest,
     manifest_digest,
     verify_bundle,
 )
@@ -58,7 +58,7 @@ def test_written_bundle_verifies_with_the_expected_manifest(tiny_bundle_dir):
     assert list(bundle.item_ids) == TINY_ITEM_IDS
     assert bundle.titles[5] == TINY_TITLES[5]
     for name in (MODEL_FILE, ITEMS_FILE):
-        assert manifest.files[name] == file_digest(tiny_bundle_dir / name)
+        assert manifest.files[name] == bytes_digest((tiny_bundle_dir / name).read_bytes())
     assert bundle.model_bytes == (tiny_bundle_dir / MODEL_FILE).read_bytes()
 
 
@@ -133,7 +133,7 @@ def test_a_version_1_manifest_is_migrated_and_keeps_refusing_unknown_fields(bund
 def test_items_table_must_match_catalog_size(bundle_copy):
     lines = (bundle_copy / ITEMS_FILE).read_text().splitlines()
     (bundle_copy / ITEMS_FILE).write_text("\n".join(lines[:-1]) + "\n")
-    record = file_digest(bundle_copy / ITEMS_FILE)
+    record = bytes_digest((bundle_copy / ITEMS_FILE).read_bytes())
     rewrite_manifest(bundle_copy, lambda m: m["files"].update(
         {ITEMS_FILE: {"sha256": record.sha256, "size": record.size}}))
     with pytest.raises(BundleError, match=f"29 items listed.*catalog_size {TINY_CATALOG}"):
@@ -229,7 +229,7 @@ def test_write_bundle_rejects_bad_vocabulary(tiny_bundle_dir, tmp_path):
 def _replace_file(bundle_dir, name, data):
     """Write ``data`` as bundle file ``name`` and re-sign the manifest so that hashes match."""
     (bundle_dir / name).write_bytes(data)
-    record = file_digest(bundle_dir / name)
+    record = bytes_digest((bundle_dir / name).read_bytes())
     rewrite_manifest(bundle_dir, lambda m: m["files"].update(
         {name: {"sha256": record.sha256, "size": record.size}}))
 

@@ -11,7 +11,6 @@ from conftest import run_without_tensorflow
 from device_runtime.metrics import (
     EVAL_DEPTH,
     evaluate_ranked,
-    evaluate_scores,
     gains_at_positions,
     per_user_gains,
     rank_scores,
@@ -106,27 +105,25 @@ def test_evaluate_ranked_validates_arguments():
         evaluate_ranked(np.zeros((0, 3), int), np.array([]), 10, k=2)
 
 
-def test_evaluate_scores_end_to_end():
+def test_scores_ranked_then_evaluated_end_to_end():
     scores = np.array([
         [0.0, 0.0, 0.9, 0.8, 0.7, 0.1],  # seen 2 -> ranking 3,4,5 -> target 4 at position 1
         [5.0, 5.0, 0.1, 0.2, 0.3, 0.4],  # ranking 5,4,3,2 -> target 2 at position 3
     ])
     seen = [np.array([2]), np.array([], dtype=np.int32)]
-    m = evaluate_scores(scores, np.array([4, 2]), seen, catalog_size=6, k=2)
+    m = evaluate_ranked(rank_scores(scores, seen), np.array([4, 2]), catalog_size=6, k=2)
     assert m["hr@2"] == pytest.approx(0.5)
     assert m["ndcg@2"] == pytest.approx((1 / math.log2(3)) / 2)
     assert m["mrr"] == pytest.approx((1 / 2 + 1 / 4) / 2)
     assert m["coverage@2"] == pytest.approx(len({3, 4, 5}) / 4)
-    with pytest.raises(ValueError, match="catalog_size"):
-        evaluate_scores(scores, np.array([4, 2]), seen, catalog_size=7)
     assert EVAL_DEPTH == 100
 
 
 def test_metrics_module_runs_without_tensorflow_or_edge_rec():
     code = (
         "import sys, numpy as np\n"
-        "from device_runtime.metrics import evaluate_scores\n"
-        "m = evaluate_scores(np.eye(4), np.array([2, 3, 2, 3]), [np.array([])] * 4, 4, k=1)\n"
+        "from device_runtime.metrics import evaluate_ranked, rank_scores\n"
+        "m = evaluate_ranked(rank_scores(np.eye(4), [np.array([])] * 4), np.array([2, 3, 2, 3]), 4, k=1)\n"
         "assert not any(k.split('.')[0] in ('edge_rec', 'converters') for k in sys.modules)\n"
         "print(m['hr@1'])\n"
     )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import run_without_tensorflow
 
-from device_runtime.metrics import evaluate_scores
+from device_runtime.metrics import evaluate_ranked, rank_scores
 from edge_rec.data import PRESETS, generate_synthetic, prepare_dataset
 from edge_rec.data.synthetic import get_preset
 
@@ -195,7 +195,7 @@ def _baselines(log) -> dict[str, float]:
         "taste": (together / norm[:, None] / norm[None, :])[test.histories].sum(axis=1) + tie,
     }
     return {
-        name: evaluate_scores(scores, test.targets, test.seen, catalog)["ndcg@10"]
+        name: evaluate_ranked(rank_scores(scores, test.seen), test.targets, catalog)["ndcg@10"]
         for name, scores in candidates.items()
     }
 
