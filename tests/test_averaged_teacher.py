@@ -66,6 +66,7 @@ def test_output_head_scores_positions_and_candidates_like_the_full_model():
     np.testing.assert_allclose(candidates[:, 1:], full[:, negatives], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_relation_term_reads_the_first_members_table_and_the_members_stay_frozen_in_a_distiller():
     members = _members(tied=True)
     averaged = average_teachers(members, name="averaged")
@@ -97,6 +98,7 @@ def test_members_of_different_catalogs_are_refused():
         average_teachers([*_members(tied=True)[:1], small], name="averaged")
 
 
+@pytest.mark.slow
 def test_the_serving_form_converts_to_tflite_and_ranks_like_keras():
     from converters.tflite import convert_to_tflite, run_tflite
 
@@ -108,6 +110,7 @@ def test_the_serving_form_converts_to_tflite_and_ranks_like_keras():
     np.testing.assert_array_equal(ids[:, 0], np.argmax(logits, axis=1) + 2)
 
 
+@pytest.mark.slow
 def test_a_member_that_did_not_learn_is_left_out_of_the_average():
     from edge_rec import stages
     from edge_rec.config import DataConfig, FitConfig

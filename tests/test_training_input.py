@@ -99,6 +99,7 @@ def test_shuffling_is_seeded_and_changes_every_epoch(split):
     assert orders(8)[0] != first
 
 
+@pytest.mark.slow
 def test_training_on_the_pipeline_is_repeatable_and_times_its_validation(split):
     from edge_rec.config import FitConfig, TeacherConfig
     from edge_rec.distill.training import train_sequence_model
