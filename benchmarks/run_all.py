@@ -92,6 +92,7 @@ def main() -> None:
                         help="rewrite SUMMARY.md (with each result file's staleness) without running anything")
     parser.add_argument("--skip-distill", action="store_true", help="skip the separate distillation run")
     parser.add_argument("--skip-real-log", action="store_true", help="skip the 3-seed real-log builds (~45 min)")
+    parser.add_argument("--skip-weak-order", action="store_true", help="skip the 3-seed weak-order builds")
     parser.add_argument("--skip-scale", action="store_true", help="skip the catalog-size scaling benchmark")
     parser.add_argument("--skip-throughput", action="store_true", help="skip the training-throughput comparison")
     args = parser.parse_args()
@@ -127,8 +128,9 @@ def main() -> None:
                                                               "--seeds", "0"])
     if not args.skip_throughput:
         timings["throughput"] = run("training throughput", [py, "benchmarks/throughput.py"])
-    timings["weak_order"] = run("weak-order log", [py, "benchmarks/real_log.py", "--data", "synthetic-bulk",
-                                                   "--name", "weak_order"])
+    if not args.skip_weak_order:
+        timings["weak_order"] = run("weak-order log", [py, "benchmarks/real_log.py", "--data", "synthetic-bulk",
+                                                       "--name", "weak_order"])
     if not args.skip_scale:
         timings["scale"] = run("scale", [py, "benchmarks/scale.py"])
 
