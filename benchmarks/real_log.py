@@ -54,18 +54,18 @@ STAGES = (POPULARITY, TEACHER, STUDENT_BASELINE, STUDENT, PRUNED, QAT, TFLITE_IN
 #: "never hurts and should gain >= 1.03x"; int8 >= 0.97x the float student it was made from).
 GOALS = {
     "real_log": {
-        ("teacher", "student_baseline"): 1.6,
-        ("student", "student_baseline"): 1.4,
-        ("tflite_int8", "student"): 0.97,
+        (TEACHER, STUDENT_BASELINE): 1.6,
+        (STUDENT, STUDENT_BASELINE): 1.4,
+        (TFLITE_INT8, STUDENT): 0.97,
     },
     "filters_off": {
-        ("teacher", "student_baseline"): 1.3,
-        ("tflite_int8", "student"): 0.97,
+        (TEACHER, STUDENT_BASELINE): 1.3,
+        (TFLITE_INT8, STUDENT): 0.97,
     },
     "weak_order": {
-        ("teacher", "student_baseline"): 1.05,
-        ("student", "student_baseline"): 1.03,
-        ("tflite_int8", "student_baseline"): 1.0,
+        (TEACHER, STUDENT_BASELINE): 1.05,
+        (STUDENT, STUDENT_BASELINE): 1.03,
+        (TFLITE_INT8, STUDENT_BASELINE): 1.0,
     },
 }
 
@@ -76,8 +76,8 @@ CONFIGS = {"filters_off": REPO / "benchmarks" / "configs" / "filters_off.toml"}
 #: the shared log without filters, LRURec WSDM 2024; with the default filters, the teacher of the
 #: build before the throughput work).
 ABSOLUTE_GOALS = {
-    "real_log": {"tflite_int8": 0.0865},
-    "filters_off": {"teacher": 0.0620, "tflite_int8": 0.0583},
+    "real_log": {TFLITE_INT8: 0.0865},
+    "filters_off": {TEACHER: 0.0620, TFLITE_INT8: 0.0583},
 }
 
 
@@ -240,7 +240,7 @@ def markdown(summary: dict, title: str) -> str:
         gate = summary["gate"][str(s)]
         lines.append(
             f"| {s} | {summary['wall_s'][str(s)]} | {summary['peak_rss_mb'][str(s)]} | "
-            + " | ".join(f"{t.get(k, 0):.0f}" for k in ("teacher", "student_baseline", "student", "pruned", "qat"))
+            + " | ".join(f"{t.get(k, 0):.0f}" for k in (TEACHER, STUDENT_BASELINE, STUDENT, PRUNED, QAT))
             + f" | {'passed' if gate['passed'] else 'FAILED'}{' + warnings' if gate['warnings'] else ''} |"
         )
     lines += ["", "Epochs run per stage (best epoch, what stopped it):", "",

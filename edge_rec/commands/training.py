@@ -38,6 +38,7 @@ from edge_rec.config import (
     config_to_dict,
     resolve_config,
 )
+from edge_rec.passes import STUDENT, STUDENT_BASELINE, TEACHER
 
 log = logging.getLogger(__name__)
 
@@ -243,8 +244,8 @@ def distill(config_path, preset, data_path, data_format, skip_bad_lines, out, ep
                 "use the same data and config"
             )
         _check_same_validation_users(teacher_dir, cfg.data.validation_share)
-        teacher = stages.TrainedModel("teacher", sequence, sequence, None, 0.0)
-    name = "student_baseline" if teacher is None else "student"
+        teacher = stages.TrainedModel(TEACHER, sequence, sequence, None, 0.0)
+    name = STUDENT_BASELINE if teacher is None else STUDENT
     try:
         with progress_to_stderr(), backups_in(out), peer_failures():
             trained = stages.train_student(
