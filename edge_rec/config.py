@@ -14,6 +14,7 @@ walker (:func:`validate_section`) applies both, once, when a config is loaded or
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -434,7 +435,7 @@ def parse_duration(text: str, *, where: str = "time_budget") -> float | None:
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check ``value`` against a dataclass field annotation and convert lists to tuples."""
     origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
+    if origin in (typing.Union, getattr(types, "UnionType", typing.Union)):
         args = typing.get_args(annotation)
         if value is None and type(None) in args:
             return None
@@ -453,11 +454,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         return _merge(annotation(), value, where)
     if origin is tuple:
         (item_type, *_rest) = typing.get_args(annotation)
-        if not isinstance(value, list | tuple):
+        if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return tuple(_coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value))
     if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
     if annotation is int:
@@ -475,8 +476,26 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+def _field_types(cls: type) -> dict[str, Any]:
+    """The evaluated annotation of each field of a config dataclass. On Python 3.9 an ``X | None``
+    annotation cannot be evaluated by ``typing.get_type_hints``; it is read as ``Optional[X]``."""
+    try:
+        return typing.get_type_hints(cls)
+    except TypeError:
+        namespace = vars(sys.modules[cls.__module__])
+        hints = {}
+        for f in fields(cls):
+            if not isinstance(f.type, str):
+                hints[f.name] = f.type
+                continue
+            parts = [type(None) if part.strip() == "None" else eval(part.strip(), namespace)
+                     for part in f.type.split("|")]
+            hints[f.name] = typing.Union[tuple(parts)] if len(parts) > 1 else parts[0]  # noqa: UP007 (Python 3.9)
+        return hints
+
+
 def _merge(base: Any, table: Mapping[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(type(base))
+    hints = _field_types(type(base))
     known = {f.name for f in fields(base)} - _NOT_KEYS
     registered = _registered_sections() if isinstance(base, EdgeRecConfig) else {}
     unknown = sorted(set(table) - known - set(registered))

@@ -21,14 +21,16 @@ BLOCKER_DIR = TESTS_DIR / "block_tensorflow"
 DEVICE_PYTHON = os.environ.get("EDGE_REC_DEVICE_PYTHON") or sys.executable
 
 
-def run_without_tensorflow(args: list[str], *, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-    """Run ``python ARGS`` (:data:`DEVICE_PYTHON`) in a child where importing
-    tensorflow/tf_keras/tfmot raises ImportError."""
+def run_without_tensorflow(args: list[str], *, timeout: float = 120, python: str | None = None,
+                           **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` in a child where importing tensorflow/tf_keras/tfmot raises
+    ImportError; ``python`` is this interpreter unless ``python`` is given (the device tests pass
+    :data:`DEVICE_PYTHON`)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(BLOCKER_DIR), str(REPO_ROOT)])
     env.update(kwargs.pop("env", {}))
     return subprocess.run(
-        [DEVICE_PYTHON, *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs
+        [python or sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs
     )
 
 

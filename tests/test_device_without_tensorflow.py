@@ -25,23 +25,23 @@ def test_load_and_recommend_without_tensorflow(tiny_bundle_dir):
         loaded = [m for m in sys.modules if m.split(".")[0] in {TF_MODULES}]
         print(json.dumps({{"ids": result.item_ids, "tf": loaded}}))
     """)
-    result = run_without_tensorflow(["-c", script])
+    result = run_without_tensorflow(python=DEVICE_PYTHON, args=["-c", script])
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert len(payload["ids"]) == 3 and payload["tf"] == []
 
 
 def test_cli_inspect_and_recommend_without_tensorflow(tiny_bundle_dir):
-    inspected = run_without_tensorflow(["-m", "edge_rec.cli", "inspect", str(tiny_bundle_dir), "--json"])
+    inspected = run_without_tensorflow(python=DEVICE_PYTHON, args=["-m", "edge_rec.cli", "inspect", str(tiny_bundle_dir), "--json"])
     assert inspected.returncode == 0, inspected.stderr
     report = json.loads(inspected.stdout)
     assert report["verified"] and report["items"] == 30 and "TOPK_V2" in report["model"]["ops"]
-    recommended = run_without_tensorflow(["-m", "edge_rec.cli", "recommend", str(tiny_bundle_dir),
+    recommended = run_without_tensorflow(python=DEVICE_PYTHON, args=["-m", "edge_rec.cli", "recommend", str(tiny_bundle_dir),
                                           "--history", "1003,1005,unknown", "-k", "4", "--json"])
     assert recommended.returncode == 0, recommended.stderr
     answer = json.loads(recommended.stdout)
     assert len(answer["items"]) == 4 and answer["unknown_ids"] == 1
-    too_many = run_without_tensorflow(["-m", "edge_rec.cli", "recommend", str(tiny_bundle_dir),
+    too_many = run_without_tensorflow(python=DEVICE_PYTHON, args=["-m", "edge_rec.cli", "recommend", str(tiny_bundle_dir),
                                        "--history", "1003", "-k", "31"])
     assert too_many.returncode == 1 and "k=31 is out of range" in too_many.stderr
 

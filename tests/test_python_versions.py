@@ -1,5 +1,6 @@
-"""Each layer runs on the Python versions the README states: the device side (``device_runtime``
-and the CLI modules ``recommend``/``serve``/``benchmark``/``inspect`` import) on 3.9+, training
+"""Each layer runs on the Python versions the README states: the device side (``device_runtime``,
+the CLI modules ``recommend``/``serve``/``benchmark``/``inspect`` import, ``edge_rec.data`` that
+``benchmark --eval-data`` reads logs with, and the example apps) on 3.9+, training
 (``edge_rec``, ``converters``) on 3.10+. Checked statically with vermin, plus the one 3.10 feature
 vermin cannot see without flagging every postponed annotation: ``X | Y`` evaluated at run time."""
 
@@ -15,7 +16,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 #: Modules the device-side commands import (the CLI entry point loads every command module).
-DEVICE_SIDE = [REPO / "device_runtime", REPO / "edge_rec" / "cli.py", REPO / "edge_rec" / "commands"]
+DEVICE_SIDE = [REPO / "device_runtime", REPO / "edge_rec" / "cli.py", REPO / "edge_rec" / "commands",
+               REPO / "edge_rec" / "data", REPO / "examples"]
 TRAINING_SIDE = [REPO / "edge_rec", REPO / "converters"]
 
 

@@ -32,8 +32,8 @@ def show(config_path, preset, data_path, data_format, as_json) -> None:
     Layers, lowest first: default < log (sizes derived from --data) < file (--config) < preset
     (--preset) < flag. Without --data, the sizes the log would derive are shown as defaults.
     """
-    from edge_rec.config import ConfigError, config_provenance, resolve_config
-    from edge_rec.input_errors import INPUT_ERRORS
+    from edge_rec.config import config_provenance, resolve_config
+    from edge_rec.input_errors import DATA_INPUT_ERRORS
 
     try:
         cfg = resolve_config(config_path, preset=preset,
@@ -42,7 +42,7 @@ def show(config_path, preset, data_path, data_format, as_json) -> None:
             from edge_rec.data.prepared import prepare_sized_data
 
             cfg, _data, _choices = prepare_sized_data(cfg, path=data_path, data_format=data_format)
-    except (ConfigError, *INPUT_ERRORS) as exc:
+    except DATA_INPUT_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
     entries = config_provenance(cfg)
     if as_json:

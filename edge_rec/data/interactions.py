@@ -68,10 +68,10 @@ def write_interactions_csv(log: InteractionLog, path: str | Path) -> Path:
                 titles = log.titles or {}
                 writer.writerows(
                     (u, i, t, titles.get(i, ""))
-                    for u, i, t in zip(log.users.tolist(), log.items.tolist(), timestamps, strict=True)
+                    for u, i, t in zip(log.users.tolist(), log.items.tolist(), timestamps)
                 )
             else:
-                writer.writerows(zip(log.users.tolist(), log.items.tolist(), timestamps, strict=True))
+                writer.writerows(zip(log.users.tolist(), log.items.tolist(), timestamps))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -231,7 +231,7 @@ def _parse_rows(path, layout, rows, first_line_no, on_bad_line, *, line_by_line=
     rows_nonblank = [] if line_by_line else [
         r for r in rows if r and not (len(r) == 1 and not r[0].strip())]
     if rows_nonblank and all(len(r) == layout.fields for r in rows_nonblank):
-        columns = list(zip(*rows_nonblank, strict=True))
+        columns = list(zip(*rows_nonblank))
         users, items = columns[layout.user], columns[layout.item]
         if "" not in users and "" not in items:
             try:
@@ -307,7 +307,7 @@ def _line_problem(layout: _Layout, row: list[str]) -> str | None:
 
 
 def _titles(items, values) -> dict[str, str] | None:
-    titles = {item: title for item, title in zip(items, values, strict=True) if title}
+    titles = {item: title for item, title in zip(items, values) if title}
     return titles or None
 
 

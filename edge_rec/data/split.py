@@ -78,7 +78,7 @@ class LeaveLastOutSplit:
     """
 
     def __init__(self, dataset: SequenceDataset, validation_users: np.ndarray | None = None) -> None:
-        short = [u for u, s in zip(dataset.user_ids, dataset.sequences, strict=True) if len(s) < 3]
+        short = [u for u, s in zip(dataset.user_ids, dataset.sequences) if len(s) < 3]
         if short:
             raise ValueError(
                 f"{len(short)} user(s) have fewer than 3 items (e.g. {short[0]!r}); "
@@ -93,7 +93,7 @@ class LeaveLastOutSplit:
         validates = np.zeros(users, dtype=bool)
         validates[self.validation_users] = True
         self.train_sequences: list[np.ndarray] = [
-            s[:-2] if held else s[:-1] for s, held in zip(dataset.sequences, validates, strict=True)
+            s[:-2] if held else s[:-1] for s, held in zip(dataset.sequences, validates)
         ]
         self._windows: dict[int, list[np.ndarray]] = {}  # training_windows, per history length
 
@@ -198,7 +198,7 @@ class LeaveLastOutSplit:
         ends = np.cumsum(per_user)
         users = np.searchsorted(ends, picks, side="right")
         prefix_lengths = picks - (ends[users] - per_user[users]) + 1  # history = seq[:t], t >= 1
-        return left_pad([self.train_sequences[u][:t] for u, t in zip(users, prefix_lengths, strict=True)], length)
+        return left_pad([self.train_sequences[u][:t] for u, t in zip(users, prefix_lengths)], length)
 
     def eval_set(self, which: str, length: int) -> EvalSet:
         """Validation (``"valid"``: history ``seq[:-2]``, target ``seq[-2]``, one row per scored

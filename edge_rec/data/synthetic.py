@@ -272,10 +272,10 @@ def _build_catalog(p: SyntheticPreset, n_items: int, rng: random.Random) -> _Cat
     single_weight = _zipf_weights(rng, len(single_items), 1.0)
 
     item_weight = [0.0] * n_items
-    for items, w in zip(collections, collection_weight, strict=True):
+    for items, w in zip(collections, collection_weight):
         for k, item in enumerate(items):
             item_weight[item] = w * 0.85**k  # later episodes/tracks are reached less often
-    for item, w in zip(single_items, single_weight, strict=True):
+    for item, w in zip(single_items, single_weight):
         item_weight[item] = w
     # dated items are only watched on their day by routine users, never explored later
 
@@ -324,14 +324,14 @@ class _Sampler:
         self.collections = [
             _WeightedPicker(
                 [c for c, g in enumerate(catalog.collection_genre) if g == genre],
-                [w for w, g in zip(catalog.collection_weight, catalog.collection_genre, strict=True) if g == genre],
+                [w for w, g in zip(catalog.collection_weight, catalog.collection_genre) if g == genre],
             )
             for genre in range(n_genres)
         ]
         self.singles = [
             _WeightedPicker(
-                [i for i, g in zip(catalog.single_items, catalog.single_genre, strict=True) if g == genre],
-                [w for w, g in zip(catalog.single_weight, catalog.single_genre, strict=True) if g == genre],
+                [i for i, g in zip(catalog.single_items, catalog.single_genre) if g == genre],
+                [w for w, g in zip(catalog.single_weight, catalog.single_genre) if g == genre],
             )
             for genre in range(n_genres)
         ]
@@ -352,7 +352,7 @@ def _simulate_user(
         secondary = (primary + 1 + rng.randrange(n_genres - 1)) % n_genres
     target = max(4, min(400, round(rng.lognormvariate(math.log(p.interactions_median), p.interactions_sigma))))
     routine = rng.randrange(len(catalog.dated)) if catalog.dated and rng.random() < p.routine_share else None
-    hours, hour_weights = zip(*p.session_hours, strict=True)
+    hours, hour_weights = zip(*p.session_hours)
     own_hours = sorted(rng.choices(hours, weights=hour_weights, k=2))
     start_day = rng.randrange(max(1, catalog.days // 3))
     available = max(1, catalog.days - start_day)

@@ -36,7 +36,7 @@ class ListeningHistory:
         except (OSError, ValueError):
             print(f"warning: {path} is unreadable; starting a fresh history", file=sys.stderr)
             plays = []
-        self.plays: list[str] = [str(p) for p in plays if isinstance(p, str | int)]
+        self.plays: list[str] = [str(p) for p in plays if isinstance(p, (str, int))]
 
     def add(self, item_id: str) -> None:
         """Record one play and persist the history."""
