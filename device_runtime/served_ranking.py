@@ -50,9 +50,7 @@ def graph_positions(ids: Sequence[int], banned: Collection[int], k: int, catalog
     count, never with K (the runtime's hot path); anything else takes the checked Python loop."""
     positions = list(islice(compress(count(), map(not_, map(banned.__contains__, ids))), k))
     picked = [ids[p] for p in positions]
-    if picked and (min(picked) >= 0 and max(picked) < catalog_size and len(set(picked)) == len(picked)):
-        return positions
-    if not picked:
+    if not picked or (min(picked) >= 0 and max(picked) < catalog_size and len(set(picked)) == len(picked)):
         return positions
     positions, taken = [], set(banned)
     for position, index in enumerate(ids):
