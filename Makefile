@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[train,plot,dev]'
+	$(PY) -m pip install --quiet -e '.[train,plot,dev,publish,update]'
 	@touch $(STAMP)
 
 # A failed quality gate (exit 3) still wrote the bundle and the report: say so loudly, but the
@@ -26,7 +26,7 @@ demo: $(STAMP)
 
 # The device side runs on Python 3.9+: `make test` runs the device children (load, recommend,
 # inspect, serve with TensorFlow blocked) on Python 3.9 with the lean device extra
-# (tflite-runtime 2.14) when a Python 3.9 can be found, else on the venv's Python (it says so).
+# (tflite-runtime 2.14) and the update extra (python-tuf 5) when a Python 3.9 can be found, else on the venv's Python (it says so).
 DEVICE_VENV ?= .venv-device
 DEVICE_STAMP := $(DEVICE_VENV)/.edge-rec-installed
 $(DEVICE_STAMP): pyproject.toml
@@ -35,7 +35,7 @@ $(DEVICE_STAMP): pyproject.toml
 	rm -rf $(DEVICE_VENV); \
 	if [ -n "$$py" ]; then \
 	  $$py -m venv $(DEVICE_VENV) && $(DEVICE_VENV)/bin/pip install --quiet --upgrade pip && \
-	  $(DEVICE_VENV)/bin/pip install --quiet -e '.[device-lean]'; \
+	  $(DEVICE_VENV)/bin/pip install --quiet -e '.[device-lean,update]'; \
 	else echo "make: no Python 3.9 found; the device tests run on $$($(PY) -V)"; mkdir -p $(DEVICE_VENV); fi
 	@touch $(DEVICE_STAMP)
 

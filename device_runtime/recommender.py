@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -45,6 +45,9 @@ from device_runtime.model_check import (
 )
 from device_runtime.runtime_limits import DEFAULT_LIMITS, RuntimeLimits
 from device_runtime.served_ranking import graph_positions, popularity_fill, popularity_fill_indices
+
+if TYPE_CHECKING:  # the update extra (python-tuf) is optional
+    from device_runtime.updates import DeviceTrust, UpdateResult
 
 SOURCE_MODEL = "model"
 SOURCE_POPULARITY = "popularity"
@@ -312,24 +315,36 @@ class Recommender:
 
     ``reload`` builds and checks the new model completely, then swaps one reference: a call in
     flight finishes on the model it started with, and a failed reload leaves the old model serving.
+
+    With ``trust`` (a :class:`~device_runtime.updates.DeviceTrust`), only bundles that a signed
+    release of the update repository lists are loaded or reloaded; any other raises
+    :class:`~device_runtime.updates.UnsignedBundleError` (a ``BundleError``).
     """
 
     def __init__(self, bundle: VerifiedBundle, *, num_threads: int = 1, backend: str = "auto",
-                 limits: RuntimeLimits = DEFAULT_LIMITS) -> None:
-        """Serve an already verified bundle (prefer :meth:`load`). Checks the model's signature
-        against the manifest (:class:`BundleError` when they differ) and runs the load-time
-        self-check (:class:`~device_runtime.model_check.ModelCheckError`)."""
+                 limits: RuntimeLimits = DEFAULT_LIMITS, trust: DeviceTrust | None = None) -> None:
+        """Serve an already verified bundle (prefer :meth:`load`). Checks the bundle's signed
+        release when ``trust`` is given, the model's signature against the manifest
+        (:class:`BundleError` when they differ) and runs the load-time self-check
+        (:class:`~device_runtime.model_check.ModelCheckError`)."""
         if not isinstance(limits, RuntimeLimits):
             raise TypeError(f"limits must be a RuntimeLimits, got {type(limits).__name__}")
         self._backend = resolve_backend(backend)
         self._num_threads = num_threads
         self._limits = limits
+        self._trust = trust
         self._reload_lock = threading.Lock()
-        self._serving = _ServingModel(bundle, self._backend, num_threads, limits)
+        self._serving = self._checked_model(bundle)
+
+    def _checked_model(self, bundle: VerifiedBundle) -> _ServingModel:
+        """A serving model for ``bundle``, after its signed release is found (with ``trust``)."""
+        if self._trust is not None:
+            self._trust.require_signed(bundle.manifest_sha256, str(bundle.source))
+        return _ServingModel(bundle, self._backend, self._num_threads, self._limits)
 
     @classmethod
     def load(cls, path: str | Path, *, num_threads: int = 1, backend: str = "auto",
-             limits: RuntimeLimits = DEFAULT_LIMITS) -> Recommender:
+             limits: RuntimeLimits = DEFAULT_LIMITS, trust: DeviceTrust | None = None) -> Recommender:
         """Verify the bundle at ``path`` (directory or ``.tar.gz``), load it and self-check it.
 
         Raises :class:`BundleError` for a bundle that fails verification or whose model signature
@@ -339,9 +354,11 @@ class Recommender:
         ``limits.memory_limit_bytes``; ``ModelFormatError`` for model bytes the interpreter
         rejects; ``InterpreterUnavailableError`` when no backend is installed (or it cannot run
         with this numpy). ``limits`` also bounds the interpreter pool
-        (:class:`~device_runtime.runtime_limits.RuntimeLimits`).
+        (:class:`~device_runtime.runtime_limits.RuntimeLimits`). ``trust`` restricts loading and
+        every later reload to signed releases (see the class docstring).
         """
-        return cls(verify_bundle(path), num_threads=num_threads, backend=backend, limits=limits)
+        return cls(verify_bundle(path), num_threads=num_threads, backend=backend, limits=limits,
+                   trust=trust)
 
     # ---- properties -------------------------------------------------------------------------
     @property
@@ -459,13 +476,31 @@ class Recommender:
     def reload(self, path: str | Path) -> dict[str, Any]:
         """Verify and load the bundle at ``path``, then swap it in atomically; returns :meth:`info`.
 
-        The new model passes the same checks as :meth:`load` (signature, memory, self-check); on
-        any error the exception propagates and the current model keeps serving unchanged.
+        The new model passes the same checks as :meth:`load` (signed release when a trust state
+        is configured, signature, memory, self-check); on any error the exception propagates and
+        the current model keeps serving unchanged.
         """
         with self._reload_lock:
-            fresh = _ServingModel(verify_bundle(path), self._backend, self._num_threads, self._limits)
+            fresh = self._checked_model(verify_bundle(path))
             self._serving = fresh
         return self.info()
+
+    def update_from(self, repo_url: str, *, trust_root: str | Path, dest: str | Path,
+                    profile: str | None = None) -> UpdateResult:
+        """Check the signed update repository at ``repo_url`` and, when it offers a newer release
+        for this device, download, verify, install it in ``dest`` and hot-reload it here
+        (:class:`~device_runtime.updates.UpdateClient`). Raises an
+        :class:`~device_runtime.updates.UpdateError` subclass for every refusal; the current model
+        keeps serving. Needs the update extra (python-tuf).
+        """
+        from device_runtime.updates import UpdateClient
+
+        client = UpdateClient(repo_url, trust_root, dest, profile=profile)
+
+        def self_check(path: Path) -> None:
+            _ServingModel(verify_bundle(path), self._backend, self._num_threads, self._limits)
+
+        return client.update(self_check=self_check, reload=self.reload)
 
     def info(self) -> dict[str, Any]:
         """What is serving: source path, digests, sizes, L, K, catalog, quantization, metrics, build."""

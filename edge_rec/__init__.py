@@ -4,4 +4,6 @@ Importing this package never imports TensorFlow; the training and conversion mod
 are imported only where they are used.
 """
 
-__version__ = "0.1.0"
+from device_runtime.version import RUNTIME_VERSION as __version__
+
+__all__ = ["__version__"]

@@ -1,8 +1,9 @@
 """The ``edge-rec`` command line.
 
 Every command lives in one module under :mod:`edge_rec.commands`; this file only groups them.
-Device-side commands (``inspect``, ``recommend``, ``serve``, ``benchmark``, ``data``) never
-import TensorFlow, so they run with ``pip install 'edge-rec[device]'``.
+Device-side commands (``inspect``, ``recommend``, ``serve``, ``benchmark``, ``data``, ``update``,
+``verify``) never import TensorFlow, so they run with ``pip install 'edge-rec[device]'`` (plus
+``[update]`` for the last two); ``keys`` and ``publish`` need ``[publish]``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ import click
 
 from converters.tensorflow_env import set_verbose
 from edge_rec import __version__
-from edge_rec.commands import benchmark, build, config, convert, data, device, training
+from edge_rec.commands import (
+    benchmark,
+    build,
+    config,
+    convert,
+    data,
+    device,
+    signing,
+    training,
+    updates,
+)
 from edge_rec.commands.console import ConsoleHandler
 
 
@@ -43,6 +54,10 @@ main.add_command(device.inspect)
 main.add_command(device.recommend)
 main.add_command(device.serve)
 main.add_command(benchmark.benchmark)
+main.add_command(signing.keys_group)
+main.add_command(signing.publish)
+main.add_command(updates.update)
+main.add_command(updates.verify)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -333,6 +333,38 @@ class GateConfig:
     max_ndcg_drop: float = param(0.05, **FRACTION)
 
 
+#: Most keys a role may require: a larger threshold is a typo, not a policy.
+MAX_THRESHOLD = 16
+THRESHOLD = {"check": in_range(1, MAX_THRESHOLD), "expected": f"an integer in 1..{MAX_THRESHOLD}"}
+EXPIRY_DAYS = {"check": in_range(0.0, 3650.0, closed_low=False), "expected": "days in (0, 3650]"}
+
+
+@dataclass(frozen=True)
+class SigningConfig:
+    """Signed updates (``edge-rec keys``, ``edge-rec publish``; TUF roles): how many keys must
+    sign each role's metadata (its threshold: ``keys init`` and ``keys rotate`` make that many
+    keys) and how many days each role's metadata stays valid before it must be re-signed (a device
+    refuses expired metadata: the freeze defence). Thresholds take effect when the role's keys
+    are made; expiries at every signing."""
+
+    root_threshold: int = param(1, **THRESHOLD)
+    targets_threshold: int = param(1, **THRESHOLD)
+    snapshot_threshold: int = param(1, **THRESHOLD)
+    timestamp_threshold: int = param(1, **THRESHOLD)
+    root_expiry_days: float = param(365.0, **EXPIRY_DAYS)
+    targets_expiry_days: float = param(90.0, **EXPIRY_DAYS)
+    snapshot_expiry_days: float = param(7.0, **EXPIRY_DAYS)
+    timestamp_expiry_days: float = param(1.0, **EXPIRY_DAYS)
+
+    def threshold(self, role: str) -> int:
+        """The threshold of TUF role ``role`` (root, targets, snapshot or timestamp)."""
+        return getattr(self, f"{role}_threshold")
+
+    def expiry_days(self, role: str) -> float:
+        """How many days a new version of ``role``'s metadata stays valid."""
+        return getattr(self, f"{role}_expiry_days")
+
+
 @dataclass(frozen=True)
 class EdgeRecConfig:
     """The whole pipeline configuration.
@@ -357,6 +389,7 @@ class EdgeRecConfig:
     lowrank: LowRankConfig = field(default_factory=LowRankConfig)
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    signing: SigningConfig = field(default_factory=SigningConfig)
     sections: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -164,8 +164,14 @@ def recommend(bundle: Path, history: str, k: int, exclude: str, keep_seen: bool,
               type=ChoiceOrFile(BUILTIN_PROFILES, (".toml",), "device profile"),
               help=f"Device profile ({' | '.join(BUILTIN_PROFILES)} | FILE.toml) whose budgets bound the "
                    "interpreters: one per thread it grants, its RAM budget for their tensors.")
+@click.option("--trust-root", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="With --update-dir: serve and reload only bundles a signed release lists "
+                   "(the update repository's root.json of version 1).")
+@click.option("--update-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The device's update folder (`edge-rec update --dest`) holding the trusted metadata.")
 def serve(bundle: Path, host: str, port: int, token: str | None, max_body_bytes: int,
-          num_threads: int, backend: str, profile_spec: str | None) -> None:
+          num_threads: int, backend: str, profile_spec: str | None, trust_root: Path | None,
+          update_dir: Path | None) -> None:
     """Serve a bundle over a JSON HTTP API until SIGTERM / Ctrl-C (POST /recommend, GET /health,
     POST /reload)."""
     from device_runtime.benchmarking.device_profile import ProfileError, load_profile
@@ -177,8 +183,19 @@ def serve(bundle: Path, host: str, port: int, token: str | None, max_body_bytes:
         limits = RuntimeLimits.for_profile(load_profile(profile_spec)) if profile_spec else DEFAULT_LIMITS
     except ProfileError as exc:
         raise click.BadParameter(str(exc), param_hint="--profile") from None
+    if (trust_root is None) != (update_dir is None):
+        raise click.UsageError("--trust-root and --update-dir go together (signed bundles only)")
     try:
-        recommender = Recommender.load(bundle, num_threads=num_threads, backend=backend, limits=limits)
+        trust = None
+        if trust_root is not None:
+            from device_runtime.updates import DeviceTrust, UpdateError
+
+            try:
+                trust = DeviceTrust(update_dir, trust_root)
+            except UpdateError as exc:
+                raise click.ClickException(str(exc)) from None
+        recommender = Recommender.load(bundle, num_threads=num_threads, backend=backend, limits=limits,
+                                       trust=trust)
         run_server(recommender, host, port, token=token, max_body_bytes=max_body_bytes)
     except (*DEVICE_ERRORS, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
