@@ -63,7 +63,9 @@ def nothing_new(url: str, trust_root: Path, work: Path, python: Path, crypto: st
     dest = work / f"device-{python.parent.parent.name}-{crypto}"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     done = subprocess.run([str(python), "-c", CHILD, url, str(trust_root), str(dest), str(runs), crypto],
-                          capture_output=True, text=True, env=env, timeout=600, check=True)
+                          capture_output=True, text=True, env=env, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{python}: the update child failed:\n{done.stderr[-3000:]}")
     data = json.loads(done.stdout.strip().splitlines()[-1])
     times = data.pop("times_s")
     return {**data, "runs": runs, "p50_ms": round(1000 * _percentile(times, 0.5), 2),
@@ -109,7 +111,9 @@ def site_packages_mb(python: str, extras: str, work: Path, extra_packages: tuple
 def install_growth(work: Path) -> list[dict]:
     """MB that the update extra adds to each device install (pip + setuptools counted in both)."""
     rows = []
-    py39 = shutil.which("python3.9") or next(iter(sorted(Path.home().glob(".pyenv/versions/3.9*/bin/python3.9"))), None)
+    candidates = [*sorted(Path.home().glob(".pyenv/versions/3.9*/bin/python3.9")), shutil.which("python3.9")]
+    py39 = next((str(c) for c in candidates if c and subprocess.run(
+        [str(c), "-c", "import sys; assert sys.version_info[:2] == (3, 9)"], capture_output=True).returncode == 0), None)
     setups = [(sys.executable, "device", ()), (sys.executable, "device", ("cryptography",))]
     if py39:
         setups.insert(0, (str(py39), "device-lean", ()))

@@ -132,10 +132,11 @@ class UpdateClient:
         return updater
 
     def _newest(self, installed: Release | None) -> Release | None:
-        """The newest release for this device newer than ``installed`` that this runtime can run;
+        """The newest release for this device newer than ``installed`` that this runtime can run
+        (called right after :meth:`refresh`);
         :class:`IncompatibleReleaseError` when newer ones exist but none can run here."""
         newer: list[Release] = sorted(
-            (release for release in self.trust.releases().values()
+            (release for release in self.trust.releases(just_refreshed=True).values()
              if release.serves_profile(self.profile)
              and (installed is None or release.model_version > installed.model_version)),
             key=lambda release: release.model_version, reverse=True)
