@@ -122,6 +122,7 @@ def main() -> None:
     timings["lowrank"] = run("low-rank", [py, "benchmarks/lowrank.py", "--quiet"])
     timings["runtime"] = run("device runtime", [py, "benchmarks/runtime.py", str(RUN_DIR / "bundle")])
     timings["device"] = run("edge-rec benchmark", [py, "benchmarks/device.py"])
+    timings["update"] = run("signed updates", [py, "benchmarks/update.py", "--bundle", str(RUN_DIR / "bundle")])
     if not args.skip_real_log:
         timings["real_log"] = run("real log", [py, "benchmarks/real_log.py"])
         timings["filters_off"] = run("real log, filters off", [py, "benchmarks/real_log.py", "--name", "filters_off",
