@@ -246,6 +246,11 @@ def test_the_cli_publishes_updates_and_verifies(tmp_path, tiny_bundle_dir, other
     assert rotated.exit_code == 0 and json.loads(rotated.stdout)["root_version"] == 2
     bad = runner.invoke(main, ["keys", "revoke", "nope", "--keys", str(keys), "--repo", str(repo_dir)])
     assert bad.exit_code == 1 and "not a key of this repository" in bad.stderr
+    half = runner.invoke(main, ["serve", str(tiny_bundle_dir), "--trust-root", str(trust_root)])
+    assert half.exit_code == 2 and "--update-dir" in half.stderr
+    unsigned_serve = runner.invoke(main, ["serve", str(other_bundle_dir), "--trust-root", str(trust_root),
+                                          "--update-dir", str(dest), "--port", "0"])
+    assert unsigned_serve.exit_code == 1 and "no signed release lists this bundle" in unsigned_serve.stderr
 
 
 def test_the_python39_device_updates_without_tensorflow(tmp_path, tiny_bundle_dir):
