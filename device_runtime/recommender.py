@@ -33,7 +33,7 @@ from device_runtime.bundle import (
     compact_indices,
     verify_bundle,
 )
-from device_runtime.bundle_schema import real_item_count
+from device_runtime.bundle_schema import FIRST_ITEM_INDEX, real_item_count
 from device_runtime.interpreter import Backend, create_interpreter, read_signatures, resolve_backend
 from device_runtime.interpreter_pool import InterpreterPool
 from device_runtime.model_check import (
@@ -47,6 +47,7 @@ from device_runtime.runtime_limits import DEFAULT_LIMITS, RuntimeLimits
 from device_runtime.served_ranking import graph_positions, popularity_fill, popularity_fill_indices
 
 if TYPE_CHECKING:  # the update extra (python-tuf) is optional
+    from device_runtime.personalization import PersonalizationConfig
     from device_runtime.updates import DeviceTrust, UpdateResult
 
 SOURCE_MODEL = "model"
@@ -263,9 +264,11 @@ class _ServingModel:
         self.fast_path = (self.input_index in main_inputs and self.ids_index in main_outputs
                           and self.scores_index in main_outputs)
 
-    def run(self, indices: list[int], count: int) -> tuple[list[int], list[float]]:
-        """The graph's first ``count`` top ids and scores (Python lists) for the last L
-        ``indices`` (left-padded with PAD). Nothing returned refers to interpreter memory."""
+    def run(self, indices: list[int], count: int, *, as_arrays: bool = False) -> tuple[Any, Any]:
+        """The graph's first ``count`` top ids and scores for the last L ``indices`` (left-padded
+        with PAD): Python lists, or numpy copies (int32, float32) with ``as_arrays``. Nothing
+        returned refers to interpreter memory."""
+        convert = np.array if as_arrays else np.ndarray.tolist
         L = self.history_length
         tail = indices[-L:]
         start = L - len(tail)
@@ -279,16 +282,16 @@ class _ServingModel:
                 history[0, start:] = tail
                 del history  # no view may outlive this point: invoke refuses to run otherwise
                 slot.invoke()
-                ids = slot.top_ids()[0, :count].tolist()
-                scores = slot.top_scores()[0, :count].tolist()
+                ids = convert(slot.top_ids()[0, :count])
+                scores = convert(slot.top_scores()[0, :count])
             else:
                 buffer = slot.buffer
                 if start:
                     buffer[0, :start] = PAD_INDEX
                 buffer[0, start:] = tail
                 out = slot.runner(**{HISTORY_INPUT: buffer})
-                ids = out[TOP_IDS_OUTPUT][0, :count].tolist()
-                scores = out[TOP_SCORES_OUTPUT][0, :count].tolist()
+                ids = convert(out[TOP_IDS_OUTPUT][0, :count])
+                scores = convert(out[TOP_SCORES_OUTPUT][0, :count])
         finally:
             pool.release(slot)
         return ids, scores
@@ -322,7 +325,9 @@ class Recommender:
     """
 
     def __init__(self, bundle: VerifiedBundle, *, num_threads: int = 1, backend: str = "auto",
-                 limits: RuntimeLimits = DEFAULT_LIMITS, trust: DeviceTrust | None = None) -> None:
+                 limits: RuntimeLimits = DEFAULT_LIMITS, trust: DeviceTrust | None = None,
+                 state_dir: str | Path | None = None,
+                 personalization: PersonalizationConfig | None = None) -> None:
         """Serve an already verified bundle (prefer :meth:`load`). Checks the bundle's signed
         release when ``trust`` is given, the model's signature against the manifest
         (:class:`BundleError` when they differ) and runs the load-time self-check
@@ -335,6 +340,11 @@ class Recommender:
         self._trust = trust
         self._reload_lock = threading.Lock()
         self._serving = self._checked_model(bundle)
+        self._personal = None
+        if state_dir is not None:
+            from device_runtime.personalization import PersonalizationConfig, Personalizer
+
+            self._personal = Personalizer(state_dir, personalization or PersonalizationConfig())
 
     def _checked_model(self, bundle: VerifiedBundle) -> _ServingModel:
         """A serving model for ``bundle``, after its signed release is found (with ``trust``)."""
@@ -344,7 +354,9 @@ class Recommender:
 
     @classmethod
     def load(cls, path: str | Path, *, num_threads: int = 1, backend: str = "auto",
-             limits: RuntimeLimits = DEFAULT_LIMITS, trust: DeviceTrust | None = None) -> Recommender:
+             limits: RuntimeLimits = DEFAULT_LIMITS, trust: DeviceTrust | None = None,
+             state_dir: str | Path | None = None,
+             personalization: PersonalizationConfig | None = None) -> Recommender:
         """Verify the bundle at ``path`` (directory or ``.tar.gz``), load it and self-check it.
 
         Raises :class:`BundleError` for a bundle that fails verification or whose model signature
@@ -355,10 +367,12 @@ class Recommender:
         rejects; ``InterpreterUnavailableError`` when no backend is installed (or it cannot run
         with this numpy). ``limits`` also bounds the interpreter pool
         (:class:`~device_runtime.runtime_limits.RuntimeLimits`). ``trust`` restricts loading and
-        every later reload to signed releases (see the class docstring).
+        every later reload to signed releases (see the class docstring). ``state_dir`` turns on
+        personalization: each user's head is kept there (:meth:`feedback`, ``recommend(...,
+        user=)``, :meth:`forget`); without it nothing is learned or stored.
         """
         return cls(verify_bundle(path), num_threads=num_threads, backend=backend, limits=limits,
-                   trust=trust)
+                   trust=trust, state_dir=state_dir, personalization=personalization)
 
     # ---- properties -------------------------------------------------------------------------
     @property
@@ -383,7 +397,7 @@ class Recommender:
 
     # ---- recommending -----------------------------------------------------------------------
     def recommend(self, history: Sequence[str | int], k: int = 10, *, exclude: Iterable[str | int] = (),
-                  exclude_seen: bool = True) -> RecommendationList:
+                  exclude_seen: bool = True, user: str | int | None = None) -> RecommendationList:
         """The top ``k`` next items for ``history`` (external ids, oldest first).
 
         - ids are compared as strings (``1007`` == ``"1007"``); unknown ids map to
@@ -395,26 +409,30 @@ class Recommender:
           exclusions, the rest comes from popularity (``source="model+popularity"``); fewer than
           ``k`` items are returned only when exclusions leave fewer than ``k`` items in the catalog.
 
+        - with ``user`` (and a ``state_dir``), the graph's top-K are re-ranked by that user's head
+          (scores are then standardized model scores plus the personal term); a user with no
+          feedback yet gets exactly the ranking without ``user``.
+
         Raises ``ValueError`` for ``k`` outside 1..(number of real items) and ``TypeError`` for
         ids that are neither str nor int; ``ModelOutputError`` when the model returns a
         non-finite score (never returned as a result); ``InterpreterPoolTimeout`` when every
         interpreter stays busy for ``limits.pool_wait_s``.
         """
         serving = self._serving  # one read: a concurrent reload cannot mix two models in one call
-        return self._recommend(serving, history, k, exclude, exclude_seen)
+        return self._recommend(serving, history, k, exclude, exclude_seen, user)
 
     def recommend_batch(self, histories: Iterable[Sequence[str | int]], k: int = 10, *,
-                        exclude: Iterable[str | int] = (), exclude_seen: bool = True
-                        ) -> list[RecommendationList]:
+                        exclude: Iterable[str | int] = (), exclude_seen: bool = True,
+                        user: str | int | None = None) -> list[RecommendationList]:
         """:meth:`recommend` for each history (all on the same model, even during a reload)."""
         if isinstance(histories, (str, bytes)) or not isinstance(histories, Iterable):
             raise TypeError(f"histories must be a list of histories, got {type(histories).__name__}")
         serving = self._serving
         exclude = _as_id_list(exclude, "exclude")
-        return [self._recommend(serving, history, k, exclude, exclude_seen) for history in histories]
+        return [self._recommend(serving, history, k, exclude, exclude_seen, user) for history in histories]
 
     def _recommend(self, serving: _ServingModel, history: Any, k: Any, exclude: Iterable[Any],
-                   exclude_seen: bool) -> RecommendationList:
+                   exclude_seen: bool, user: Any = None) -> RecommendationList:
         # Hot path: every step is a C-level builtin (map, set, compress, islice) whose work grows
         # with len(history) + k, never with K or the catalog (benchmarks/runtime.py: overhead).
         if type(k) is not int and (isinstance(k, bool) or not isinstance(k, (int, np.integer))):
@@ -448,10 +466,15 @@ class Recommender:
             banned.discard(None)  # excluded ids that are not in the catalog
         items: tuple[Recommendation, ...] = ()
         chosen: list[int] = []
+        head = self._personal_head(serving, user)
         if unknown < len(indices):
-            # top ids are distinct (a TopK's are), so at most len(banned) of the first
-            # k + len(banned) are banned: only those are converted to Python ints
-            ids, scores = serving.run(indices, k + len(banned))
+            if head is None:
+                # top ids are distinct (a TopK's are), so at most len(banned) of the first
+                # k + len(banned) are banned: only those are converted to Python ints
+                ids, scores = serving.run(indices, k + len(banned))
+            else:  # the whole top-K, re-ranked by the user's head
+                ids, scores = head.adjust(*serving.run(indices, serving.top_k, as_arrays=True),
+                                          self._personal.config)
             positions = graph_positions(ids, banned, k, serving.catalog_size)  # the serving rule
             chosen = list(map(ids.__getitem__, positions))
             if chosen:
@@ -471,6 +494,52 @@ class Recommender:
             return RecommendationList(items, SOURCE_MODEL if source == SOURCE_MIXED else source, unknown)
         items += _recommendations(serving, filler, repeat(0.0), len(chosen) + 1, SOURCE_POPULARITY)
         return RecommendationList(items, source, unknown)
+
+    # ---- personalization ----------------------------------------------------------------------
+    def _personal_head(self, serving: _ServingModel, user: Any) -> Any:
+        """``user``'s head when it has learned something (else None: the unpersonalized path)."""
+        if user is None:
+            return None
+        if self._personal is None:
+            raise ValueError("recommend(user=...) needs personalization: load the recommender with "
+                             "state_dir=FOLDER")
+        head = self._personal.head(user, serving.items)
+        return None if head.empty else head
+
+    @property
+    def personalized(self) -> bool:
+        """True when loaded with a ``state_dir`` (feedback, ``recommend(user=)``, forget work)."""
+        return self._personal is not None
+
+    def _personalizer(self) -> Any:
+        if self._personal is None:
+            raise ValueError("personalization is off: load the recommender with state_dir=FOLDER")
+        return self._personal
+
+    def feedback(self, user: str | int, item: str | int, kind: str | float = "play") -> bool:
+        """Teach ``user``'s head one event: ``kind`` is ``play``, ``skip``, ``like``, ``dislike``
+        or a weight in [-10, 10] (negative demotes). The head is saved atomically in the state
+        folder before this returns. Returns False (and learns nothing) for an item the catalog does
+        not have. ``ValueError``/``TypeError`` for a bad user id, kind or weight."""
+        return self.feedback_batch(user, [(item, kind)]) == 1
+
+    def feedback_batch(self, user: str | int, events: Iterable[tuple[str | int, str | float]]) -> int:
+        """:meth:`feedback` for several ``(item, kind)`` events of one user, in order, saved once
+        (for a batch when the device is idle). Returns how many events were learned."""
+        personal = self._personalizer()
+        serving = self._serving
+        catalog = serving.items
+        known = []
+        for item, kind in events:
+            index = catalog.index_of(_as_key(item, "item"))
+            if index is not None and index >= FIRST_ITEM_INDEX:
+                known.append((index, kind))
+        return personal.learn(serving, user, known)
+
+    def forget(self, user: str | int) -> int:
+        """Delete every trace of ``user``: the head in memory, its state file and any set-aside
+        copy. Returns the number of files removed."""
+        return self._personalizer().forget(user)
 
     # ---- lifecycle --------------------------------------------------------------------------
     def reload(self, path: str | Path) -> dict[str, Any]:
@@ -525,6 +594,9 @@ class Recommender:
             "interpreters": serving.pool.size,
             "max_interpreters": serving.pool.capacity,
             "tensor_bytes": serving.tensor_bytes,
+            "personalization": None if self._personal is None else {
+                "cached_users": self._personal.store.cached_users(),
+                "state_files_set_aside": self._personal.store.set_aside},
         }
 
     def __repr__(self) -> str:

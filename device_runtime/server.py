@@ -10,6 +10,12 @@ Standard library only (``http.server.ThreadingHTTPServer``)::
                                           "reloads_refused", "busy_refusals"}}   (also HEAD)
     POST /reload     {"path": "/data/bundles/new"}   (Authorization: Bearer TOKEN)
                      -> 200 {"status": "reloaded", "info": {...}}, 422 when the bundle is refused
+    POST /feedback   {"user": "alice", "item": "1021", "kind": "like"}   (kind: play, skip, like,
+                     dislike or a number) -> 200 {"learned": true}; 409 without a state folder
+    POST /forget     {"user": "alice"} -> 200 {"forgotten": true, "files_removed": 1}
+
+``/recommend`` takes an optional ``"user"``: that user's head re-ranks the result (serve with
+``--state-dir``). No endpoint returns what a user did: a head never leaves the device.
     OPTIONS <route>  -> 204 with ``Allow``
 
 HTTP/1.1 with keep-alive: every response carries ``Content-Length``, and a connection stays open
@@ -57,7 +63,8 @@ MAX_HISTORY_ITEMS = 10_000
 MAX_ID_CHARS = 256
 REQUEST_TIMEOUT_S = 10.0
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-ROUTES = {"/recommend": "POST", "/reload": "POST", "/health": "GET, HEAD"}
+ROUTES = {"/recommend": "POST", "/reload": "POST", "/feedback": "POST", "/forget": "POST",
+          "/health": "GET, HEAD"}
 # What a refused /reload can raise: every bundle/model problem is a ValueError (BundleError,
 # ModelFormatError and their subclasses); OSError for unreadable paths; RuntimeError for an
 # interpreter that fails while the new model is checked. The old model keeps serving.
@@ -99,15 +106,34 @@ def _id_list(value: Any, field: str) -> list[str | int]:
     return value
 
 
-def parse_recommend_request(body: Any) -> tuple[list[str | int], int, list[str | int], bool]:
-    """Validate a ``/recommend`` body; returns (history, k, exclude, exclude_seen) or raises
-    :class:`RequestError` naming the field."""
+def _user_id(body: dict[str, Any], required: bool) -> str | int | None:
+    """The ``user`` field: a non-empty string or an integer (absent -> None unless required)."""
+    if "user" not in body:
+        if required:
+            raise RequestError(400, "missing field 'user' (the user's id, a string or an integer)")
+        return None
+    user = body["user"]
+    if isinstance(user, bool) or not isinstance(user, (str, int)) or user == "" \
+            or (isinstance(user, str) and len(user) > MAX_ID_CHARS):
+        raise RequestError(400, f"field 'user' must be a non-empty string (at most {MAX_ID_CHARS} "
+                                "characters) or an integer")
+    return user
+
+
+def _known_fields(body: Any, allowed: tuple[str, ...], example: str) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise RequestError(400, "the request body must be a JSON object like "
-                                '{"history": ["id1", "id2"], "k": 10}')
-    unknown = sorted(set(body) - {"history", "k", "exclude", "exclude_seen"})
+        raise RequestError(400, f"the request body must be a JSON object like {example}")
+    unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise RequestError(400, f"unknown field(s) {unknown}; expected history, k, exclude, exclude_seen")
+        raise RequestError(400, f"unknown field(s) {unknown}; expected {', '.join(allowed)}")
+    return body
+
+
+def parse_recommend_request(body: Any) -> tuple[list[str | int], int, list[str | int], bool, str | int | None]:
+    """Validate a ``/recommend`` body; returns (history, k, exclude, exclude_seen, user) or raises
+    :class:`RequestError` naming the field."""
+    body = _known_fields(body, ("history", "k", "exclude", "exclude_seen", "user"),
+                         '{"history": ["id1", "id2"], "k": 10}')
     if "history" not in body:
         raise RequestError(400, "missing field 'history' (a JSON array of item ids, oldest first; "
                                 "may be empty)")
@@ -119,7 +145,20 @@ def parse_recommend_request(body: Any) -> tuple[list[str | int], int, list[str |
     exclude_seen = body.get("exclude_seen", True)
     if not isinstance(exclude_seen, bool):
         raise RequestError(400, "field 'exclude_seen' must be true or false")
-    return history, k, exclude, exclude_seen
+    return history, k, exclude, exclude_seen, _user_id(body, required=False)
+
+
+def parse_feedback_request(body: Any) -> tuple[str | int, str | int, str | float]:
+    """Validate a ``/feedback`` body; returns (user, item, kind)."""
+    body = _known_fields(body, ("user", "item", "kind"), '{"user": "alice", "item": "1021", "kind": "like"}')
+    user = _user_id(body, required=True)
+    if "item" not in body:
+        raise RequestError(400, "missing field 'item' (the item's id)")
+    _id_list([body["item"]], "item")
+    kind = body.get("kind", "play")
+    if isinstance(kind, bool) or not isinstance(kind, (str, int, float)):
+        raise RequestError(400, "field 'kind' must be play, skip, like, dislike or a number")
+    return user, body["item"], kind
 
 
 class _Counters:
@@ -361,7 +400,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch({"/health": self._health})  # same headers as GET, no body
 
     def do_POST(self) -> None:  # noqa: N802
-        self._dispatch({"/recommend": self._recommend, "/reload": self._reload})
+        self._dispatch({"/recommend": self._recommend, "/reload": self._reload,
+                        "/feedback": self._feedback, "/forget": self._forget})
 
     def do_OPTIONS(self) -> None:  # noqa: N802
         path = self.path.split("?", 1)[0]
@@ -394,10 +434,13 @@ class _Handler(BaseHTTPRequestHandler):
         })
 
     def _recommend(self) -> None:
-        history, k, exclude, exclude_seen = parse_recommend_request(self._read_json())
+        history, k, exclude, exclude_seen, user = parse_recommend_request(self._read_json())
         recommender = self.server.recommender
+        if user is not None and not recommender.personalized:
+            raise RequestError(409, "recommend with 'user' needs personalization: start the server "
+                                    "with --state-dir")
         try:
-            result = recommender.recommend(history, k, exclude=exclude, exclude_seen=exclude_seen)
+            result = recommender.recommend(history, k, exclude=exclude, exclude_seen=exclude_seen, user=user)
         except BundleError:  # the model misbehaved (a ValueError subclass): not the client's fault
             raise
         except (ValueError, TypeError) as exc:
@@ -409,6 +452,26 @@ class _Handler(BaseHTTPRequestHandler):
                                     "(reload a good one)")
         payload["manifest_sha256"] = recommender.bundle.manifest_sha256
         self._send(200, payload)
+
+    def _feedback(self) -> None:
+        user, item, kind = parse_feedback_request(self._read_json())
+        recommender = self.server.recommender
+        if not recommender.personalized:
+            raise RequestError(409, "feedback needs personalization: start the server with --state-dir")
+        try:
+            learned = recommender.feedback(user, item, kind)
+        except (ValueError, TypeError) as exc:
+            raise RequestError(400, str(exc)) from None
+        self._send(200, {"learned": learned})
+
+    def _forget(self) -> None:
+        body = _known_fields(self._read_json(), ("user",), '{"user": "alice"}')
+        user = _user_id(body, required=True)
+        recommender = self.server.recommender
+        if not recommender.personalized:
+            raise RequestError(409, "forget needs personalization: start the server with --state-dir")
+        removed = recommender.forget(user)
+        self._send(200, {"forgotten": True, "files_removed": removed})
 
     def _reload(self) -> None:
         token = self.server.token
@@ -470,5 +533,5 @@ def serve(recommender: Recommender, host: str = DEFAULT_HOST, port: int = DEFAUL
         logger.info("server stopped")
 
 
-__all__ = ["RecommendationServer", "RequestError", "parse_recommend_request", "serve",
+__all__ = ["RecommendationServer", "RequestError", "parse_feedback_request", "parse_recommend_request", "serve",
            "DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_MAX_BODY_BYTES"]

@@ -169,11 +169,14 @@ def recommend(bundle: Path, history: str, k: int, exclude: str, keep_seen: bool,
                    "(the update repository's root.json of version 1).")
 @click.option("--update-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The device's update folder (`edge-rec update --dest`) holding the trusted metadata.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Turn on personalization: users' heads live in this folder (POST /feedback, "
+                   "/forget, and 'user' in /recommend).")
 def serve(bundle: Path, host: str, port: int, token: str | None, max_body_bytes: int,
           num_threads: int, backend: str, profile_spec: str | None, trust_root: Path | None,
-          update_dir: Path | None) -> None:
+          update_dir: Path | None, state_dir: Path | None) -> None:
     """Serve a bundle over a JSON HTTP API until SIGTERM / Ctrl-C (POST /recommend, GET /health,
-    POST /reload)."""
+    POST /reload; POST /feedback and /forget with --state-dir)."""
     from device_runtime.benchmarking.device_profile import ProfileError, load_profile
     from device_runtime.recommender import Recommender
     from device_runtime.runtime_limits import DEFAULT_LIMITS, RuntimeLimits
@@ -195,7 +198,7 @@ def serve(bundle: Path, host: str, port: int, token: str | None, max_body_bytes:
             except UpdateError as exc:
                 raise click.ClickException(str(exc)) from None
         recommender = Recommender.load(bundle, num_threads=num_threads, backend=backend, limits=limits,
-                                       trust=trust)
+                                       trust=trust, state_dir=state_dir)
         run_server(recommender, host, port, token=token, max_body_bytes=max_body_bytes)
     except (*DEVICE_ERRORS, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
