@@ -66,7 +66,7 @@ class PersonalizationConfig:
     - ``extra_candidates``: liked items outside the graph's top-K that may join the ranking.
     """
 
-    strength: float = 4.0
+    strength: float = 10.0
     max_promotion: float = 1.5
     max_demotion: float = 6.0
     decay: float = 0.97
