@@ -1,4 +1,5 @@
-"""Release check: the bundle's top-10 on aarch64 (qemu user-mode) equals the top-10 on this x86-64.
+"""Release check: the bundle's top-10 on aarch64 (qemu user-mode) equals the top-10 on this x86-64,
+before and after the same personalization feedback.
 
     make arm64-check BUNDLE=PATH        # default BUNDLE: runs/demo/bundle
     .venv/bin/python benchmarks/arm64_check.py --bundle PATH [--cpu cortex-a53] [--out FILE]
@@ -62,14 +63,21 @@ CORTEX_A53_CPUINFO = "".join(
     for cpu in range(4)
 )
 
-# Runs on both machines: top-10 (ids and scores) for each history read from stdin.
+# Runs on both machines: top-10 (ids and scores) for each history read from stdin, then the same
+# after one user's fixed feedback (plays of the first history, a dislike, a skip) through a
+# personal head kept in a temporary state folder.
 CHILD = r"""
-import json, platform, sys
+import json, platform, sys, tempfile
 from device_runtime.recommender import Recommender
-rec = Recommender.load(sys.argv[1])
 histories = json.loads(sys.stdin.read())
-top = [[[r.item_id, r.score] for r in rec.recommend(h, k=int(sys.argv[2]))] for h in histories]
-print(json.dumps({"machine": platform.machine(), "backend": rec.backend, "top": top}))
+with tempfile.TemporaryDirectory() as state:
+    rec = Recommender.load(sys.argv[1], state_dir=state)
+    k = int(sys.argv[2])
+    top = [[[r.item_id, r.score] for r in rec.recommend(h, k=k)] for h in histories]
+    events = [(i, "play") for i in histories[0]] + [(histories[1][0], "dislike"), (histories[2][0], "skip")]
+    rec.feedback_batch("arm64-check", events)
+    personal = [[[r.item_id, r.score] for r in rec.recommend(h, k=k, user="arm64-check")] for h in histories]
+print(json.dumps({"machine": platform.machine(), "backend": rec.backend, "top": top, "personal": personal}))
 """
 
 
@@ -215,7 +223,9 @@ def main() -> int:
         print(f"arm64-check: the emulated child reports machine {arm['machine']!r}", file=sys.stderr)
         return 2
     differences = compare(x86["top"], arm["top"], histories)
+    personal_differences = compare(x86["personal"], arm["personal"], histories)
     same = len(histories) - len(differences)
+    personal_same = len(histories) - len(personal_differences)
     for diff in differences:
         log(f"history {diff['history']} ({diff['length']} items) differs:\n  x86_64  {diff['x86_64']}\n"
             f"  aarch64 {diff['aarch64']}")
@@ -223,10 +233,12 @@ def main() -> int:
         args.out.write_text(json.dumps({
             "bundle": str(args.bundle), "qemu_cpu": args.cpu, "requirements": requirements,
             "histories": len(histories), "identical": same, "differences": differences,
+            "personalized_identical": personal_same, "personalized_differences": personal_differences,
             "backends": {"x86_64": x86["backend"], "aarch64": arm["backend"]},
         }, indent=2) + "\n")
-    print(f"arm64 top-10 identical: {same}/{len(histories)}")
-    return 0 if not differences else 1
+    print(f"arm64 top-10 identical: {same}/{len(histories)}; after the same feedback, personalized "
+          f"top-10 identical: {personal_same}/{len(histories)}")
+    return 0 if not differences and not personal_differences else 1
 
 
 if __name__ == "__main__":

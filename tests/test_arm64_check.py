@@ -31,3 +31,12 @@ def test_qemu_cpu_max_is_refused():
     done = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "arm64_check.py"), "--cpu", "max"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "cortex-a53" in done.stderr
+
+
+def test_the_child_ranks_before_and_after_the_same_feedback(tiny_bundle_dir):
+    histories = arm64_check.fixed_histories(tiny_bundle_dir)
+    first = arm64_check.run_child([sys.executable], {"PYTHONPATH": str(REPO_ROOT)}, tiny_bundle_dir, histories, 120)
+    again = arm64_check.run_child([sys.executable], {"PYTHONPATH": str(REPO_ROOT)}, tiny_bundle_dir, histories, 120)
+    assert len(first["top"]) == len(first["personal"]) == 20
+    assert first["personal"] != first["top"]  # the feedback changed some lists
+    assert arm64_check.compare(first["personal"], again["personal"], histories) == []  # deterministic
