@@ -2,7 +2,7 @@
 chooses, saved atomically, never inside a bundle.
 
     STATE_DIR/<sha256(user)[:40]>.json   {"format", "version", "user_sha256", "mass", "events",
-                                          "entries": [[item_id, value], ...]}
+                                          "ids": [item_id, ...], "values_e6": [round(value * 1e6), ...]}
 
 - Items are stored by **external id**, so a state survives a new bundle: read against another
   catalog, ids it no longer has are dropped and the rest map to their new indices.
@@ -40,6 +40,8 @@ STATE_VERSION = 1
 #: Largest state file (and so the most one user can occupy on the disk).
 MAX_STATE_BYTES = 64 * 1024
 SET_ASIDE_SUFFIX = ".set-aside-"
+#: Values are stored as integers in millionths.
+VALUE_SCALE = 1e6
 MAX_USER_ID_CHARS = 256
 
 
@@ -133,32 +135,31 @@ class UserStateStore:
                                  f"runtime's {STATE_VERSION} (an incompatible head); reset")
         if body.get("user_sha256") != _user_digest(key):
             raise StateFileError(f"{path}: the file belongs to another user")
-        mass, events, entries = body.get("mass"), body.get("events"), body.get("entries")
+        mass, events, ids, values = (body.get(key) for key in ("mass", "events", "ids", "values_e6"))
         if not isinstance(mass, (int, float)) or isinstance(mass, bool) or not 0 <= mass < 1e9 \
-                or type(events) is not int or events < 0 or not isinstance(entries, list):
-            raise StateFileError(f"{path}: mass, events or entries are missing or out of range")
-        ids, values = [], []
-        for position, entry in enumerate(entries):
-            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
-                    and isinstance(entry[1], (int, float)) and not isinstance(entry[1], bool)
-                    and abs(entry[1]) < 1e9):
-                raise StateFileError(f"{path}: entries[{position}] is not [item_id, value]")
-            ids.append(entry[0])
-            values.append(entry[1])
-        return _head_for(ids, values, float(mass), events, catalog, self.config)
+                or type(events) is not int or events < 0 or not isinstance(ids, list) \
+                or not isinstance(values, list) or len(ids) != len(values):
+            raise StateFileError(f"{path}: mass, events, ids or values_e6 are missing or out of range")
+        if not all(isinstance(item, str) for item in ids) or not all(
+                type(value) is int and abs(value) < 1e15 for value in values):
+            raise StateFileError(f"{path}: ids must be strings and values_e6 integers")
+        return _head_for(ids, [value / VALUE_SCALE for value in values], float(mass), events, catalog,
+                         self.config)
 
     # ---- writing ----------------------------------------------------------------------------
     def save(self, user: Any, head: UserHead, catalog: ItemCatalog) -> Path:
         """Write ``user``'s head atomically (entries kept by ``|value|`` to fit the size cap)."""
         key = _user_key(user)
         order = np.argsort(-np.abs(head.values), kind="stable")
-        ids = catalog.ids_at(head.items[order].tolist()) if len(order) else []
-        entries = [[item_id, round(float(value), 6)] for item_id, value in zip(ids, head.values[order].tolist())]
         body = {"format": STATE_FORMAT, "version": STATE_VERSION, "user_sha256": _user_digest(key),
-                "mass": round(head.mass, 6), "events": head.events, "entries": entries}
+                "mass": round(head.mass, 6), "events": head.events,
+                "ids": catalog.ids_at(head.items[order].tolist()) if len(order) else [],
+                # integers: json writes them ~5x faster than floats (this runs on every event)
+                "values_e6": np.rint(head.values[order].astype(np.float64) * VALUE_SCALE).astype(np.int64).tolist()}
         data = json.dumps(body, separators=(",", ":")).encode("utf-8")
-        while len(data) > MAX_STATE_BYTES and body["entries"]:
-            body["entries"] = body["entries"][:len(body["entries"]) * 3 // 4]
+        while len(data) > MAX_STATE_BYTES and body["ids"]:  # long ids: keep the strongest entries
+            keep = len(body["ids"]) * 3 // 4
+            body["ids"], body["values_e6"] = body["ids"][:keep], body["values_e6"][:keep]
             data = json.dumps(body, separators=(",", ":")).encode("utf-8")
         with self.lock:
             return write_bytes_atomic(self.path_for(key), data)
