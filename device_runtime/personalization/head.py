@@ -73,7 +73,7 @@ class PersonalizationConfig:
     self_weight: float = 2.0
     max_entries: int = 512
     temperature: float = 1.0
-    extra_candidates: int = 20
+    extra_candidates: int = 0
 
     def __post_init__(self) -> None:
         ranges = {"strength": (0.0, 100.0), "max_promotion": (0.0, 10.0), "max_demotion": (0.0, 100.0),
@@ -151,16 +151,18 @@ class UserHead:
         if self.empty or not len(ids):
             return ids.tolist(), scores.tolist()
         items, personal, liked, liked_terms = self._terms(config)
-        last = scores[-1]
-        span = (scores[0] - last) or np.float32(1.0)
-        final = (scores - last) / span
-        where = np.searchsorted(items, ids)
+        last = float(scores[-1])
+        span = (float(scores[0]) - last) or 1.0
+        final = scores - np.float32(last)
+        final /= np.float32(span)
+        where = items.searchsorted(ids)
         np.minimum(where, len(items) - 1, out=where)
         hit = items[where] == ids
-        final += np.where(hit, personal[where], np.float32(0.0))
+        at = where[hit]
+        final[hit] += personal[at]
         if len(liked):
             candidate = np.zeros(len(items), bool)
-            candidate[where[hit]] = True
+            candidate[at] = True
             outside = ~candidate[liked]
             ids = np.concatenate([ids, items[liked[outside]]])
             final = np.concatenate([final, liked_terms[outside]])
