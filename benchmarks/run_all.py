@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--skip-weak-order", action="store_true", help="skip the 3-seed weak-order builds")
     parser.add_argument("--skip-scale", action="store_true", help="skip the catalog-size scaling benchmark")
     parser.add_argument("--skip-throughput", action="store_true", help="skip the training-throughput comparison")
+    parser.add_argument("--skip-personalization", action="store_true",
+                        help="skip the personalization replays (two real-log builds, ~30 min)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     py = sys.executable
@@ -134,6 +136,10 @@ def main() -> None:
                                                        "--name", "weak_order"])
     if not args.skip_scale:
         timings["scale"] = run("scale", [py, "benchmarks/scale.py"])
+    if not args.skip_personalization:
+        for step in ("prepare", "build", "report"):
+            timings[f"personalization_{step}"] = run(f"personalization {step}",
+                                                     [py, "benchmarks/personalization.py", step])
 
     for name in ("compression", "data_loading", "distill", "lowrank", "runtime", "device", "real_log", "filters_off",
                  "throughput", "weak_order", "scale"):
