@@ -6,18 +6,19 @@ history ``[j]``; its top-K (the items the model puts after ``j``), softmax-weigh
 neighbourhood ``a_j``. A user's head is a bounded sparse vector over the catalog,
 
     mass <- decay * mass + |w|
-    P    <- decay * P + w * a_j + min(w, 0) * self_weight * mass * e_j
+    P    <- decay * P + s(w) * a_j + min(w, 0) * self_weight * mass * e_j
 
-with ``w`` the event's weight (play 1, like 2, skip -0.5, dislike -2, or a number). At recommend
-time the graph's top-K scores are scaled to their span (best 1, K-th 0) and each candidate ``c``
-gets ``clip(strength * P[c] / mass, -max_demotion, max_promotion)`` added; liked items the graph
-did not return join at 0 plus their term. So:
+with ``w`` the event's weight (play 1, like 2, skip -0.5, dislike -2, or a number) and
+``s(w) = w`` for a positive weight, ``negative_spread * w`` for a negative one. At recommend time
+the graph's top-K scores are scaled to their span (best 1, K-th 0) and each candidate ``c`` gets
+``clip(strength * P[c] / mass, -max_demotion, max_promotion)`` added (with ``extra_candidates``,
+liked items the graph did not return join at 0 plus their term). So:
 
 - an empty head changes nothing: a user without feedback gets exactly the shipped ranking;
 - the personal term of an item is capped (``max_promotion``, ``max_demotion``, in spans of the
   model's top-K scores) however many events arrive: a burst cannot wreck the ranking;
 - a dislike demotes the item itself at full strength at once (fading as later events come) and
-  its neighbourhood mildly;
+  its neighbourhood at ``negative_spread`` of its weight;
 - the head holds at most ``max_entries`` items (the largest ``|P|`` are kept) and decays, so old
   taste fades.
 """
@@ -61,6 +62,8 @@ class PersonalizationConfig:
     - ``max_promotion`` / ``max_demotion``: caps of that move, in spans of the graph's top-K scores;
     - ``decay``: factor applied to the head before each event (older taste fades);
     - ``self_weight``: how much a negative event demotes the item itself (times its weight);
+    - ``negative_spread``: the share of a negative event's weight its neighbourhood gets (a
+      disliked film's neighbours are often still the user's kind of film);
     - ``max_entries``: items one head keeps (4 bytes index + 4 bytes value each in memory);
     - ``temperature``: softmax temperature over a neighbourhood's model scores;
     - ``extra_candidates``: liked items outside the graph's top-K that may join the ranking.
@@ -71,13 +74,14 @@ class PersonalizationConfig:
     max_demotion: float = 6.0
     decay: float = 0.97
     self_weight: float = 2.0
+    negative_spread: float = 0.25
     max_entries: int = 512
     temperature: float = 1.0
     extra_candidates: int = 0
 
     def __post_init__(self) -> None:
         ranges = {"strength": (0.0, 100.0), "max_promotion": (0.0, 10.0), "max_demotion": (0.0, 100.0),
-                  "decay": (0.5, 1.0), "self_weight": (0.0, 100.0), "max_entries": (16, 4096),
+                  "decay": (0.5, 1.0), "self_weight": (0.0, 100.0), "negative_spread": (0.0, 1.0), "max_entries": (16, 4096),
                   "temperature": (0.01, 100.0), "extra_candidates": (0, 1000)}
         for item in fields(self):
             value = getattr(self, item.name)
@@ -117,7 +121,8 @@ class UserHead:
         is ``neighbour_items`` with ``neighbour_weights``)."""
         mass = config.decay * self.mass + abs(weight)
         adds_items = [neighbour_items.astype(np.int32, copy=False)]
-        adds_values = [(weight * neighbour_weights).astype(np.float32, copy=False)]
+        spread = weight if weight >= 0 else weight * config.negative_spread
+        adds_values = [(spread * neighbour_weights).astype(np.float32, copy=False)]
         if weight < 0:  # the item itself, at full strength now (its term is value / mass)
             adds_items.append(np.array([item], np.int32))
             adds_values.append(np.array([weight * config.self_weight * mass], np.float32))
