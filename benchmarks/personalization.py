@@ -283,7 +283,9 @@ def report(seed: int) -> int:
         if not bundle.is_dir():
             print(f"{name}: no bundle at {bundle} (run prepare and build); skipped", file=sys.stderr)
             continue
-        scenarios = {"plays": False} if name == "amazon" else {"plays": False, "dislikes (ratings <= 2)": True}
+        # only MovieLens has ratings: its low ones are replayed as dislikes
+        scenarios = {"plays": False, "dislikes (ratings <= 2)": True} if LOGS[name][1] == "movielens" \
+            else {"plays": False}
         entry = {}
         for label, dislikes in scenarios.items():
             with tempfile.TemporaryDirectory() as state:
