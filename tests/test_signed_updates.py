@@ -284,3 +284,24 @@ def test_the_python39_device_updates_without_tensorflow(tmp_path, tiny_bundle_di
     assert report["n"] == 3 and report["tf"] == []
     if os.environ.get("EDGE_REC_DEVICE_PYTHON_VERSION") == "3.9":
         assert report["python"] == [3, 9] and report["tuf"].startswith("5.")
+
+
+def test_leftovers_of_a_killed_update_are_removed_and_updates_run_one_at_a_time(tmp_path, tiny_bundle_dir):
+    import threading
+
+    repo = SignedRepo(tmp_path)
+    repo.publish(tiny_bundle_dir)
+    dest = tmp_path / "device"
+    (dest / "bundles" / ".staging-killed").mkdir(parents=True)
+    (dest / "downloads" / ".download-killed").mkdir(parents=True)
+    results = []
+    with RepoServer(repo.served) as server:
+        threads = [threading.Thread(target=lambda: results.append(
+            UpdateClient(server.url, repo.trust_root, dest).update().status)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert sorted(results) == ["current", "updated"]  # the second waited, then found it installed
+    assert not (dest / "bundles" / ".staging-killed").exists()
+    assert not (dest / "downloads" / ".download-killed").exists()

@@ -28,7 +28,13 @@ from device_runtime.updates.errors import (
     UpdateSetupError,
     refusal_from,
 )
-from device_runtime.updates.install import SelfCheck, install_bundle, roll_back
+from device_runtime.updates.install import (
+    SelfCheck,
+    install_bundle,
+    remove_leftovers,
+    roll_back,
+    update_lock,
+)
 from device_runtime.updates.release import Release
 from device_runtime.updates.trust import (
     CURRENT_LINK,
@@ -161,7 +167,13 @@ class UpdateClient:
                reload: Reload | None = None) -> UpdateResult:
         """Refresh, download, verify, install, self-check, switch ``DEST/current``, then call
         ``reload(DEST/current)``; when that reload fails, ``current`` goes back to the previous
-        bundle and :class:`InstallError` is raised."""
+        bundle and :class:`InstallError` is raised. Updates of one folder run one at a time (a
+        lock file); what a killed update left behind is removed first."""
+        with update_lock(self.dest):
+            remove_leftovers(self.dest)
+            return self._update(self_check, reload)
+
+    def _update(self, self_check: SelfCheck, reload: Reload | None) -> UpdateResult:
         started = time.perf_counter()
         updater = self.refresh()
         installed = read_installed(self.dest)

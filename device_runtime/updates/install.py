@@ -10,10 +10,12 @@ what the step wrote and leaves ``current`` as it was.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from device_runtime.bundle import BundleError, read_bundle_files, verify_bundle
@@ -22,11 +24,13 @@ from device_runtime.updates.release import Release
 from device_runtime.updates.trust import (
     BUNDLES_DIR,
     CURRENT_LINK,
+    DOWNLOADS_DIR,
     PREVIOUS_LINK,
     RELEASE_SUFFIX,
     write_release_record,
 )
 
+LOCK_FILE = ".update.lock"
 #: ``self_check(path)`` loads the bundle at ``path`` as the app would and raises when it fails.
 SelfCheck = Callable[[Path], None]
 
@@ -78,6 +82,27 @@ def install_bundle(dest: Path, archive: Path, release: Release, self_check: Self
     switch_current(dest, final)
     _remove_unlinked(dest)
     return final
+
+
+@contextmanager
+def update_lock(dest: Path) -> Iterator[None]:
+    """Hold ``DEST/.update.lock`` (an exclusive ``flock``) while an update of ``dest`` runs; a
+    second update of the same folder waits for the first."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with open(dest / LOCK_FILE, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_leftovers(dest: Path) -> None:
+    """Delete staging and download folders that an update killed midway left in ``dest`` (call
+    with the update lock held: no other update is writing them)."""
+    for pattern in (f"{BUNDLES_DIR}/.staging-*", f"{DOWNLOADS_DIR}/.download-*"):
+        for leftover in dest.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def switch_current(dest: Path, bundle_dir: Path) -> Path | None:
