@@ -8,6 +8,10 @@ after ``ai_edge_litert`` and ``tflite_runtime``).
     rec = Recommender.load("runs/demo/bundle")
     for r in rec.recommend(["show-12", "show-40"], k=10):
         print(r.rank, r.item_id, r.score)
+
+:mod:`device_runtime.personalization` adds per-user heads that learn on the device
+(``Recommender.load(..., state_dir=)``); :mod:`device_runtime.updates` installs signed bundles
+(python-tuf, the ``update`` extra).
 """
 
 from device_runtime.bundle import BundleError, verify_bundle
