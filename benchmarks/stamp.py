@@ -16,11 +16,14 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
 
 
+#: What a result depends on: the product's code and the benchmark scripts (not the stamping itself).
+CODE_PATHS = ("edge_rec", "converters", "device_runtime", "benchmarks/*.py", ":(exclude)benchmarks/stamp.py")
+
+
 def current_stamp() -> dict[str, str]:
     """``{"commit": short SHA (``-dirty`` when the tree has changes), "date": now}``."""
     commit = _git("rev-parse", "--short", "HEAD") or "unknown"
-    if _git("status", "--porcelain", "--untracked-files=no", "--", "edge_rec", "converters", "device_runtime",
-            "benchmarks/*.py"):
+    if _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS):
         commit += "-dirty"
     return {"commit": commit, "date": time.strftime("%Y-%m-%d %H:%M")}
 
@@ -46,9 +49,8 @@ def stamp_result(name: str, stamp: dict[str, str] | None = None) -> None:
 
 
 def staleness() -> list[dict[str, str]]:
-    """Every result file's stamp and status: ``current`` (this HEAD), ``stale (N commits old)``,
-    or ``stale (unstamped)``."""
-    head = _git("rev-parse", "--short", "HEAD")
+    """Every result file's stamp and status: ``current`` (no commit since its stamp changed the code
+    it measures: :data:`CODE_PATHS`), ``stale (N code commits since)``, or ``stale (unstamped)``."""
     rows = []
     for path in sorted(RESULTS.glob("*.json")):
         data = json.loads(path.read_text())
@@ -56,11 +58,12 @@ def staleness() -> list[dict[str, str]]:
         date = data.get("date", "") if isinstance(data, dict) else ""
         if not commit:
             status = "stale (unstamped)"
-        elif commit.split("-")[0] == head and not commit.endswith("-dirty"):
-            status = "current"
         else:
-            behind = _git("rev-list", "--count", f"{commit.split('-')[0]}..HEAD") or "?"
-            status = f"stale ({behind} commits old{', dirty tree' if commit.endswith('-dirty') else ''})"
+            behind = _git("rev-list", "--count", f"{commit.split('-')[0]}..HEAD", "--", *CODE_PATHS) or "?"
+            if behind == "0" and not commit.endswith("-dirty"):
+                status = "current"
+            else:
+                status = f"stale ({behind} code commits since{', dirty tree' if commit.endswith('-dirty') else ''})"
         rows.append({"file": path.name, "commit": commit or "—", "date": date or "—", "status": status})
     return rows
 
