@@ -6,7 +6,7 @@ history ``[j]``; its top-K (the items the model puts after ``j``), softmax-weigh
 neighbourhood ``a_j``. A user's head is a bounded sparse vector over the catalog,
 
     mass <- decay * mass + |w|
-    P    <- decay * P + s(w) * a_j + min(w, 0) * self_weight * mass * e_j
+    P    <- decay * P + s(w) * a_j + min(w, 0) * self_weight * mass / strength * e_j
 
 with ``w`` the event's weight (play 1, like 2, skip -0.5, dislike -2, or a number) and
 ``s(w) = w`` for a positive weight, ``negative_spread * w`` for a negative one. At recommend time
@@ -17,8 +17,9 @@ liked items the graph did not return join at 0 plus their term). So:
 - an empty head changes nothing: a user without feedback gets exactly the shipped ranking;
 - the personal term of an item is capped (``max_promotion``, ``max_demotion``, in spans of the
   model's top-K scores) however many events arrive: a burst cannot wreck the ranking;
-- a dislike demotes the item itself at full strength at once (fading as later events come) and
-  its neighbourhood at ``negative_spread`` of its weight;
+- a negative event demotes the item itself by ``|w| * self_weight`` spans at once (a skip by 1, a
+  dislike by 4: out of the list), fading as later events come, and its neighbourhood at
+  ``negative_spread`` of its weight;
 - the head holds at most ``max_entries`` items (the largest ``|P|`` are kept) and decays, so old
   taste fades.
 """
@@ -61,7 +62,7 @@ class PersonalizationConfig:
     - ``strength``: how far the head's normalized affinity moves a (span-scaled) model score;
     - ``max_promotion`` / ``max_demotion``: caps of that move, in spans of the graph's top-K scores;
     - ``decay``: factor applied to the head before each event (older taste fades);
-    - ``self_weight``: how much a negative event demotes the item itself (times its weight);
+    - ``self_weight``: how many spans a negative event demotes the item itself, per unit of weight;
     - ``negative_spread``: the share of a negative event's weight its neighbourhood gets (a
       disliked film's neighbours are often still the user's kind of film);
     - ``max_entries``: items one head keeps (4 bytes index + 4 bytes value each in memory);
@@ -123,9 +124,9 @@ class UserHead:
         adds_items = [neighbour_items.astype(np.int32, copy=False)]
         spread = weight if weight >= 0 else weight * config.negative_spread
         adds_values = [(spread * neighbour_weights).astype(np.float32, copy=False)]
-        if weight < 0:  # the item itself, at full strength now (its term is value / mass)
+        if weight < 0:  # the item itself: its term (strength * value / mass) is weight * self_weight now
             adds_items.append(np.array([item], np.int32))
-            adds_values.append(np.array([weight * config.self_weight * mass], np.float32))
+            adds_values.append(np.array([weight * config.self_weight * mass / config.strength], np.float32))
         items = np.concatenate([self.items, *adds_items])
         values = np.concatenate([self.values * np.float32(config.decay), *adds_values])
         unique, inverse = np.unique(items, return_inverse=True)
