@@ -466,7 +466,7 @@ class Recommender:
             banned.discard(None)  # excluded ids that are not in the catalog
         items: tuple[Recommendation, ...] = ()
         chosen: list[int] = []
-        head = self._personal_head(serving, user)
+        head = None if user is None else self._personal_head(serving, user)
         if unknown < len(indices):
             if head is None:
                 # top ids are distinct (a TopK's are), so at most len(banned) of the first
@@ -498,8 +498,6 @@ class Recommender:
     # ---- personalization ----------------------------------------------------------------------
     def _personal_head(self, serving: _ServingModel, user: Any) -> Any:
         """``user``'s head when it has learned something (else None: the unpersonalized path)."""
-        if user is None:
-            return None
         if self._personal is None:
             raise ValueError("recommend(user=...) needs personalization: load the recommender with "
                              "state_dir=FOLDER")

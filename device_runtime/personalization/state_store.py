@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from device_runtime.atomic_file import write_bytes_atomic
+from device_runtime.bundle_schema import FIRST_ITEM_INDEX
 from device_runtime.item_catalog import ItemCatalog
 from device_runtime.personalization.head import PersonalizationConfig, UserHead
 from device_runtime.strict_json import parse_strict_json
@@ -97,7 +98,7 @@ class UserStateStore:
             if cached is not None:
                 self._cache.move_to_end(key)
                 if cached.catalog is not catalog:
-                    cached.head = _remapped(cached.head, cached.catalog, catalog)
+                    cached.head = _remapped(cached.head, cached.catalog, catalog, self.config)
                     cached.catalog = catalog
                 return cached.head
             head = self._read(key, catalog)
@@ -196,7 +197,8 @@ def _head_for(ids: list[str], values: list[float], mass: float, events: int, cat
               config: PersonalizationConfig) -> UserHead:
     """A head over ``catalog`` from stored (id, value) pairs: ids it lacks are dropped."""
     indices = catalog.lookup(ids) if ids else []
-    kept = [(index, value) for index, value in zip(indices, values) if index is not None and index >= 2]
+    kept = [(index, value) for index, value in zip(indices, values)
+            if index is not None and index >= FIRST_ITEM_INDEX]
     kept = kept[:config.max_entries]
     if not kept:
         return UserHead(mass=mass if mass > 0 else 0.0, events=events)
@@ -207,16 +209,7 @@ def _head_for(ids: list[str], values: list[float], mass: float, events: int, cat
     return UserHead(items, vals[first], mass, events)
 
 
-def _remapped(head: UserHead, old: ItemCatalog, new: ItemCatalog) -> UserHead:
+def _remapped(head: UserHead, old: ItemCatalog, new: ItemCatalog, config: PersonalizationConfig) -> UserHead:
     """``head`` moved from catalog ``old`` to ``new`` by item id (dropped ids dropped)."""
-    if not len(head.items):
-        return UserHead(mass=head.mass, events=head.events)
-    ids = old.ids_at(head.items.tolist())
-    indices = new.lookup(list(ids))
-    kept = [(index, value) for index, value in zip(indices, head.values.tolist())
-            if index is not None and index >= 2]
-    kept.sort()
-    if not kept:
-        return UserHead(mass=head.mass, events=head.events)
-    return UserHead(np.array([i for i, _ in kept], np.int32), np.array([v for _, v in kept], np.float32),
-                    head.mass, head.events)
+    return _head_for(old.ids_at(head.items.tolist()), head.values.tolist(), head.mass, head.events,
+                     new, config)

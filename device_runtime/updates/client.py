@@ -160,8 +160,13 @@ class UpdateClient:
 
     def check(self) -> Release | None:
         """Refresh the metadata; the release an :meth:`update` would install, or None."""
-        self.refresh()
-        return self._newest(read_installed(self.dest))
+        return self._plan()[2]
+
+    def _plan(self) -> tuple[Any, Release | None, Release | None]:
+        """Refresh; (the ngclient ``Updater``, the release installed, the release to install)."""
+        updater = self.refresh()
+        installed = read_installed(self.dest)
+        return updater, installed, self._newest(installed)
 
     def update(self, *, self_check: SelfCheck = default_self_check,
                reload: Reload | None = None) -> UpdateResult:
@@ -175,9 +180,7 @@ class UpdateClient:
 
     def _update(self, self_check: SelfCheck, reload: Reload | None) -> UpdateResult:
         started = time.perf_counter()
-        updater = self.refresh()
-        installed = read_installed(self.dest)
-        release = self._newest(installed)
+        updater, installed, release = self._plan()
         current = self.dest / CURRENT_LINK
         if release is None:
             return UpdateResult("current", installed, current if installed else None, None,
@@ -212,17 +215,19 @@ class UpdateClient:
         folder = Path(tempfile.mkdtemp(prefix=".download-", dir=self.dest / DOWNLOADS_DIR))
         archive = folder / "bundle.tar.gz"
         try:
-            updater.download_target(info, filepath=str(archive))
-            manifest_sha256 = verify_bundle(archive).manifest_sha256
-        except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
+            try:
+                updater.download_target(info, filepath=str(archive))
+                manifest_sha256 = verify_bundle(archive).manifest_sha256
+            except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:
+                raise refusal_from(exc, f"downloading {release.target_path}") from exc
+            except BundleError as exc:
+                raise TamperedDownloadError(f"{release.target_path}: signed, but not a valid bundle "
+                                            f"({exc})") from exc
+            if manifest_sha256 != release.manifest_sha256:
+                raise TamperedDownloadError(f"{release.target_path}: its manifest digest "
+                                            f"{manifest_sha256[:12]}... is not the release's "
+                                            f"{release.manifest_sha256[:12]}...")
+        except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
-            raise refusal_from(exc, f"downloading {release.target_path}") from exc
-        except BundleError as exc:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise TamperedDownloadError(f"{release.target_path}: signed, but not a valid bundle ({exc})") from exc
-        if manifest_sha256 != release.manifest_sha256:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise TamperedDownloadError(f"{release.target_path}: its manifest digest "
-                                      f"{manifest_sha256[:12]}... is not the release's "
-                                      f"{release.manifest_sha256[:12]}...")
+            raise
         return archive

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from device_runtime.bundle import BundleError, read_bundle_files, verify_bundle
+from device_runtime.bundle import BundleError, read_bundle_files
 from device_runtime.updates.errors import InstallError
 from device_runtime.updates.release import Release
 from device_runtime.updates.trust import (
@@ -49,8 +49,8 @@ def _link_target(link: Path) -> Path | None:
 
 
 def _unpack(archive: Path, into: Path) -> None:
-    """Write the bundle files of a verified ``archive`` into the new folder ``into``."""
-    verify_bundle(archive)  # every digest, before a byte is written
+    """Write the bundle files of an ``archive`` the caller verified into the new folder ``into``
+    (the self-check then loads, and so verifies, what was written)."""
     _, files = read_bundle_files(archive)
     into.mkdir()
     for name, data in files.items():
@@ -58,7 +58,8 @@ def _unpack(archive: Path, into: Path) -> None:
 
 
 def install_bundle(dest: Path, archive: Path, release: Release, self_check: SelfCheck) -> Path:
-    """Install the verified ``archive`` of ``release`` in ``dest`` and make it current.
+    """Install the verified ``archive`` of ``release`` (``verify_bundle`` passed on it) in
+    ``dest`` and make it current.
 
     Returns the installed bundle folder. Raises :class:`InstallError` (nothing changed, the
     staging folder removed) when the archive does not unpack or the self-check fails.

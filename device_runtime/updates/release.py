@@ -103,6 +103,19 @@ class Release:
         return None
 
 
+def releases_in(targets: Any) -> dict[str, Release]:
+    """Every edge-rec release a TUF ``Targets`` payload lists, by target path: targets under
+    :data:`TARGET_PREFIX` with valid ``custom.edge_rec`` fields (others are skipped)."""
+    found: dict[str, Release] = {}
+    for path, target in targets.targets.items():
+        if path.startswith(TARGET_PREFIX):
+            try:
+                found[path] = Release.from_custom(target.custom, path)
+            except ReleaseFieldError:
+                continue
+    return found
+
+
 def target_path_for(profile: str | None, model_version: int) -> str:
     """The repository path of a release: ``bundles/<profile or any>/bundle-v<N>.tar.gz``."""
     return f"{TARGET_PREFIX}{profile or ANY_PROFILE}/bundle-v{model_version}.tar.gz"

@@ -29,7 +29,7 @@ from typing import Any
 
 from device_runtime.atomic_file import write_bytes_atomic
 from device_runtime.updates.errors import UnsignedBundleError, UpdateSetupError
-from device_runtime.updates.release import TARGET_PREFIX, Release, ReleaseFieldError
+from device_runtime.updates.release import Release, releases_in
 
 METADATA_DIR = "metadata"
 DOWNLOADS_DIR = "downloads"
@@ -131,15 +131,7 @@ class DeviceTrust:
     def releases(self, *, just_refreshed: bool = False) -> dict[str, Release]:
         """Every edge-rec release in the trusted targets metadata, by target path (targets
         without valid edge-rec fields are skipped); ``just_refreshed``: see :meth:`_trusted_targets`."""
-        found: dict[str, Release] = {}
-        for path, target in self._trusted_targets(just_refreshed=just_refreshed).targets.items():
-            if not path.startswith(TARGET_PREFIX):
-                continue
-            try:
-                found[path] = Release.from_custom(target.custom, path)
-            except ReleaseFieldError:
-                continue
-        return found
+        return releases_in(self._trusted_targets(just_refreshed=just_refreshed))
 
     def require_signed(self, manifest_sha256: str, source: str) -> Release:
         """The trusted release whose bundle has this manifest digest; :class:`UnsignedBundleError`

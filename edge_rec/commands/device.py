@@ -188,17 +188,16 @@ def serve(bundle: Path, host: str, port: int, token: str | None, max_body_bytes:
         raise click.BadParameter(str(exc), param_hint="--profile") from None
     if (trust_root is None) != (update_dir is None):
         raise click.UsageError("--trust-root and --update-dir go together (signed bundles only)")
+    from device_runtime.updates.errors import UpdateError  # no python-tuf needed for the class
+
     try:
         trust = None
         if trust_root is not None:
-            from device_runtime.updates import DeviceTrust, UpdateError
+            from device_runtime.updates import DeviceTrust
 
-            try:
-                trust = DeviceTrust(update_dir, trust_root)
-            except UpdateError as exc:
-                raise click.ClickException(str(exc)) from None
+            trust = DeviceTrust(update_dir, trust_root)
         recommender = Recommender.load(bundle, num_threads=num_threads, backend=backend, limits=limits,
                                        trust=trust, state_dir=state_dir)
         run_server(recommender, host, port, token=token, max_body_bytes=max_body_bytes)
-    except (*DEVICE_ERRORS, ValueError) as exc:
+    except (*DEVICE_ERRORS, ValueError, UpdateError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from device_runtime.bundle import BundleError, archive_members, build_archive, verify_bundle
-from device_runtime.updates.release import Release, target_path_for
+from device_runtime.updates.release import Release, releases_in, target_path_for
 from device_runtime.version import RUNTIME_FOR_READER_SCHEMA, RUNTIME_VERSION, parse_version
 from edge_rec.config import SigningConfig
 from edge_rec.signing.errors import SigningError
@@ -20,13 +20,7 @@ PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 def published_releases(repository) -> dict[str, Release]:
     """The releases the repository's targets metadata lists, by target path."""
-    found = {}
-    for path, target in repository.targets().targets.items():
-        try:
-            found[path] = Release.from_custom(target.custom, path)
-        except ValueError:
-            continue
-    return found
+    return releases_in(repository.targets())
 
 
 def publish_bundle(bundle: str | Path, repo: str | Path, keys: str | Path, config: SigningConfig, *,

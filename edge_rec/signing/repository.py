@@ -95,35 +95,31 @@ def _repository_class() -> type:
                 self._sign(md, role, authority)
             self.write_metadata(role, md)
 
-        def _sign(self, md: Any, role: str, authority: Any) -> None:
-            """Sign ``md`` with every key the store holds among those ``authority`` (a root)
-            names for ``role``; refuse when fewer than its threshold are available."""
+        def _threshold_signers(self, role: str, authority: Any) -> list[Any]:
+            """Signers for the keys of ``role`` that ``authority`` (a root) names and the store
+            holds; :class:`SigningError` when fewer than the role's threshold."""
             granted = authority.roles[role]
-            signed = 0
-            for keyid in granted.keyids:
-                if keyid in md.signatures:
-                    signed += 1
-                    continue
-                signer = self.keys.signer(role, authority.keys[keyid])
-                if signer is not None:
-                    md.sign(signer, append=True)
-                    signed += 1
-            if signed < granted.threshold:
-                raise SigningError(f"{role} needs {granted.threshold} signature(s) but only {signed} "
+            signers = [signer for keyid in granted.keyids
+                       if (signer := self.keys.signer(role, authority.keys[keyid])) is not None]
+            if len(signers) < granted.threshold:
+                raise SigningError(f"{role} needs {granted.threshold} signature(s) but only {len(signers)} "
                                    f"of its keys are in {self.keys.root / role}; bring the offline "
                                    "key(s) back (see docs/updates.md, key custody)")
+            return signers
+
+        def _sign(self, md: Any, role: str, authority: Any) -> None:
+            """Sign ``md`` with every key the store holds among those ``authority`` names for
+            ``role`` (at least its threshold)."""
+            for signer in self._threshold_signers(role, authority):
+                if signer.public_key.keyid not in md.signatures:
+                    md.sign(signer, append=True)
 
         def require_keys(self, *roles: str) -> None:
             """Refuse (before anything is written) when the store lacks a threshold of keys for
             one of ``roles`` under the current root."""
             root = self.root()
             for role in roles:
-                granted = root.roles[role]
-                held = sum(self.keys.signer(role, root.keys[keyid]) is not None for keyid in granted.keyids)
-                if held < granted.threshold:
-                    raise SigningError(f"{role} needs {granted.threshold} signature(s) but only {held} "
-                                       f"of its keys are in {self.keys.root / role}; bring the offline "
-                                       "key(s) back (see docs/updates.md, key custody)")
+                self._threshold_signers(role, root)
 
         def write_metadata(self, role: str, md: Any) -> None:
             """Write signed ``md`` as the newest metadata of ``role`` (and its versioned copy)."""
