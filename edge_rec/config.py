@@ -106,6 +106,10 @@ class DataConfig:
     :data:`~edge_rec.data.split.MIN_VALIDATION_USERS` users; every other user trains on that
     item (:class:`~edge_rec.data.split.LeaveLastOutSplit`). 1 is the classic leave-last-out split.
     Every user's last item stays the test target either way.
+
+    ``item_features`` (a path; empty = none) is a CSV of item features
+    (:mod:`edge_rec.data.item_features`): models then represent each item by its id and its
+    features, and a catalog patch can add items from their features alone.
     """
 
     source: str = "synthetic-tv"
@@ -118,6 +122,7 @@ class DataConfig:
     min_item_interactions: int = param(5, **POSITIVE_INT)
     history_length: int = param(50, check=at_least(2), expected="an integer >= 2")
     validation_share: float = param(1.0, check=in_range(0.0, 1.0, closed_low=False), expected="a number in (0, 1]")
+    item_features: str = ""
 
 
 @dataclass(frozen=True)
@@ -340,6 +345,21 @@ EXPIRY_DAYS = {"check": in_range(0.0, 3650.0, closed_low=False), "expected": "da
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """How item features (``data.item_features``, :mod:`edge_rec.data.item_features`) are encoded:
+    tokens hashed into ``buckets`` ids, at most ``max_tokens`` per item, numeric columns in
+    ``numeric_bins`` quantile bins; ``id_dropout`` is the share of items whose id part training
+    drops (so the model learns to rank from features alone, as it must for a new item); a
+    patched-in item's output bias is the ``new_item_bias_quantile`` quantile of the catalog's."""
+
+    buckets: int = param(8192, check=at_least(16), expected="an integer >= 16")
+    max_tokens: int = param(32, **POSITIVE_INT)
+    numeric_bins: int = param(8, check=at_least(2), expected="an integer >= 2")
+    id_dropout: float = param(0.25, **DROPOUT)
+    new_item_bias_quantile: float = param(0.5, **FRACTION)
+
+
+@dataclass(frozen=True)
 class SigningConfig:
     """Signed updates (``edge-rec keys``, ``edge-rec publish``; TUF roles): how many keys must
     sign each role's metadata (its threshold: ``keys init`` and ``keys rotate`` make that many
@@ -390,6 +410,7 @@ class EdgeRecConfig:
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     signing: SigningConfig = field(default_factory=SigningConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     sections: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 

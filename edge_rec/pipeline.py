@@ -17,6 +17,7 @@ from pathlib import Path
 from edge_rec import passes, stages
 from edge_rec.config import EdgeRecConfig, config_provenance, config_to_dict, parse_duration
 from edge_rec.data import write_interactions_csv
+from edge_rec.data.item_features import FEATURE_SPEC_FILE
 from edge_rec.passes import DATA, TEACHER, BuildPass
 from edge_rec.passes.context import BuildContext
 from edge_rec.quality_gate import GateResult, evaluate_gate
@@ -86,6 +87,8 @@ def _run(
     with run.stage(DATA):
         cfg, data, sizing = stages.prepare_sized_data(cfg, path=data_path, data_format=data_format)
     run.record_config(config_to_dict(cfg))
+    if data.feature_spec is not None:  # a catalog patch tokenizes new items as training did
+        data.feature_spec.save(run.path / FEATURE_SPEC_FILE)
     budget.weigh(TEACHER, cfg.teacher.members)
     for choice in sizing:
         log.info("sized from the log: %s = %s (%s)", choice.key, choice.value, choice.reason)

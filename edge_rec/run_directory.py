@@ -3,8 +3,10 @@
 Layout::
 
     RUN_DIR/config.json            the resolved configuration
+    RUN_DIR/item_features.json     with item features: how they become tokens (FeatureSpec)
     RUN_DIR/run.json               versions, seed, command, per-stage seconds, status
-    RUN_DIR/models/<stage>/        saved Keras models (teacher, student_baseline, student, ...)
+    RUN_DIR/models/<stage>/        saved Keras models (teacher, student_baseline, student, ...);
+                                   a student trained with item features adds item_encoder.npz
     RUN_DIR/tflite/<name>.tflite   every TFLite conversion (int8.tflite, float32.tflite,
                                    teacher_float32.tflite, ...)
     RUN_DIR/bundle/                the verified device bundle

@@ -95,10 +95,11 @@ class LogShape:
     interactions: int
     median_length: float
     p90_length: float
+    item_features: bool = False
 
     @classmethod
-    def of(cls, dataset: SequenceDataset) -> LogShape:
-        """The shape of a prepared dataset."""
+    def of(cls, dataset: SequenceDataset, *, item_features: bool = False) -> LogShape:
+        """The shape of a prepared dataset (``item_features``: the build has item features)."""
         lengths = np.array([len(s) for s in dataset.sequences], dtype=np.float64)
         return cls(
             users=len(dataset.sequences),
@@ -106,6 +107,7 @@ class LogShape:
             interactions=int(lengths.sum()),
             median_length=float(np.median(lengths)),
             p90_length=float(np.percentile(lengths, 90)),
+            item_features=item_features,
         )
 
 
@@ -158,7 +160,10 @@ def size_for_log(cfg: EdgeRecConfig, shape: LogShape) -> tuple[EdgeRecConfig, tu
         SizingChoice("teacher.fit.warmup_epochs", 1.0, "one warm-up epoch"),
         SizingChoice("teacher.fit.batch_size", teacher_batch, f"{shape.users:,} users"),
         SizingChoice("student.embedding_dim", embedding_dim, width_words),
-        SizingChoice("student.hidden", list(hidden_widths), width_words),
+        *([SizingChoice("student.hidden", [embedding_dim], "item features: a tied output scores items by the same "
+                        "id + features representation, so new items can be scored from their features"),
+           SizingChoice("student.tie_output", True, "item features (see student.hidden)")]
+          if shape.item_features else [SizingChoice("student.hidden", list(hidden_widths), width_words)]),
         SizingChoice("student.alone_dropout", ALONE_DROPOUT,
                      "the student trained alone has no soft labels to regularise it and overfits sooner"),
         SizingChoice("student.fit.epochs", STUDENT_EPOCHS, "the length of the cosine decay"),

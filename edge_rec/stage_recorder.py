@@ -16,6 +16,7 @@ import numpy as np
 from edge_rec import stages
 from edge_rec.config import EdgeRecConfig
 from edge_rec.model_store import save_model_pair
+from edge_rec.models.item_encoder import save_item_encoder
 from edge_rec.paired_bootstrap import PairedRatio, paired_ratio
 from edge_rec.passes import POPULARITY, STUDENT, TFLITE_INT8
 from edge_rec.quality_gate import COMPARISONS
@@ -64,9 +65,11 @@ class StageRecorder:
             metrics = stages.ranking_metrics(self.ranked[model.name], self.data)
             tflite = stages.convert(model, "float32", self.data, self.cfg.convert, seed=self.cfg.seed)
         path = self.run.write_tflite(f"{model.name}_float32", tflite)
-        save_model_pair(
+        model_dir = save_model_pair(
             self.run.model_dir(model.name), serving=model.serving_model, sequence=model.sequence_model
         )
+        if model.item_encoder is not None:
+            save_item_encoder(model_dir, model.item_encoder)
         train = model.train
         self.records[model.name] = StageRecord(
             params=model.params,

@@ -59,6 +59,7 @@ from edge_rec.distributed import backup_callbacks, training_scope
 from edge_rec.keras_shim import keras, set_global_seed
 from edge_rec.models import build_student, build_teacher, student_serving_model
 from edge_rec.models.averaged_teacher import average_teachers
+from edge_rec.models.item_encoder import fold_item_features
 from edge_rec.models.warm_start import warm_start_student
 from edge_rec.passes import LOWRANK, PRUNED, QAT, TEACHER
 from edge_rec.time_budget import StopAtDeadline
@@ -72,7 +73,9 @@ class TrainedModel:
 
     ``members``: for an averaged teacher, each member's training result (empty otherwise), and
     ``members_kept`` the indices of those it averages (chosen on validation) and
-    ``averaged_val_ndcg`` that average's validation NDCG@10 (None otherwise).
+    ``averaged_val_ndcg`` that average's validation NDCG@10 (None otherwise). ``item_encoder``:
+    for a student trained with item features, the feature encoder's token table (its models are
+    folded: :func:`~edge_rec.models.item_encoder.fold_item_features`); None otherwise.
     """
 
     name: str
@@ -83,6 +86,7 @@ class TrainedModel:
     members: tuple[TrainResult, ...] = ()
     members_kept: tuple[int, ...] = ()
     averaged_val_ndcg: float | None = None
+    item_encoder: Any = None
 
     @property
     def params(self) -> int:
@@ -142,14 +146,16 @@ def _train_member(data: PreparedData, cfg: TeacherConfig, *, seed: int, quiet: b
     """One teacher trained from ``seed``: ``(sequence model, serving model, result)``."""
     set_global_seed(seed)
     with training_scope():  # one process, or every worker of a TF_CONFIG cluster
-        model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True)
+        model = build_teacher(cfg, data.catalog_size, data.history_length, sequence=True, item_tokens=data.item_tokens)
         result, _ = _fit(
             TEACHER, model, None, data, cfg.fit, DistillConfig().without_teacher(), seed=seed, quiet=quiet,
             softmax=softmax,
             callbacks=(*_deadline(TEACHER, time_limit), *backup_callbacks(TEACHER)),
         )
+    # the serving form is plain: item features folded into the id table (the sequence form keeps
+    # its encoder for distillation, where id dropout is off anyway)
     serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
-    serving.set_weights(model.get_weights())
+    fold_item_features(model, serving)
     return model, serving, result
 
 
@@ -283,15 +289,17 @@ def train_student(
         distill = distill.without_teacher()
         cfg = cfg.trained_alone()
     with training_scope():  # one process, or every worker of a TF_CONFIG cluster
-        model = build_student(cfg, data.catalog_size, data.history_length, sequence=True)
+        model = build_student(cfg, data.catalog_size, data.history_length, sequence=True, item_tokens=data.item_tokens)
         if cfg.warm_start and teacher is not None:
             warm_start_student(model, teacher.sequence_model)
         result, seconds = _fit(
             name, model, teacher.sequence_model if teacher else None, data, cfg.fit, distill, seed=seed, quiet=quiet,
             softmax=softmax, callbacks=(*_deadline(name, time_limit), *backup_callbacks(name)),
         )
-    serving = student_serving_model(model, cfg, data.catalog_size, data.history_length)
-    return TrainedModel(name, model, serving, result, seconds)
+    plain = build_student(cfg, data.catalog_size, data.history_length, sequence=True)
+    encoder = fold_item_features(model, plain)  # the same model, features folded into its id table
+    serving = student_serving_model(plain, cfg, data.catalog_size, data.history_length)
+    return TrainedModel(name, plain, serving, result, seconds, item_encoder=encoder)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from edge_rec.commands.options import (
     data_format_option,
     data_option,
     data_overrides,
+    item_features_option,
     items_option,
     json_option,
     loss_weight_options,
@@ -33,6 +34,7 @@ GATE_FAILED_EXIT = 3
 @data_option()
 @data_format_option()
 @skip_bad_lines_option()
+@item_features_option()
 @items_option()
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory to write (bundle/, report.json, report.md, chart.png, models/, tflite/).")
@@ -45,7 +47,7 @@ GATE_FAILED_EXIT = 3
 @loss_weight_options
 @quiet_option()
 @json_option("the report")
-def build(config_path, data_path, data_format, skip_bad_lines, titles, run_dir, overwrite, preset, seed,
+def build(config_path, data_path, data_format, skip_bad_lines, item_features, titles, run_dir, overwrite, preset, seed,
           time_budget, loss_weights, quiet, as_json) -> None:
     """Train teacher and students, compress, convert, check parity, bundle and report.
 
@@ -64,7 +66,8 @@ def build(config_path, data_path, data_format, skip_bad_lines, titles, run_dir, 
         raise click.ClickException(str(exc)) from None
     refuse_non_empty(run_dir, overwrite)
     try:
-        flags = data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines, seed=seed)
+        flags = data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines, seed=seed,
+                               item_features=item_features)
         if time_budget is not None:
             flags["time_budget"] = time_budget
         if loss_weights:

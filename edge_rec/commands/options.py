@@ -150,12 +150,22 @@ def config_preset_option():
                         help=f"A [preset.NAME] of the config, or built-in: {', '.join(BUILTIN_PRESETS)}.")
 
 
-def data_overrides(*, data_format: str | None, skip_bad_lines: bool, seed: int | None) -> dict[str, Any]:
-    """The config overrides of ``--data-format``, ``--skip-bad-lines`` and ``--seed``."""
+def item_features_option():
+    """``--item-features FILE``: a CSV of item features (``data.item_features``)."""
+    return click.option("--item-features", "item_features", type=click.Path(dir_okay=False), default=None,
+                        help="CSV of item features (item_id plus categorical, numeric or text columns): "
+                             "items are represented by their id and their features.")
+
+
+def data_overrides(*, data_format: str | None, skip_bad_lines: bool, seed: int | None,
+                   item_features: str | None = None) -> dict[str, Any]:
+    """The config overrides of ``--data-format``, ``--skip-bad-lines``, ``--item-features`` and ``--seed``."""
     overrides: dict[str, Any] = {}
     data: dict[str, Any] = {}
     if data_format is not None:
         data["format"] = data_format
+    if item_features is not None:
+        data["item_features"] = item_features
     if skip_bad_lines:
         data["on_bad_line"] = "skip"
     if data:

@@ -24,6 +24,7 @@ from edge_rec.commands.options import (
     data_format_option,
     data_option,
     data_overrides,
+    item_features_option,
     json_option,
     loss_weight_options,
     quiet_option,
@@ -158,6 +159,7 @@ _common = [
     data_option(),
     data_format_option(),
     skip_bad_lines_option(),
+    item_features_option(),
     click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory."),
     click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override fit.epochs."),
     seed_option(),
@@ -174,10 +176,11 @@ def _with_common(func):
 
 @click.command(name="train-teacher")
 @_with_common
-def train_teacher(config_path, preset, data_path, data_format, skip_bad_lines, out, epochs, seed, quiet,
-                  as_json) -> None:
+def train_teacher(config_path, preset, data_path, data_format, skip_bad_lines, item_features, out, epochs, seed,
+                  quiet, as_json) -> None:
     """Train the sequential teacher (next-item cross-entropy at every position) and save it."""
-    overrides = data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines, seed=seed)
+    overrides = data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines, seed=seed,
+                               item_features=item_features)
     if epochs:
         overrides["teacher"] = {"fit": {"epochs": epochs}}
     cfg = _load_config(config_path, preset, overrides)
@@ -204,7 +207,8 @@ def train_teacher(config_path, preset, data_path, data_format, skip_bad_lines, o
 @click.option("--no-teacher", is_flag=True, help="Train the student alone (same code path, cross-entropy only).")
 @click.option("--temperature", type=float, default=None, help="Softmax temperature of the KD term.")
 @loss_weight_options
-def distill(config_path, preset, data_path, data_format, skip_bad_lines, out, epochs, seed, quiet, as_json,
+def distill(config_path, preset, data_path, data_format, skip_bad_lines, item_features, out, epochs, seed, quiet,
+            as_json,
             teacher_dir, no_teacher, temperature, loss_weights) -> None:
     """Train the int8-friendly student, distilled from a trained teacher (or alone with --no-teacher)."""
     if no_teacher == (teacher_dir is not None):
@@ -218,7 +222,7 @@ def distill(config_path, preset, data_path, data_format, skip_bad_lines, out, ep
     if epochs:
         overrides["student"] = {"fit": {"epochs": epochs}}
     overrides = _merge(overrides, data_overrides(data_format=data_format, skip_bad_lines=skip_bad_lines,
-                                                 seed=seed))
+                                                 seed=seed, item_features=item_features))
     cfg = _load_config(config_path, preset, overrides)
     _cluster_strategy("distill")
     from edge_rec import stages

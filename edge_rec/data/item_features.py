@@ -37,6 +37,8 @@ from edge_rec.data.errors import DataFormatError
 from edge_rec.data.titles import ID_COLUMNS
 
 FEATURE_KINDS = ("categorical", "numeric", "text")
+#: File of a run directory holding the build's :class:`FeatureSpec`.
+FEATURE_SPEC_FILE = "item_features.json"
 #: Value separator of a multi-valued categorical column (MovieLens genres).
 MULTI_VALUE_SEPARATOR = "|"
 #: A column with at most this share of distinct values (and no long values) is inferred categorical.
@@ -171,6 +173,23 @@ def _text_tokens(text: str) -> list[str]:
         padded = f"<{w}>"
         tokens += [f"c:{padded[i:i + 3]}" for i in range(len(padded) - 2)]
     return tokens
+
+
+@dataclass(frozen=True)
+class ItemTokens:
+    """Every catalog index's feature tokens: ``ids`` int32[C, T] (0 = padding), ``weights``
+    float32[C, T] (0 where padding; PAD, OOV and items without features have none), over
+    ``buckets`` token ids; ``id_dropout`` is the training-time rate of dropping an item's id part."""
+
+    ids: np.ndarray
+    weights: np.ndarray
+    buckets: int
+    id_dropout: float = 0.25
+
+    @property
+    def catalog_size(self) -> int:
+        """Rows: the catalog size C the tokens describe."""
+        return int(self.ids.shape[0])
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from device_runtime.bundle_schema import real_item_count
+from device_runtime.bundle_schema import FIRST_ITEM_INDEX, real_item_count
 from edge_rec.beyond_accuracy import item_sketches, popularity_ranks
-from edge_rec.config import DataConfig, EdgeRecConfig
+from edge_rec.config import ConfigError, DataConfig, EdgeRecConfig, FeaturesConfig
 from edge_rec.data import (
     EvalSet,
     InteractionLog,
@@ -23,6 +23,7 @@ from edge_rec.data import (
     load_interactions,
     prepare_dataset,
 )
+from edge_rec.data.item_features import FeatureSpec, ItemTokens, load_item_features
 from edge_rec.data.synthetic import PRESETS
 from edge_rec.sizing import LogShape, SizingChoice, size_for_log
 
@@ -38,6 +39,8 @@ class PreparedData:
     interactions: int
     skipped_lines: int
     log: InteractionLog | None = None
+    feature_spec: FeatureSpec | None = None
+    item_tokens: ItemTokens | None = None
 
     @property
     def catalog_size(self) -> int:
@@ -86,11 +89,17 @@ class PreparedData:
         }
 
 
-def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_format: str | None = None) -> PreparedData:
+def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_format: str | None = None,
+                 features: FeaturesConfig | None = None) -> PreparedData:
     """Load (or generate) the log, build vocabulary and sequences, split leave-last-out.
 
-    ``path`` (a file or a synthetic preset name) overrides ``cfg.source``.
+    ``path`` (a file or a synthetic preset name) overrides ``cfg.source``. With
+    ``cfg.item_features``, the features file is read and checked first (before the log), its
+    spec fitted with ``features`` and every catalog item's tokens looked up (items of the log
+    without features have none).
     """
+    features = features or FeaturesConfig()
+    item_features = load_item_features(cfg.item_features) if cfg.item_features else None
     source = path or cfg.source
     if source in PRESETS:
         log_ = generate_synthetic(
@@ -104,6 +113,13 @@ def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_fo
         min_item_interactions=cfg.min_item_interactions,
     )
     interactions = int(sum(len(s) for s in dataset.sequences))
+    spec = tokens = None
+    if item_features is not None:
+        spec = FeatureSpec.fit(item_features, buckets=features.buckets, max_tokens=features.max_tokens,
+                               numeric_bins=features.numeric_bins)
+        ids, weights = spec.token_matrix([item_features.values.get(i) for i in dataset.vocab.ids])
+        ids[:FIRST_ITEM_INDEX], weights[:FIRST_ITEM_INDEX] = 0, 0.0  # PAD and OOV have no features
+        tokens = ItemTokens(ids, weights, features.buckets, features.id_dropout)
     return PreparedData(
         source=str(source),
         dataset=dataset,
@@ -112,6 +128,8 @@ def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_fo
         interactions=interactions,
         skipped_lines=log_.skipped_lines,
         log=log_,
+        feature_spec=spec,
+        item_tokens=tokens,
     )
 
 
@@ -121,8 +139,27 @@ def prepare_sized_data(
     """:func:`prepare_data`, then every size ``cfg`` leaves unset derived from the log
     (:func:`~edge_rec.sizing.size_for_log`): the sized config, the data split and cut at the
     sized validation share and history length, and the choices made (for the report)."""
-    data = prepare_data(cfg.data, seed=cfg.seed, path=path, data_format=data_format)
+    data = prepare_data(cfg.data, seed=cfg.seed, path=path, data_format=data_format, features=cfg.features)
     unsized_share = cfg.data.validation_share
-    cfg, choices = size_for_log(cfg, LogShape.of(data.dataset))
+    cfg, choices = size_for_log(cfg, LogShape.of(data.dataset, item_features=data.item_tokens is not None))
+    if data.item_tokens is not None:
+        check_item_features_config(cfg)
     split = data.split if cfg.data.validation_share == unsized_share else data.dataset.split(cfg.data.validation_share)
     return cfg, dataclasses.replace(data, split=split, history_length=cfg.data.history_length), choices
+
+
+def check_item_features_config(cfg: EdgeRecConfig) -> None:
+    """Raise :class:`~edge_rec.config.ConfigError` (before any training) when a build with item
+    features has models that cannot use them: both output layers must be tied to the item
+    representation, so that a new item can be scored from its features."""
+    problems = []
+    if not cfg.student.tie_output:
+        problems.append(f"student.tie_output = true with student.hidden = [{cfg.student.embedding_dim}] "
+                        f"(got tie_output = false, hidden = {list(cfg.student.hidden)})")
+    if cfg.teacher.kind != "sasrec" or not cfg.teacher.tie_output:
+        problems.append(f"teacher.kind = 'sasrec' with teacher.tie_output = true (got {cfg.teacher.kind!r}, "
+                        f"tie_output = {str(cfg.teacher.tie_output).lower()})")
+    if problems:
+        raise ConfigError(f"data.item_features ({cfg.data.item_features}): items with features are scored "
+                          "through a tied output layer; expected " + " and ".join(problems) +
+                          " (leave student.hidden unset and the sizing rule ties it)")

@@ -39,6 +39,7 @@ import bisect
 import itertools
 import math
 import random
+import re
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -522,3 +523,18 @@ def generate_synthetic(
         source=f"{p.name} (seed={seed}, users={n_users}, items={n_items})",
         titles=titles,
     )
+
+
+_GENRE_IN_TITLE = re.compile(r"\(([^)]+)\)")
+
+
+def synthetic_item_features(log: InteractionLog) -> str:
+    """An item features CSV (``item_id,genres,title``) for a synthetic log: each item's genre as
+    its title names it ("Series 1 (comedy) E2"; a dated program's genre is its program's name)
+    and its title. For examples, tests and benchmarks of item features."""
+    lines = ["item_id,genres:categorical,title:text"]
+    for item_id, title in sorted((log.titles or {}).items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else kv[0]):
+        found = _GENRE_IN_TITLE.search(title)
+        genre = found.group(1) if found else re.sub(r"\s*\d{4}-\d{2}-\d{2}$", "", title).lower()
+        lines.append(f'{item_id},{genre},"{title}"')
+    return "\n".join(lines) + "\n"

@@ -88,7 +88,7 @@ class Distiller(keras.Model):
         if negatives is None:
             return head.at_positions(x, where, training=training)
         hidden = head.hidden_at(x, where, training=training)
-        logits = head.candidate_logits(hidden, targets, negatives)
+        logits = head.candidate_logits(hidden, targets, negatives, training=training)
         return self.sampler.correct(logits, targets, negatives), hidden
 
     def _with_teacher_candidates(self, x, where, teacher_logits, teacher_hidden, student_logits,

@@ -203,11 +203,12 @@ class TiedLogits(keras.layers.Layer):
         return hidden_shape[:-1].concatenate([tf.TensorShape(input_shape[1])[1]])
 
 
-def tied_logits(item_embedding: keras.layers.Embedding, ids, hidden, catalog_size: int):
-    """The ``logits`` output of a model whose output is tied to its ``item_embedding``: a
-    :class:`TiedLogits` scoring ``hidden`` against the table looked up at :class:`CatalogIds`
-    (the one wiring the student's and the teacher's tied outputs share)."""
-    table = item_embedding(CatalogIds(catalog_size, name="catalog_ids")(ids))
+def tied_logits(represent, ids, hidden, catalog_size: int):
+    """The ``logits`` output of a model whose output is tied to its item representation
+    (``represent``: the ``item_embedding`` layer, or ids -> id embedding + features): a
+    :class:`TiedLogits` scoring ``hidden`` against every item's representation, looked up at
+    :class:`CatalogIds` (the one wiring the student's and the teacher's tied outputs share)."""
+    table = represent(CatalogIds(catalog_size, name="catalog_ids")(ids))
     return TiedLogits(name="logits")([hidden, table])
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edge_rec.keras_shim import keras, tf
+from edge_rec.models.item_encoder import feature_encoder
 from edge_rec.models.layers import TiedLogits
 
 
@@ -34,10 +35,17 @@ class OutputHead:
         self.catalog_size = int(model.outputs[0].shape[-1])
         logits_layer = model.outputs[0]._keras_history.layer
         hidden = model.outputs[1] if len(model.outputs) > 1 else None
-        #: the item embedding table a tied output layer scores against (None: not tied)
-        self.table: tf.Variable | None = _plain_table(model) if type(logits_layer) is TiedLogits else None
+        tied = type(logits_layer) is TiedLogits
+        with_features = tied and feature_encoder(model) is not None
+        #: the item embedding table a tied output layer scores against (None: not tied, a wrapped
+        #: table, or items represented with their features, whose table ``_table_model`` computes)
+        self.table: tf.Variable | None = _plain_table(model) if tied and not with_features else None
+        self._table_model: keras.Model | None = None
+        if with_features:
+            self._table_model = keras.Model(model.inputs, logits_layer.input[1])
+            self._table_input = tf.zeros((1, model.inputs[0].shape[1] or 1), tf.int32)
         # a tied layer's first input is the hidden state, its second the table
-        reads = logits_layer.input[0] if self.table is not None else logits_layer.input
+        reads = logits_layer.input[0] if self.table is not None or with_features else logits_layer.input
         self.split = hidden is not None and len(logits_layer._inbound_nodes) == 1 and reads is hidden
         self.body: keras.Model | None = keras.Model(model.inputs, hidden) if self.split else None
         self.logits_layer: Any = logits_layer if self.split else None
@@ -53,15 +61,23 @@ class OutputHead:
     def logits_at(self, hidden: tf.Tensor, *, training: bool = False) -> tf.Tensor:
         """Logits ``[N, C]`` of hidden states ``[N, H]``: the output layer alone (a tied layer
         reads the table itself); only for ``split`` heads."""
-        if self.table is not None:
-            return self.logits_layer([hidden, self.table[None]], training=training)
+        table = self._item_table(training=training)
+        if table is not None:
+            return self.logits_layer([hidden, table[None]], training=training)
         return self.logits_layer(hidden, training=training)
 
-    def _item_rows(self, items: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _item_table(self, *, training: bool = False) -> tf.Tensor | None:
+        """The ``[C, E]`` table a tied output scores against (None for an untied output)."""
+        if self._table_model is not None:
+            return self._table_model(self._table_input, training=training)[0]
+        return self.table
+
+    def _item_rows(self, items: tf.Tensor, *, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         """``(weights [N, H], bias [N])`` of the output layer's columns for ``items``."""
         layer = self.logits_layer
-        if self.table is not None:
-            return tf.gather(self.table, items), tf.gather(layer.bias, items)
+        table = self._item_table(training=training)
+        if table is not None:
+            return tf.gather(table, items), tf.gather(layer.bias, items)
         return tf.transpose(tf.gather(layer.kernel, items, axis=1)), tf.gather(layer.bias, items)
 
     def hidden_at(self, ids: tf.Tensor, where: tf.Tensor, *, training: bool) -> tf.Tensor:
@@ -75,22 +91,24 @@ class OutputHead:
         layer = self.logits_layer
         return self.split and (
             self.table is not None
+            or self._table_model is not None
             or (isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.linear)
         )
 
-    def candidate_logits(self, hidden: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor) -> tf.Tensor:
+    def candidate_logits(self, hidden: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor, *,
+                         training: bool = False) -> tf.Tensor:
         """Logits ``[N, 1 + S]`` of each row's positive item (column 0) and the shared negatives.
 
         ``hidden`` [N, H], ``positives`` int[N], ``negatives`` int[S]. Exactly the columns the
         full output layer would give for those items.
         """
         if self.can_score_candidates:
-            rows, bias = self._item_rows(positives)
+            rows, bias = self._item_rows(positives, training=training)
             positive = tf.reduce_sum(hidden * rows, axis=-1) + bias
-            rows, bias = self._item_rows(negatives)
+            rows, bias = self._item_rows(negatives, training=training)
             negative = tf.matmul(hidden, rows, transpose_b=True) + bias
             return tf.concat([positive[:, None], negative], axis=1)
-        full = self.logits_at(hidden) if self.split else None
+        full = self.logits_at(hidden, training=training) if self.split else None
         if full is None:
             raise ValueError("candidate_logits needs a split head; use at_positions for this model")
         positive = tf.gather(full, positives, batch_dims=1)

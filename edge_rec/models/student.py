@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from edge_rec.config import StudentConfig
 from edge_rec.keras_shim import keras
+from edge_rec.models.item_encoder import ItemTokens, item_representation
 from edge_rec.models.layers import PaddingMaskInitializer, SequencePooling, tied_logits
 
 
 def build_student(
-    cfg: StudentConfig, catalog_size: int, history_length: int, *, sequence: bool = True
+    cfg: StudentConfig, catalog_size: int, history_length: int, *, sequence: bool = True,
+    item_tokens: ItemTokens | None = None,
 ) -> keras.Model:
     """Build the student: input ``history`` int32[B, L]; outputs ``logits`` and ``hidden``.
 
@@ -23,7 +25,15 @@ def build_student(
     ``sequence=True`` pools causally (running mean, outputs [B, L, ...]) for training;
     ``sequence=False`` pools over the whole history (outputs [B, ...]) for serving. Both have the
     same weights in the same order.
+
+    ``item_tokens`` (item features; needs ``tie_output``): every item is its id embedding plus
+    its features' encoding (:func:`~edge_rec.models.item_encoder.item_representation`), in the
+    pooled history and the output layer alike.
     """
+    if item_tokens is not None and not cfg.tie_output:
+        raise ValueError("student.tie_output: item features need a tied output (the output scores items by the "
+                         "same representation, so a new item can be scored from its features); set "
+                         f"tie_output = true and hidden = [{cfg.embedding_dim}]")
     if cfg.tie_output and not cfg.can_tie_output:
         raise ValueError(
             f"student.hidden: with tie_output = true the hidden state must be student.embedding_dim "
@@ -39,7 +49,8 @@ def build_student(
         )
     ids = keras.Input((None if sequence else history_length,), dtype="int32", name="history")
     item_embedding = keras.layers.Embedding(catalog_size, cfg.embedding_dim, name="item_embedding")
-    embeddings = item_embedding(ids)
+    represent = item_representation(item_embedding, item_tokens, cfg.embedding_dim)
+    embeddings = represent(ids)
     mask = keras.layers.Embedding(
         catalog_size, 1, embeddings_initializer=PaddingMaskInitializer(), trainable=False, name="mask"
     )(ids)
@@ -61,7 +72,7 @@ def build_student(
         x = keras.layers.Dense(width, activation="relu", name="hidden" if last else f"dense_{i}")(x)
     hidden = x
     if cfg.tie_output:
-        logits = tied_logits(item_embedding, ids, hidden, catalog_size)
+        logits = tied_logits(represent, ids, hidden, catalog_size)
     else:
         logits = keras.layers.Dense(catalog_size, name="logits")(hidden)
     return keras.Model(ids, [logits, hidden], name="student" if sequence else "student_serving")

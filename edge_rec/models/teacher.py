@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from edge_rec.config import TeacherConfig
 from edge_rec.keras_shim import keras
+from edge_rec.models.item_encoder import ItemTokens, item_representation
 from edge_rec.models.layers import (
     CausalAttentionMask,
     LastPosition,
@@ -20,10 +21,10 @@ def _check_sizes(catalog_size: int, history_length: int) -> None:
         raise ValueError(f"history_length: expected >= 1, got {history_length}")
 
 
-def _sasrec_body(cfg: TeacherConfig, ids, item_embedding, history_length: int):
+def _sasrec_body(cfg: TeacherConfig, ids, represent, history_length: int):
     if cfg.hidden % cfg.heads:
         raise ValueError(f"teacher.hidden ({cfg.hidden}) must be divisible by teacher.heads ({cfg.heads})")
-    x = item_embedding(ids)
+    x = represent(ids)
     x = PositionEmbedding(history_length, name="positions")(x)
     x = keras.layers.Dropout(cfg.dropout, name="embedding_dropout")(x)
     pad = PaddingMask(name="padding_mask")(ids)
@@ -59,7 +60,8 @@ def _gru_body(cfg: TeacherConfig, ids, item_embedding):
 
 
 def build_teacher(
-    cfg: TeacherConfig, catalog_size: int, history_length: int, *, sequence: bool = True
+    cfg: TeacherConfig, catalog_size: int, history_length: int, *, sequence: bool = True,
+    item_tokens: ItemTokens | None = None,
 ) -> keras.Model:
     """Build the teacher: input ``history`` int32[B, L]; outputs ``logits`` and ``hidden``.
 
@@ -73,13 +75,21 @@ def build_teacher(
     (:class:`~edge_rec.models.layers.TiedLogits`, SASRec's shared prediction layer) instead of a
     separate ``Dense``.
     Both modes have the same weights in the same order (``set_weights`` transfers them).
+    ``item_tokens`` (item features, SASRec with a tied output only): every item is its id
+    embedding plus its features' encoding
+    (:func:`~edge_rec.models.item_encoder.item_representation`), in the input and the output alike.
     """
     _check_sizes(catalog_size, history_length)
     ids = keras.Input((None if sequence else history_length,), dtype="int32", name="history")
     if cfg.kind == "sasrec":
         item_embedding = keras.layers.Embedding(catalog_size, cfg.hidden, name="item_embedding")
-        x = _sasrec_body(cfg, ids, item_embedding, history_length)
+        if item_tokens is not None and not cfg.tie_output:
+            raise ValueError("teacher.tie_output: item features need a tied output; set tie_output = true")
+        represent = item_representation(item_embedding, item_tokens, cfg.hidden)
+        x = _sasrec_body(cfg, ids, represent, history_length)
     elif cfg.kind == "gru":
+        if item_tokens is not None:
+            raise ValueError("teacher.kind: item features need the 'sasrec' teacher, got 'gru'")
         item_embedding = keras.layers.Embedding(catalog_size, cfg.hidden, mask_zero=True, name="item_embedding")
         x = _gru_body(cfg, ids, item_embedding)
     else:
@@ -90,7 +100,7 @@ def build_teacher(
         x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
         hidden = LastPosition(name="hidden")(x)
     if cfg.tie_output and cfg.kind == "sasrec":
-        logits = tied_logits(item_embedding, ids, hidden, catalog_size)
+        logits = tied_logits(represent, ids, hidden, catalog_size)
     else:
         logits = keras.layers.Dense(catalog_size, name="logits")(hidden)
     name = f"teacher_{cfg.kind}" + ("" if sequence else "_serving")

@@ -1,0 +1,160 @@
+"""Items represented by their id and their features: ``id embedding + feature encoder(tokens)``.
+
+With item features (:mod:`edge_rec.data.item_features`), a model's item representation, read by
+its input tower and by its tied output layer alike, is the sum of the item's id embedding and the
+weighted mean of its feature tokens' embeddings (:class:`ItemFeatureEncoder`). During training an
+item's id part is dropped at random (:class:`IdDropout`, no rescaling) so that the model learns
+to rank items from their features alone, which is all a new item has.
+
+The device never runs the encoder: after training, :func:`fold_item_features` folds the encoder's
+output into the id table of a plain model of the same config (the representation of every item
+becomes one table row), and a catalog patch computes a new item's row with :func:`encode_items`
+from the encoder's token table, saved beside the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_rec.data.item_features import ItemTokens
+from edge_rec.keras_shim import keras, tf
+from edge_rec.models.layers import PACKAGE
+
+#: File (beside a saved model) holding the feature encoder's token embedding table.
+ENCODER_FILE = "item_encoder.npz"
+
+
+def encode_items(token_embeddings: np.ndarray, ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The encoder's output ``float32[N, E]`` for items with tokens ``ids``/``weights`` [N, T]:
+    the weighted sum of their tokens' rows of ``token_embeddings`` [buckets, E]."""
+    return np.einsum("nt,nte->ne", weights.astype(np.float32), token_embeddings[np.asarray(ids, np.int64)]).astype(np.float32)
+
+
+@keras.utils.register_keras_serializable(PACKAGE)
+class ItemFeatureEncoder(keras.layers.Layer):
+    """Item ids ``int[...]`` -> their feature vectors ``float[..., E]``: the weighted mean of the
+    item's token embeddings. Holds the catalog's token ids and weights as frozen weights (so the
+    config stays small and ``set_weights`` copies them) and a trainable ``[buckets, E]`` table."""
+
+    def __init__(self, catalog_size: int, max_tokens: int, buckets: int, dim: int,
+                 tokens: ItemTokens | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.catalog_size, self.max_tokens, self.buckets, self.dim = catalog_size, max_tokens, buckets, dim
+        self._tokens = tokens
+
+    def build(self, input_shape):
+        ids = self._tokens.ids if self._tokens is not None else np.zeros((self.catalog_size, self.max_tokens))
+        weights = self._tokens.weights if self._tokens is not None else np.zeros(ids.shape)
+        self.token_ids = self.add_weight(name="token_ids", shape=ids.shape, dtype="int32", trainable=False,
+                                         initializer=keras.initializers.Constant(ids.astype(np.int32)))
+        self.token_weights = self.add_weight(name="token_weights", shape=ids.shape, trainable=False,
+                                             initializer=keras.initializers.Constant(weights.astype(np.float32)))
+        self.token_embeddings = self.add_weight(
+            name="token_embeddings", shape=(self.buckets, self.dim), trainable=True,
+            initializer=keras.initializers.RandomNormal(stddev=0.05))
+        super().build(input_shape)
+
+    def call(self, ids):
+        token_ids = tf.gather(self.token_ids, ids)
+        weights = tf.gather(self.token_weights, ids)
+        return tf.einsum("...t,...te->...e", weights, tf.gather(self.token_embeddings, token_ids))
+
+    def encoded_catalog(self) -> np.ndarray:
+        """The encoder's output for every catalog row, ``float32[C, E]`` (numpy)."""
+        return encode_items(self.token_embeddings.numpy(), self.token_ids.numpy(), self.token_weights.numpy())
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape).concatenate([self.dim])
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(catalog_size=self.catalog_size, max_tokens=self.max_tokens, buckets=self.buckets, dim=self.dim)
+        return config
+
+
+@keras.utils.register_keras_serializable(PACKAGE)
+class IdDropout(keras.layers.Layer):
+    """Zeroes whole vectors ``[..., E]`` with probability ``rate`` in training (no rescaling: at
+    serving an item has its whole id part, a new item none); the identity at inference."""
+
+    def __init__(self, rate: float, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+
+    def call(self, inputs, training=None):
+        if not training or self.rate <= 0:
+            return inputs
+        keep = tf.cast(tf.random.uniform(tf.shape(inputs)[:-1]) >= self.rate, inputs.dtype)
+        return inputs * keep[..., None]
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(rate=self.rate)
+        return config
+
+
+def item_representation(item_embedding: keras.layers.Embedding, tokens: ItemTokens | None, dim: int
+                        ) -> Callable[[Any], Any]:
+    """The function ids -> item vectors a model's towers and tied output share: the id embedding,
+    plus (with ``tokens``) the feature encoder's output and id dropout. One encoder and one
+    dropout layer serve every call, so every read shares their weights."""
+    if tokens is None:
+        return item_embedding
+    encoder = ItemFeatureEncoder(tokens.catalog_size, int(tokens.ids.shape[1]), tokens.buckets, dim, tokens,
+                                 name="item_features")
+    dropout = IdDropout(tokens.id_dropout, name="id_dropout")
+    add = keras.layers.Add(name="item_representation")
+
+    def represent(ids):
+        return add([dropout(item_embedding(ids)), encoder(ids)])
+
+    return represent
+
+
+def feature_encoder(model: keras.Model) -> ItemFeatureEncoder | None:
+    """The model's :class:`ItemFeatureEncoder`, or None for a model without item features."""
+    for layer in model.layers:
+        if isinstance(layer, ItemFeatureEncoder):
+            return layer
+    return None
+
+
+def fold_item_features(trained: keras.Model, plain: keras.Model) -> np.ndarray | None:
+    """Copy ``trained`` (a model with item features) into ``plain`` (the same architecture built
+    without them, in either mode): every layer's weights in order, the encoder's left out, and
+    ``item_embedding`` = id table + encoder output for every catalog row, so ``plain`` scores
+    exactly like ``trained`` at inference. Returns the encoder's token table (what a catalog patch
+    encodes new items with); None, and a plain copy, when ``trained`` has no features."""
+    encoder = feature_encoder(trained)
+    sources = [layer for layer in trained.layers if layer.weights and layer is not encoder]
+    targets = [layer for layer in plain.layers if layer.weights]
+    if len(sources) != len(targets):
+        raise ValueError(f"fold_item_features: {trained.name!r} and {plain.name!r} differ in their layers "
+                         f"({[s.name for s in sources]} against {[t.name for t in targets]})")
+    for source, target in zip(sources, targets, strict=True):
+        weights = source.get_weights()
+        if target.name == "item_embedding" and encoder is not None:
+            weights = [weights[0] + encoder.encoded_catalog()]
+        target.set_weights(weights)
+    return None if encoder is None else encoder.token_embeddings.numpy()
+
+
+def save_item_encoder(model_dir: Path, token_embeddings: np.ndarray) -> Path:
+    """Write a student's encoder token table beside its saved model (:data:`ENCODER_FILE`)."""
+    path = Path(model_dir) / ENCODER_FILE
+    with open(path, "wb") as out:
+        np.savez(out, token_embeddings=np.asarray(token_embeddings, np.float32))
+    return path
+
+
+def load_item_encoder(model_dir: Path) -> np.ndarray | None:
+    """The encoder token table saved beside a model, or None when the model has no features."""
+    path = Path(model_dir) / ENCODER_FILE
+    if not path.is_file():
+        return None
+    with np.load(path) as saved:
+        return saved["token_embeddings"]
