@@ -17,6 +17,7 @@ from edge_rec import __version__
 from edge_rec.commands import (
     benchmark,
     build,
+    catalog,
     config,
     convert,
     data,
@@ -48,6 +49,7 @@ main.add_command(data.data)
 main.add_command(training.train_teacher)
 main.add_command(training.distill)
 main.add_command(convert.convert)
+main.add_command(catalog.catalog_group)
 main.add_command(build.build)
 main.add_command(config.config_group)
 main.add_command(device.inspect)
