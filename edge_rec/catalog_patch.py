@@ -168,6 +168,23 @@ def _model_to_patch(run_dir: Path) -> tuple[Path, str]:
     raise ConfigError(f"{run_dir}: no saved student under models/ to patch")
 
 
+def extend_catalog(model: Any, keep: np.ndarray, new_rows: np.ndarray, *, bias_quantile: float) -> Any:
+    """A copy of ``model`` (a tied student, plain, pruned or QAT, any mode) whose catalog is the
+    rows ``keep`` (bool[C]) of its own, then one row per line of ``new_rows`` [N, E]: that row in
+    the item table, the ``bias_quantile`` quantile of the catalog's output biases, ones in masks."""
+    from edge_rec.compress.qat import qat_scope
+    from edge_rec.keras_shim import keras
+    from edge_rec.models import CUSTOM_OBJECTS
+
+    catalog_size = len(keep)
+    weights = _patched_weights(model, catalog_size, keep, new_rows, bias_quantile)
+    with qat_scope(CUSTOM_OBJECTS):
+        patched = keras.Model.from_config(_resized_config(model.get_config(), catalog_size,
+                                                          int(keep.sum()) + len(new_rows)))
+    patched.set_weights(weights)
+    return patched
+
+
 def _digest(ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(ids)).encode("utf-8")).hexdigest()
 
@@ -183,11 +200,8 @@ def patch_catalog(run_dir: str | Path, out_dir: str | Path, *, add: str | Path |
     import time
 
     from edge_rec.commands.convert import _serving_form, _went_through_qat  # noqa: PLC0415
-    from edge_rec.compress.qat import qat_scope
     from edge_rec.export import export_bundle
-    from edge_rec.keras_shim import keras
     from edge_rec.model_store import find_saved_model, load_saved_model
-    from edge_rec.models import CUSTOM_OBJECTS
 
     start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -237,10 +251,7 @@ def patch_catalog(run_dir: str | Path, out_dir: str | Path, *, add: str | Path |
         rows = np.clip(encode_items(encoder, ids, weights), -limit, limit)
     patched_size = int(keep.sum()) + len(new_ids)
     quantile = cfg.features.new_item_bias_quantile if bias_quantile is None else bias_quantile
-    weights = _patched_weights(model, catalog_size, keep, rows, quantile)
-    with qat_scope(CUSTOM_OBJECTS):
-        patched = keras.Model.from_config(_resized_config(model.get_config(), catalog_size, patched_size))
-    patched.set_weights(weights)
+    patched = extend_catalog(model, keep, rows, bias_quantile=quantile)
 
     titles = {i: t for i, t in zip(vocab.ids, vocab.titles, strict=True)}
     title_column = next((c.name for c in spec.columns if c.name == "title"), None) if new_ids else None

@@ -327,7 +327,31 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         f"Bundle: `{report['bundle']['path']}` ({_fmt_bytes(report['bundle']['size_bytes'])}).",
         "",
     ]
+    if "cold_items" in report:
+        lines += [cold_items_line(report["cold_items"]), ""]
     return "\n".join(lines)
+
+
+def cold_items_line(section: Mapping[str, Any]) -> str:
+    """One line of what item features bought on items unseen at training (``cold_items``)."""
+    if "skipped" in section:
+        return f"Cold items: not measured ({section['skipped']})."
+    protocol = section["protocol"]
+
+    def ndcg(ranker: str, part: str) -> str:
+        return f"{section[ranker][part]['ndcg@10']:.4f}"
+
+    ratios = {(r["a"], r["b"], r["part"]): r for r in section.get("ratios", [])}
+    versus = ratios.get(("with_features", "content_baseline", "cold"))
+    interval = f" ({versus['ratio']:.2f}x the content baseline, [{versus['low']:.2f}, {versus['high']:.2f}])" \
+        if versus else ""
+    return (f"Cold items (the newest {protocol['cold_share']:.0%} of the log's time held out; "
+            f"{protocol['cold_items_with_features']:,} items unseen at training, "
+            f"{section['with_features']['cold']['events']:,} cold and {section['with_features']['warm']['events']:,} "
+            f"warm test events): features give cold-item NDCG@10 {ndcg('with_features', 'cold')}{interval}, "
+            f"against {ndcg('without_features', 'cold')} without features and {ndcg('content_baseline', 'cold')} "
+            f"for the content baseline; warm items {ndcg('with_features', 'warm')} with features, "
+            f"{ndcg('without_features', 'warm')} without.")
 
 
 _VERDICT_TEXT = {"better": "A better", "worse": "A worse", "same": "no significant difference"}

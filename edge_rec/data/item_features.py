@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from device_runtime.bundle_schema import FIRST_ITEM_INDEX
 from edge_rec.data.errors import DataFormatError
 from edge_rec.data.titles import ID_COLUMNS
 
@@ -301,3 +302,12 @@ class FeatureSpec:
             if kind != column.kind:
                 raise DataFormatError(f"{features.path}:1: column {column.name!r} reads as {kind}, but the model "
                                       f"was trained on it as {column.kind}; declare it '{column.name}:{column.kind}'")
+
+
+def catalog_tokens(spec: FeatureSpec, features: ItemFeatures, item_ids: Sequence[str], *,
+                   id_dropout: float) -> ItemTokens:
+    """The tokens of every index of a vocabulary (``item_ids``, PAD and OOV first, which get none,
+    as does an item without features)."""
+    ids, weights = spec.token_matrix([features.values.get(i) for i in item_ids])
+    ids[:FIRST_ITEM_INDEX], weights[:FIRST_ITEM_INDEX] = 0, 0.0
+    return ItemTokens(ids, weights, spec.buckets, id_dropout)

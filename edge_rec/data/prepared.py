@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from device_runtime.bundle_schema import FIRST_ITEM_INDEX, real_item_count
+from device_runtime.bundle_schema import real_item_count
 from edge_rec.beyond_accuracy import item_sketches, popularity_ranks
 from edge_rec.config import ConfigError, DataConfig, EdgeRecConfig, FeaturesConfig
 from edge_rec.data import (
@@ -23,14 +23,21 @@ from edge_rec.data import (
     load_interactions,
     prepare_dataset,
 )
-from edge_rec.data.item_features import FeatureSpec, ItemTokens, load_item_features
+from edge_rec.data.item_features import (
+    FeatureSpec,
+    ItemFeatures,
+    ItemTokens,
+    catalog_tokens,
+    load_item_features,
+)
 from edge_rec.data.synthetic import PRESETS
 from edge_rec.sizing import LogShape, SizingChoice, size_for_log
 
 
 @dataclass(frozen=True)
 class PreparedData:
-    """The interaction log turned into sequences and a leave-last-out split."""
+    """The interaction log turned into sequences and a leave-last-out split; with item features,
+    the file read (``item_features``), its fitted spec and every catalog index's tokens."""
 
     source: str
     dataset: SequenceDataset
@@ -41,6 +48,7 @@ class PreparedData:
     log: InteractionLog | None = None
     feature_spec: FeatureSpec | None = None
     item_tokens: ItemTokens | None = None
+    item_features: ItemFeatures | None = None
 
     @property
     def catalog_size(self) -> int:
@@ -117,9 +125,7 @@ def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_fo
     if item_features is not None:
         spec = FeatureSpec.fit(item_features, buckets=features.buckets, max_tokens=features.max_tokens,
                                numeric_bins=features.numeric_bins)
-        ids, weights = spec.token_matrix([item_features.values.get(i) for i in dataset.vocab.ids])
-        ids[:FIRST_ITEM_INDEX], weights[:FIRST_ITEM_INDEX] = 0, 0.0  # PAD and OOV have no features
-        tokens = ItemTokens(ids, weights, features.buckets, features.id_dropout)
+        tokens = catalog_tokens(spec, item_features, dataset.vocab.ids, id_dropout=features.id_dropout)
     return PreparedData(
         source=str(source),
         dataset=dataset,
@@ -130,6 +136,7 @@ def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_fo
         log=log_,
         feature_spec=spec,
         item_tokens=tokens,
+        item_features=item_features,
     )
 
 

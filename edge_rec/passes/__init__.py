@@ -8,6 +8,7 @@ from edge_rec.passes import builtin  # noqa: F401, I001
 from edge_rec.passes.base import BuildPass
 from edge_rec.passes.bundle import BUNDLE
 from edge_rec.passes.choose_student import CHOOSE_STUDENT
+from edge_rec.passes.cold_items import COLD_ITEMS
 from edge_rec.passes.convert import CONVERT, TFLITE_INT8, tflite_stage
 from edge_rec.passes.lowrank import LOWRANK
 from edge_rec.passes.popularity import POPULARITY
@@ -22,7 +23,7 @@ from edge_rec.passes.teacher import TEACHER
 DATA = "data"
 
 __all__ = [
-    "BUNDLE", "CHOOSE_STUDENT", "CONVERT", "DATA", "LOWRANK", "POPULARITY", "PRUNED", "QAT", "SIZE_COMPARISON",
+    "BUNDLE", "CHOOSE_STUDENT", "COLD_ITEMS", "CONVERT", "DATA", "LOWRANK", "POPULARITY", "PRUNED", "QAT", "SIZE_COMPARISON",
     "STUDENT", "STUDENT_BASELINE", "TEACHER", "TFLITE_INT8", "BuildPass", "get", "register", "registered",
     "tflite_stage", "unregister",
 ]

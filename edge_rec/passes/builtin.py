@@ -14,6 +14,7 @@ BUILTIN_PASS_MODULES = (
     "convert",
     "bundle",
     "size_comparison",
+    "cold_items",
 )
 
 for _module in BUILTIN_PASS_MODULES:
