@@ -144,7 +144,8 @@ def evaluate_cold_items(
                         split=dataset.split(data_cfg.validation_share), history_length=data_cfg.history_length,
                         interactions=dataset.num_interactions, skipped_lines=0, log=split.train_log)
     with_data = dataclasses.replace(base, feature_spec=spec, item_features=features, item_tokens=catalog_tokens(
-        spec, features, dataset.vocab.ids, id_dropout=features_cfg.id_dropout))
+        spec, features, dataset.vocab.ids, id_dropout=features_cfg.id_dropout,
+        new_item_bias_quantile=features_cfg.new_item_bias_quantile))
     cold_ids = sorted(i for i in split.cold_items if i in features.values)
     catalog = ColdCatalog([*dataset.vocab.ids, *cold_ids], dataset.vocab.size)
     index = catalog.index()

@@ -351,6 +351,8 @@ class FeaturesConfig:
     ``numeric_bins`` quantile bins; ``id_dropout`` is the share of items whose id part training
     drops (so the model learns to rank from features alone, as it must for a new item); a
     patched-in item's output bias is the ``new_item_bias_quantile`` quantile of the catalog's.
+    ``keep_rare_items``: an item of the log with features that the minimum-count filters dropped
+    stays in the catalog, represented by its features alone (like a patched item).
     ``cold_evaluation``: a build with features also measures cold items on a time split, the
     newest ``cold_share`` of the log's time held out (:mod:`edge_rec.cold_items`)."""
 
@@ -359,6 +361,7 @@ class FeaturesConfig:
     numeric_bins: int = param(8, check=at_least(2), expected="an integer >= 2")
     id_dropout: float = param(0.25, **DROPOUT)
     new_item_bias_quantile: float = param(0.5, **FRACTION)
+    keep_rare_items: bool = True
     cold_evaluation: bool = True
     cold_share: float = param(0.1, check=in_range(0.0, 0.5, closed_low=False), expected="a number in (0, 0.5]")
 

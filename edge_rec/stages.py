@@ -126,6 +126,11 @@ def _fit(
     return result, time.perf_counter() - start
 
 
+def _bias_quantile(data: PreparedData) -> float:
+    """The output-bias quantile of features-only items (as for patched items)."""
+    return data.item_tokens.new_item_bias_quantile if data.item_tokens is not None else 0.5
+
+
 def _deadline(stage: str, time_limit: float | None) -> tuple:
     return (StopAtDeadline(time_limit, stage),) if time_limit is not None else ()
 
@@ -155,7 +160,7 @@ def _train_member(data: PreparedData, cfg: TeacherConfig, *, seed: int, quiet: b
     # the serving form is plain: item features folded into the id table (the sequence form keeps
     # its encoder for distillation, where id dropout is off anyway)
     serving = build_teacher(cfg, data.catalog_size, data.history_length, sequence=False)
-    fold_item_features(model, serving)
+    fold_item_features(model, serving, new_item_bias_quantile=_bias_quantile(data))
     return model, serving, result
 
 
@@ -297,7 +302,8 @@ def train_student(
             softmax=softmax, callbacks=(*_deadline(name, time_limit), *backup_callbacks(name)),
         )
     plain = build_student(cfg, data.catalog_size, data.history_length, sequence=True)
-    encoder = fold_item_features(model, plain)  # the same model, features folded into its id table
+    # the same model, features folded into its id table
+    encoder = fold_item_features(model, plain, new_item_bias_quantile=_bias_quantile(data))
     serving = student_serving_model(plain, cfg, data.catalog_size, data.history_length)
     return TrainedModel(name, plain, serving, result, seconds, item_encoder=encoder)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -69,6 +70,11 @@ def test_a_build_with_features_saves_what_a_patch_needs(build):
         assert saved["token_embeddings"].shape == (spec["buckets"], 8)
     config = json.loads((run / "config.json").read_text())
     assert config["data"]["item_features"].endswith("features.csv") and config["student"]["tie_output"] is True
+    # the items the minimum-count filters dropped stay in the catalog, by their features
+    with open(run / "data" / "interactions.csv", encoding="utf-8") as handle:
+        counts = Counter(row["item_id"] for row in csv.DictReader(handle))
+    assert min(counts.values()) < 5  # the default filter (5 interactions) drops some items
+    assert set(Recommender.load(run / "bundle").bundle.item_ids[2:]) == set(counts)
 
 
 def test_a_patch_adds_items_keeps_the_base_rankings_and_records_lineage(build):

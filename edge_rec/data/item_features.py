@@ -180,12 +180,26 @@ def _text_tokens(text: str) -> list[str]:
 class ItemTokens:
     """Every catalog index's feature tokens: ``ids`` int32[C, T] (0 = padding), ``weights``
     float32[C, T] (0 where padding; PAD, OOV and items without features have none), over
-    ``buckets`` token ids; ``id_dropout`` is the training-time rate of dropping an item's id part."""
+    ``buckets`` token ids; ``id_dropout`` is the training-time rate of dropping an item's id part.
+    ``features_only`` (indices, from ``features_only_start`` to the end): items kept in the catalog
+    for their features although too few interactions kept them in training; their id part is
+    always zero and their output bias, after training, is the ``new_item_bias_quantile`` quantile
+    of the others' (as a patched item's)."""
 
     ids: np.ndarray
     weights: np.ndarray
     buckets: int
     id_dropout: float = 0.25
+    features_only_start: int | None = None
+    new_item_bias_quantile: float = 0.5
+
+    @property
+    def id_mask(self) -> np.ndarray:
+        """float32[C]: 1 for an item with an id part, 0 for a features-only item."""
+        mask = np.ones(self.catalog_size, np.float32)
+        if self.features_only_start is not None:
+            mask[self.features_only_start:] = 0.0
+        return mask
 
     @property
     def catalog_size(self) -> int:
@@ -305,9 +319,10 @@ class FeatureSpec:
 
 
 def catalog_tokens(spec: FeatureSpec, features: ItemFeatures, item_ids: Sequence[str], *,
-                   id_dropout: float) -> ItemTokens:
+                   id_dropout: float, features_only_start: int | None = None,
+                   new_item_bias_quantile: float = 0.5) -> ItemTokens:
     """The tokens of every index of a vocabulary (``item_ids``, PAD and OOV first, which get none,
-    as does an item without features)."""
+    as does an item without features); indices from ``features_only_start`` are features-only."""
     ids, weights = spec.token_matrix([features.values.get(i) for i in item_ids])
     ids[:FIRST_ITEM_INDEX], weights[:FIRST_ITEM_INDEX] = 0, 0.0
-    return ItemTokens(ids, weights, spec.buckets, id_dropout)
+    return ItemTokens(ids, weights, spec.buckets, id_dropout, features_only_start, new_item_bias_quantile)

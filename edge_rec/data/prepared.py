@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from device_runtime.bundle_schema import real_item_count
+from device_runtime.bundle_schema import FIRST_ITEM_INDEX, real_item_count
 from edge_rec.beyond_accuracy import item_sketches, popularity_ranks
 from edge_rec.config import ConfigError, DataConfig, EdgeRecConfig, FeaturesConfig
 from edge_rec.data import (
@@ -31,6 +31,7 @@ from edge_rec.data.item_features import (
     load_item_features,
 )
 from edge_rec.data.synthetic import PRESETS
+from edge_rec.data.vocabulary import Vocabulary
 from edge_rec.sizing import LogShape, SizingChoice, size_for_log
 
 
@@ -125,7 +126,12 @@ def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_fo
     if item_features is not None:
         spec = FeatureSpec.fit(item_features, buckets=features.buckets, max_tokens=features.max_tokens,
                                numeric_bins=features.numeric_bins)
-        tokens = catalog_tokens(spec, item_features, dataset.vocab.ids, id_dropout=features.id_dropout)
+        first_rare = None
+        if features.keep_rare_items:
+            dataset, first_rare = _with_rare_items(dataset, log_, item_features)
+        tokens = catalog_tokens(spec, item_features, dataset.vocab.ids, id_dropout=features.id_dropout,
+                                features_only_start=first_rare,
+                                new_item_bias_quantile=features.new_item_bias_quantile)
     return PreparedData(
         source=str(source),
         dataset=dataset,
@@ -138,6 +144,23 @@ def prepare_data(cfg: DataConfig, *, seed: int, path: str | None = None, data_fo
         item_tokens=tokens,
         item_features=item_features,
     )
+
+
+def _with_rare_items(dataset: SequenceDataset, log: InteractionLog, features: ItemFeatures
+                     ) -> tuple[SequenceDataset, int | None]:
+    """``dataset`` whose vocabulary also holds, after its own items, every item of ``log`` with
+    features that the minimum-count filters dropped (sorted by id), and the first such index
+    (None when there is none). Sequences are unchanged: their indices stay valid."""
+    vocab = dataset.vocab
+    known = set(vocab.ids)
+    rare = sorted(({str(i) for i in np.unique(log.items)} - known) & set(features.values))
+    if not rare:
+        return dataset, None
+    titles = dict(zip(vocab.ids, vocab.titles, strict=True))
+    for item in rare:
+        titles[item] = (log.titles or {}).get(item, "")
+    extended = Vocabulary([*vocab.ids[FIRST_ITEM_INDEX:], *rare], titles)
+    return SequenceDataset(extended, dataset.user_ids, dataset.sequences), vocab.size
 
 
 def prepare_sized_data(

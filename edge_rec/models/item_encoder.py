@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from device_runtime.bundle_schema import FIRST_ITEM_INDEX
 from edge_rec.data.item_features import ItemTokens
 from edge_rec.keras_shim import keras, tf
 from edge_rec.models.layers import PACKAGE
@@ -78,39 +79,53 @@ class ItemFeatureEncoder(keras.layers.Layer):
 
 @keras.utils.register_keras_serializable(PACKAGE)
 class IdDropout(keras.layers.Layer):
-    """Zeroes whole vectors ``[..., E]`` with probability ``rate`` in training (no rescaling: at
-    serving an item has its whole id part, a new item none); the identity at inference."""
+    """The id part of item vectors: inputs ``[vectors float[..., E], ids int[...]]``. Multiplies
+    each vector by its item's frozen ``id_mask`` (0 for a features-only item, 1 otherwise) and, in
+    training, zeroes whole vectors with probability ``rate`` (no rescaling: at serving an item has
+    its whole id part, a new item none)."""
 
-    def __init__(self, rate: float, **kwargs):
+    def __init__(self, rate: float, catalog_size: int, id_mask: np.ndarray | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.rate = float(rate)
+        self.rate, self.catalog_size = float(rate), int(catalog_size)
+        self._initial_mask = id_mask
+
+    def build(self, input_shape):
+        mask = self._initial_mask if self._initial_mask is not None else np.ones(self.catalog_size, np.float32)
+        self.id_mask = self.add_weight(name="id_mask", shape=(self.catalog_size,), trainable=False,
+                                       initializer=keras.initializers.Constant(mask.astype(np.float32)))
+        super().build(input_shape)
 
     def call(self, inputs, training=None):
-        if not training or self.rate <= 0:
-            return inputs
-        keep = tf.cast(tf.random.uniform(tf.shape(inputs)[:-1]) >= self.rate, inputs.dtype)
-        return inputs * keep[..., None]
+        vectors, ids = inputs
+        keep = tf.gather(self.id_mask, ids)
+        if training and self.rate > 0:
+            keep = keep * tf.cast(tf.random.uniform(tf.shape(ids)) >= self.rate, vectors.dtype)
+        return vectors * keep[..., None]
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape[0])
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(rate=self.rate)
+        config.update(rate=self.rate, catalog_size=self.catalog_size)
         return config
 
 
 def item_representation(item_embedding: keras.layers.Embedding, tokens: ItemTokens | None, dim: int
                         ) -> Callable[[Any], Any]:
     """The function ids -> item vectors a model's towers and tied output share: the id embedding,
-    plus (with ``tokens``) the feature encoder's output and id dropout. One encoder and one
-    dropout layer serve every call, so every read shares their weights."""
+    plus (with ``tokens``) the feature encoder's output, the id part masked for features-only
+    items and dropped at random in training. One encoder and one dropout layer serve every call,
+    so every read shares their weights."""
     if tokens is None:
         return item_embedding
     encoder = ItemFeatureEncoder(tokens.catalog_size, int(tokens.ids.shape[1]), tokens.buckets, dim, tokens,
                                  name="item_features")
-    dropout = IdDropout(tokens.id_dropout, name="id_dropout")
+    dropout = IdDropout(tokens.id_dropout, tokens.catalog_size, tokens.id_mask, name="id_dropout")
     add = keras.layers.Add(name="item_representation")
 
     def represent(ids):
-        return add([dropout(item_embedding(ids)), encoder(ids)])
+        return add([dropout([item_embedding(ids), ids]), encoder(ids)])
 
     return represent
 
@@ -123,22 +138,32 @@ def feature_encoder(model: keras.Model) -> ItemFeatureEncoder | None:
     return None
 
 
-def fold_item_features(trained: keras.Model, plain: keras.Model) -> np.ndarray | None:
+def fold_item_features(trained: keras.Model, plain: keras.Model, *, new_item_bias_quantile: float = 0.5
+                       ) -> np.ndarray | None:
     """Copy ``trained`` (a model with item features) into ``plain`` (the same architecture built
-    without them, in either mode): every layer's weights in order, the encoder's left out, and
-    ``item_embedding`` = id table + encoder output for every catalog row, so ``plain`` scores
-    exactly like ``trained`` at inference. Returns the encoder's token table (what a catalog patch
-    encodes new items with); None, and a plain copy, when ``trained`` has no features."""
+    without them, in either mode): every layer's weights in order, the encoder's and the id
+    mask's left out, and ``item_embedding`` = masked id table + encoder output for every catalog
+    row, so ``plain`` scores exactly like ``trained`` at inference. A features-only item's output
+    bias becomes the ``new_item_bias_quantile`` quantile of the others' (as a patched item's:
+    training only ever pushed it down, as a negative). Returns the encoder's token table (what a
+    catalog patch encodes new items with); None, and a plain copy, when ``trained`` has no features."""
     encoder = feature_encoder(trained)
-    sources = [layer for layer in trained.layers if layer.weights and layer is not encoder]
+    extras = (ItemFeatureEncoder, IdDropout)
+    sources = [layer for layer in trained.layers if layer.weights and not isinstance(layer, extras)]
     targets = [layer for layer in plain.layers if layer.weights]
     if len(sources) != len(targets):
         raise ValueError(f"fold_item_features: {trained.name!r} and {plain.name!r} differ in their layers "
                          f"({[s.name for s in sources]} against {[t.name for t in targets]})")
+    mask = next((layer.id_mask.numpy() for layer in trained.layers if isinstance(layer, IdDropout)), None)
     for source, target in zip(sources, targets, strict=True):
         weights = source.get_weights()
         if target.name == "item_embedding" and encoder is not None:
-            weights = [weights[0] + encoder.encoded_catalog()]
+            weights = [weights[0] * mask[:, None] + encoder.encoded_catalog()]
+        elif target.name == "logits" and mask is not None and (mask == 0).any() and len(weights) == 1:
+            bias = weights[0].copy()
+            trained_rows = (mask > 0) & (np.arange(len(mask)) >= FIRST_ITEM_INDEX)
+            bias[mask == 0] = np.quantile(bias[trained_rows], new_item_bias_quantile)
+            weights = [bias]
         target.set_weights(weights)
     return None if encoder is None else encoder.token_embeddings.numpy()
 
