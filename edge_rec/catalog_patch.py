@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,11 +198,13 @@ def patch_catalog(run_dir: str | Path, out_dir: str | Path, *, add: str | Path |
     docstring). Everything is checked (run, files, ids) before any model is loaded; nothing is
     written when a check or the parity check fails. ``bias_quantile`` overrides the run's
     ``features.new_item_bias_quantile`` (higher: new items rank higher)."""
-    import time
-
-    from edge_rec.commands.convert import _serving_form, _went_through_qat  # noqa: PLC0415
     from edge_rec.export import export_bundle
-    from edge_rec.model_store import find_saved_model, load_saved_model
+    from edge_rec.model_store import (
+        find_saved_model,
+        load_saved_model,
+        serving_form,
+        went_through_qat,
+    )
 
     start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -238,7 +241,7 @@ def patch_catalog(run_dir: str | Path, out_dir: str | Path, *, add: str | Path |
     encoder = load_item_encoder(run_dir / "models" / _shipped_stage(run_dir))
     if len(new_items) and encoder is None:
         raise ConfigError(f"{run_dir}: the shipped student has no saved feature encoder; rebuild with --item-features")
-    model = _serving_form(load_saved_model(find_saved_model(folder)))
+    model = serving_form(load_saved_model(find_saved_model(folder)))
     catalog_size = vocab.size
     retired_set = set(retired)
     keep = np.array([i < FIRST_ITEM_INDEX or vocab.ids[i] not in retired_set for i in range(catalog_size)])
@@ -269,7 +272,7 @@ def patch_catalog(run_dir: str | Path, out_dir: str | Path, *, add: str | Path |
     log.info("catalog patch: %d items + %d new - %d retired = %d", len(known), len(new_ids), len(retired),
              patched_size - FIRST_ITEM_INDEX)
     exported = export_bundle(patched, patched_data, out_dir, convert_cfg=cfg.convert, seed=cfg.seed,
-                             variant="int8", qat=_went_through_qat(patched),
+                             variant="int8", qat=went_through_qat(patched),
                              build_info={"catalog_patch": lineage})
     return PatchResult(exported.bundle_dir, tuple(new_ids), tuple(retired), catalog_size - FIRST_ITEM_INDEX,
                        patched_size - FIRST_ITEM_INDEX, exported.parity.top10_overlap,

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from edge_rec.compress.qat import is_quantization_aware, load_qat_model, save_qat_model
 from edge_rec.keras_shim import keras
@@ -59,3 +60,35 @@ def find_saved_model(directory: str | Path, *, sequence: bool = False) -> Path:
 def load_saved_model(path: str | Path) -> keras.Model:
     """Load a model file written by :func:`save_model_pair` (or any .keras / .h5 / SavedModel)."""
     return load_qat_model(path, CUSTOM_OBJECTS)
+
+
+def _non_causal_config(value: Any) -> Any:
+    """A copy of a model config with every ``SequencePooling`` switched to serving (non-causal)."""
+    if isinstance(value, dict):
+        out = {k: _non_causal_config(v) for k, v in value.items()}
+        if str(out.get("class_name", "")).endswith("SequencePooling") and isinstance(out.get("config"), dict):
+            out["config"] = {**out["config"], "causal": False}
+        return out
+    if isinstance(value, list):
+        return [_non_causal_config(v) for v in value]
+    return value
+
+
+def serving_form(model: keras.Model) -> keras.Model:
+    """The serving form of a loaded model: itself if its logits are [B, C], else rebuilt non-causal."""
+    from edge_rec.compress.qat import qat_scope
+
+    names = list(model.output_names)
+    logits = model.outputs[names.index("logits") if "logits" in names else 0]
+    if len(logits.shape) == 2:
+        return model
+    with qat_scope(CUSTOM_OBJECTS):
+        serving = keras.Model.from_config(_non_causal_config(model.get_config()))
+    serving.set_weights(model.get_weights())
+    return serving
+
+
+def went_through_qat(model: keras.Model) -> bool:
+    """True when ``model`` holds TF-MOT quantization layers (a QAT model: int8 scheme "qat-...")."""
+    return any(type(layer).__module__.startswith("tensorflow_model_optimization")
+               and "Quantize" in type(layer).__name__ for layer in model.layers)

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -99,40 +98,6 @@ def _saved_model_in(path: Path) -> Path:
     return candidates[0]
 
 
-def _non_causal_config(value: Any) -> Any:
-    """A copy of a model config with every ``SequencePooling`` switched to serving (non-causal)."""
-    if isinstance(value, dict):
-        out = {k: _non_causal_config(v) for k, v in value.items()}
-        if str(out.get("class_name", "")).endswith("SequencePooling") and isinstance(out.get("config"), dict):
-            out["config"] = {**out["config"], "causal": False}
-        return out
-    if isinstance(value, list):
-        return [_non_causal_config(v) for v in value]
-    return value
-
-
-def _serving_form(model):
-    """The serving form of a loaded model: itself if its logits are [B, C], else rebuilt non-causal."""
-    from edge_rec.compress.qat import qat_scope
-    from edge_rec.keras_shim import keras
-    from edge_rec.models import CUSTOM_OBJECTS
-
-    names = list(model.output_names)
-    logits = model.outputs[names.index("logits") if "logits" in names else 0]
-    if len(logits.shape) == 2:
-        return model
-    with qat_scope(CUSTOM_OBJECTS):
-        serving = keras.Model.from_config(_non_causal_config(model.get_config()))
-    serving.set_weights(model.get_weights())
-    return serving
-
-
-def _went_through_qat(model) -> bool:
-    """True when ``model`` holds TF-MOT quantization layers (a QAT model: int8 scheme "qat-...")."""
-    return any(type(layer).__module__.startswith("tensorflow_model_optimization")
-               and "Quantize" in type(layer).__name__ for layer in model.layers)
-
-
 @click.command(name="convert")
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -170,7 +135,7 @@ def convert(model_path, out_dir, overwrite, variant, data_path, data_format, ski
     from edge_rec.data.titles import titles_by_index
     from edge_rec.export import export_bundle
     from edge_rec.input_errors import INPUT_ERRORS
-    from edge_rec.model_store import load_saved_model
+    from edge_rec.model_store import load_saved_model, serving_form, went_through_qat
 
     try:
         saved, cfg = _resolve_model(model_path, stage)
@@ -184,7 +149,7 @@ def convert(model_path, out_dir, overwrite, variant, data_path, data_format, ski
         convert_cfg = dataclasses.replace(cfg.convert, **convert_flags)
         log.info("loading %s", saved)
         try:
-            model = _serving_form(load_saved_model(saved))
+            model = serving_form(load_saved_model(saved))
         except (OSError, ValueError, TypeError) as exc:
             raise click.ClickException(f"{saved}: cannot load a Keras model ({exc})") from None
         history_length = int(model.inputs[0].shape[1])
@@ -204,7 +169,7 @@ def convert(model_path, out_dir, overwrite, variant, data_path, data_format, ski
         with progress_to_stderr():
             exported = export_bundle(
                 model, data, out_dir, convert_cfg=convert_cfg, seed=cfg.seed, variant=variant,
-                qat=_went_through_qat(model), titles=titles, build_info={"model": str(saved)},
+                qat=went_through_qat(model), titles=titles, build_info={"model": str(saved)},
             )
     except INPUT_ERRORS as exc:
         raise click.ClickException(str(exc)) from None
