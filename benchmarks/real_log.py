@@ -282,6 +282,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--time-budget", default="30m")
     parser.add_argument("--reuse", action="store_true", help="tabulate existing runs, do not train")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the seeds already built (a report.json in their run), build the others")
     parser.add_argument("--data", default=str(LOG), help="the log (default: the shared real log) or a preset")
     parser.add_argument("--name", choices=sorted(GOALS), default="real_log",
                         help="results stem, goal set and config: real_log, filters_off or weak_order")
@@ -292,7 +294,8 @@ def main() -> None:
     work = WORK.parent / args.name
     work.mkdir(parents=True, exist_ok=True)
     reports = {
-        seed: load(work / f"seed{seed}") if args.reuse
+        seed: load(work / f"seed{seed}")
+        if args.reuse or (args.resume and (work / f"seed{seed}" / "report.json").is_file())
         else build(seed, args.time_budget, args.data, work, CONFIGS.get(args.name))
         for seed in args.seeds
     }
