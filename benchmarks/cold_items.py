@@ -161,26 +161,12 @@ def _device(bundle: Path) -> dict:
                           check=False)
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-1:]}
-    result = json.loads(done.stdout)
-    entry = result[0] if isinstance(result, list) else result
+    latency = json.loads(done.stdout)["targets"][0]["latency_us"]
     manifest = json.loads((bundle / "manifest.json").read_text())
     model_bytes = (bundle / "model.tflite").stat().st_size
     items = int(manifest["catalog_size"]) - 2
     return {"model_bytes": model_bytes, "items": items, "bytes_per_item": round(model_bytes / items, 1),
-            "recommend_p50_us": _find(entry, "p50"), "recommend_p99_us": _find(entry, "p99")}
-
-
-def _find(entry, key: str):
-    """The first value of a key ending in ``key`` anywhere in a nested benchmark result."""
-    if isinstance(entry, dict):
-        for name, value in entry.items():
-            if name.endswith(key) and isinstance(value, int | float):
-                return value
-        for value in entry.values():
-            found = _find(value, key)
-            if found is not None:
-                return found
-    return None
+            "recommend_p50_us": round(latency["p50"], 1), "recommend_p99_us": round(latency["p99"], 1)}
 
 
 def _mean(values):
