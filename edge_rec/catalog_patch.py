@@ -2,8 +2,9 @@
 ones, without retraining.
 
 A build with item features (:mod:`edge_rec.data.item_features`) keeps, in its run directory, the
-feature spec and the shipped student's feature encoder. :func:`patch_catalog` takes the build's
-most compressed model (QAT, else pruned, else the shipped student), and:
+feature spec and the shipped student's feature encoder. :func:`patch_catalog` takes the model the
+build's bundle came from (QAT, or the pruned student when the bundle fell back to quantizing it
+after training; :func:`~edge_rec.run_directory.run_dir_stages`), and:
 
 - gives every new item the row ``encoder(features)`` (its id part is zero, as for an item whose id
   training dropped), clipped to the range of the existing table so that the int8 scale of every
@@ -45,7 +46,7 @@ from edge_rec.data.sequences import SequenceDataset
 from edge_rec.data.split import LeaveLastOutSplit
 from edge_rec.data.vocabulary import Vocabulary
 from edge_rec.models.item_encoder import encode_items, load_item_encoder
-from edge_rec.passes import PRUNED, QAT
+from edge_rec.run_directory import run_dir_stages
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,8 @@ def _resized_config(value: Any, old: int, new: int, *, in_shape: bool = False) -
 
 
 def _model_to_patch(run_dir: Path) -> tuple[Path, str]:
-    for stage in (QAT, PRUNED, _shipped_stage(run_dir)):
+    """The saved model the run's bundle was made from (:func:`~edge_rec.run_directory.run_dir_stages`)."""
+    for stage in run_dir_stages(run_dir):
         folder = run_dir / "models" / stage
         if folder.is_dir() and any(folder.iterdir()):
             return folder, stage

@@ -313,7 +313,8 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     gate = report["gate"]
     lines += [
         "",
-        f"Parity (Keras QAT student vs int8 TFLite, test split): top-10 overlap "
+        f"Parity (the Keras {(report.get('int8_fallback') or {}).get('from', 'QAT')} student vs int8 TFLite, "
+        f"test split): top-10 overlap "
         f"{parity['top10_overlap']:.3f}.",
         "",
         f"Gate: {gate['reference']} (float) NDCG@10 {gate['reference_ndcg']:.4f} -> int8 "
@@ -327,6 +328,10 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         f"Bundle: `{report['bundle']['path']}` ({_fmt_bytes(report['bundle']['size_bytes'])}).",
         "",
     ]
+    fallback = report.get("int8_fallback")
+    if fallback:
+        lines += [f"int8: the QAT student failed parity ({fallback['reason']}); the bundle is the "
+                  f"`{fallback['from']}` student quantized after training.", ""]
     if "cold_items" in report:
         lines += [cold_items_line(report["cold_items"]), ""]
     return "\n".join(lines)

@@ -129,3 +129,28 @@ class RunDirectory:
 
     def _flush(self) -> None:
         write_text_atomic(self.path / "run.json", json.dumps(self._run, indent=2, default=str) + "\n")
+
+
+def run_dir_stages(run_dir: Path) -> tuple[str, ...]:
+    """The saved models of a build's run directory that ``convert`` and ``catalog patch`` try, in
+    order: the model the bundle's int8 file came from first (QAT, or the pruned student when the
+    bundle pass fell back to quantizing it after training: ``report.json``'s ``int8_fallback``),
+    then pruned, then the student the build shipped (``shipped_student``: the distilled student or
+    the one trained alone), then the other student."""
+    from edge_rec.config import ConfigError
+    from edge_rec.passes import PRUNED, QAT, STUDENT, STUDENT_BASELINE
+
+    report_file = run_dir / "report.json"
+    report: dict = {}
+    if report_file.is_file():
+        try:
+            report = json.loads(report_file.read_text(encoding="utf-8"))
+            shipped = report.get("shipped_student", {}).get("stage", STUDENT)
+        except (json.JSONDecodeError, AttributeError):
+            raise ConfigError(f"{report_file}: not a build report (expected JSON with a shipped_student section)"
+                              ) from None
+    else:
+        shipped = STUDENT
+    other = STUDENT_BASELINE if shipped == STUDENT else STUDENT
+    first = (report.get("int8_fallback") or {}).get("from", QAT)
+    return tuple(dict.fromkeys((first, QAT, PRUNED, shipped, other)))

@@ -167,3 +167,29 @@ def test_features_with_an_untied_student_are_refused_before_training(tmp_path, b
     assert result.exit_code == 1, result.output
     assert "student.tie_output = true with student.hidden = [8]" in result.output
     assert not (tmp_path / "run" / "models").exists()
+
+
+def test_a_qat_student_failing_parity_falls_back_to_post_training_int8(build, tmp_path):
+    # a tiny QAT run leaves its int8 output range at its initial value: parity ~0.6 < 0.8
+    strict = tiny_config(data={"synthetic_users": USERS, "synthetic_items": ITEMS, "history_length": 12},
+                         student={"embedding_dim": 8, "hidden": [8], "tie_output": True},
+                         teacher={"members": 1},
+                         convert={**TINY["convert"], "parity_threshold": 0.8})
+    (tmp_path / "strict.toml").write_text(strict)
+    run = tmp_path / "run"
+    result = _invoke("build", "--config", str(tmp_path / "strict.toml"), "--item-features",
+                     str(build / "features.csv"), "--out", str(run), "--quiet", "--json")
+    assert result.exit_code in (0, 3), result.output
+    report = json.loads((run / "report.json").read_text())
+    assert report["int8_fallback"]["from"] == "pruned" and "agrees with the Keras model" in (
+        report["int8_fallback"]["reason"])
+    assert report["parity"]["top10_overlap"] >= 0.8
+    manifest = json.loads((run / "bundle" / "manifest.json").read_text())
+    assert manifest["model"]["quantization"]["scheme"] == "post-training"
+    assert "the bundle is the `pruned` student quantized after training" in (run / "report.md").read_text()
+    # a patch follows the bundle: it starts from the pruned student, and passes parity
+    patched = _invoke("catalog", "patch", str(run), "--add", str(build / "new.csv"), "--out", str(tmp_path / "p"),
+                      "--json")
+    assert patched.exit_code == 0, patched.output
+    assert json.loads((tmp_path / "p" / "manifest.json").read_text())["build"]["catalog_patch"]["model"] == (
+        "models/pruned")

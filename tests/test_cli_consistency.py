@@ -208,8 +208,12 @@ def test_tensorflow_noise_is_hidden_unless_verbose(tmp_path, verbose):
 def test_convert_of_a_run_directory_takes_the_student_the_build_shipped(tmp_path):
     import json as json_module
 
-    from edge_rec.commands.convert import run_dir_stages
+    from edge_rec.run_directory import run_dir_stages
 
     assert run_dir_stages(tmp_path) == ("qat", "pruned", "student", "student_baseline")
     (tmp_path / "report.json").write_text(json_module.dumps({"shipped_student": {"stage": "student_baseline"}}))
     assert run_dir_stages(tmp_path) == ("qat", "pruned", "student_baseline", "student")
+    # a bundle quantized after training (QAT failed parity) came from the pruned student: that first
+    (tmp_path / "report.json").write_text(json_module.dumps(
+        {"shipped_student": {"stage": "student"}, "int8_fallback": {"from": "pruned", "reason": "parity"}}))
+    assert run_dir_stages(tmp_path) == ("pruned", "qat", "student", "student_baseline")

@@ -28,24 +28,9 @@ from edge_rec.commands.options import (
     skip_bad_lines_option,
 )
 from edge_rec.config import ConfigError, EdgeRecConfig, apply_overrides, config_from_dict
-from edge_rec.passes import PRUNED, QAT, STUDENT, STUDENT_BASELINE
+from edge_rec.run_directory import run_dir_stages
 
 log = logging.getLogger(__name__)
-
-def run_dir_stages(run_dir: Path) -> tuple[str, ...]:
-    """The stages of a run directory ``convert`` tries, in order: the most compressed model first
-    (QAT, then pruned), then the student the build shipped (``report.json``'s
-    ``shipped_student``: the distilled student or the one trained alone), then the other student."""
-    shipped = STUDENT
-    report = run_dir / "report.json"
-    if report.is_file():
-        try:
-            shipped = json.loads(report.read_text(encoding="utf-8")).get("shipped_student", {}).get("stage", STUDENT)
-        except (json.JSONDecodeError, AttributeError):
-            raise ConfigError(f"{report}: not a build report (expected JSON with a shipped_student section)") from None
-    other = STUDENT_BASELINE if shipped == STUDENT else STUDENT
-    return (QAT, PRUNED, shipped, other)
-
 
 def _resolve_model(model_path: Path, stage: str | None = None) -> tuple[Path, EdgeRecConfig]:
     """The saved model to convert (in a run directory: ``stage``, else the first of
