@@ -18,7 +18,7 @@ Datasets: ``movielens`` (``../shared/data/movielens-latest-small``: genres and t
 (the synthetic-tv preset, its genres and titles). Results: ``benchmarks/results/cold_items.{json,md}``.
 
     .venv/bin/python benchmarks/cold_items.py [--datasets movielens,synthetic] [--seeds 0,1,2]
-        [--time-budget 15m] [--reuse]
+        [--time-budget 12m] [--synthetic-seeds 0] [--synthetic-budget 6m] [--plain-budget 6m] [--reuse]
 """
 
 from __future__ import annotations
@@ -177,6 +177,9 @@ def _mean(values):
 def _tabulate(dataset: str, runs: dict[int, dict]) -> list[str]:
     seeds = sorted(runs)
     lines = [f"### {dataset}", ""]
+    skipped = {s: r["cold_items"].get("skipped") for s, r in runs.items() if "skipped" in r["cold_items"]}
+    if skipped:
+        return [*lines, *(f"Seed {s}: cold items not measured ({why})." for s, why in skipped.items()), ""]
     first = runs[seeds[0]]["cold_items"]["protocol"]
     lines += [f"Protocol (seed {seeds[0]}): {first['cold_items_with_features']:,} cold items with features, "
               f"{first['test_events']:,} test events ({first['skipped_events']:,} skipped: their target is in "
@@ -211,23 +214,30 @@ def _tabulate(dataset: str, runs: dict[int, dict]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="movielens,synthetic")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--time-budget", default="15m")
+    parser.add_argument("--seeds", default="0,1,2", help="MovieLens seeds")
+    parser.add_argument("--time-budget", default="12m", help="each MovieLens build's budget")
+    parser.add_argument("--synthetic-seeds", default="0")
+    parser.add_argument("--synthetic-budget", default="6m")
+    parser.add_argument("--plain-budget", default="6m",
+                        help="budget of the build without features (bytes and latency only)")
     parser.add_argument("--reuse", action="store_true", help="tabulate builds already in benchmarks/work/cold_items")
     args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    results: dict = {"time_budget": args.time_budget, "datasets": {}}
+    plan = {"movielens": ([int(s) for s in args.seeds.split(",")], args.time_budget),
+            "synthetic": ([int(s) for s in args.synthetic_seeds.split(",")], args.synthetic_budget)}
+    results: dict = {"time_budget": {name: budget for name, (_, budget) in plan.items()},
+                     "plain_budget": args.plain_budget, "datasets": {}}
     md = ["## Item features: cold items, catalog patches, bytes", ""]
     for dataset in args.datasets.split(","):
         if dataset == "movielens" and not (MOVIELENS / "ratings.csv").is_file():
             print(f"{MOVIELENS} not found: the MovieLens part is skipped", file=sys.stderr)
             md += [f"### {dataset}", "", f"Skipped: {MOVIELENS} not found.", ""]
             continue
+        seeds, budget = plan[dataset]
         runs = {}
         for seed in seeds:
             features = (_movielens_features(WORK / dataset / "features.csv") if dataset == "movielens"
                         else _synthetic_features(WORK / dataset / f"features_seed{seed}.csv", seed))
-            run = _build(dataset, seed, args.time_budget, features=features, reuse=args.reuse)
+            run = _build(dataset, seed, budget, features=features, reuse=args.reuse)
             report = json.loads((run / "report.json").read_text())
             runs[seed] = {"cold_items": report["cold_items"], "wall_seconds": (run / "wall_seconds.txt").read_text().strip()
                           if (run / "wall_seconds.txt").is_file() else "—",
@@ -237,7 +247,7 @@ def main() -> None:
         md += _tabulate(dataset, runs)
         first = Path(runs[seeds[0]]["run"])
         patches = _patches(first, Path(runs[seeds[0]]["features"]), dataset)
-        plain = _build(dataset, seeds[0], args.time_budget, features=None, reuse=args.reuse)
+        plain = _build(dataset, seeds[0], args.plain_budget, features=None, reuse=args.reuse)
         device = {"with_features": _device(first / "bundle"), "without_features": _device(plain / "bundle")}
         results["datasets"][dataset] = {"seeds": runs, "patches": patches, "device": device}
         md += [f"Catalog patches on the seed-{seeds[0]} bundle (the features file's items outside the catalog, "
@@ -263,8 +273,10 @@ def main() -> None:
         md.append("")
     stamp = current_stamp()
     results.update(stamp)
-    md.insert(1, f"Commit {stamp['commit']}, {stamp['date']}. `edge-rec build --item-features F --time-budget "
-                 f"{args.time_budget}` with no config, seeds {args.seeds}. Cold-item protocol: `edge_rec/cold_items.py`.")
+    md.insert(1, f"Commit {stamp['commit']}, {stamp['date']}. `edge-rec build --item-features F` with no config: "
+                 f"MovieLens seeds {args.seeds}, budget {args.time_budget} each; synthetic-tv seeds "
+                 f"{args.synthetic_seeds}, budget {args.synthetic_budget}; the builds without features (bytes and "
+                 f"latency) {args.plain_budget}. Cold-item protocol: `edge_rec/cold_items.py`.")
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text_atomic(RESULTS / "cold_items.json", json.dumps(results, indent=2) + "\n")
     write_text_atomic(RESULTS / "cold_items.md", "\n".join(md) + "\n")

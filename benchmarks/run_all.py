@@ -8,10 +8,13 @@
 6. the device runtime (overhead, cold start, peak RSS) on the demo bundle,
 7. ``edge-rec benchmark`` of int8 / float32 / teacher TFLite side by side, with the raw loop,
 8. the default build on the shared real log, 3 seeds, and the published protocol on it (no
-   filters, every user validating), 1 seed (skipped with a message without the log),
+   filters, every user validating), 3 seeds (skipped with a message without the log),
    and training throughput before/after (``--skip-throughput`` skips it),
 9. scaling with catalog size (1k/10k/100k items: teacher epoch, RSS, full vs sampled softmax,
-   1 vs 2 local workers, int8 runtime latency and memory; ``--skip-scale`` skips it).
+   1 vs 2 local workers, int8 runtime latency and memory; ``--skip-scale`` skips it),
+10. item features: cold-item quality on MovieLens (3 seeds) and synthetic-tv, catalog patch
+    times, bytes per item (``--skip-cold-items``),
+11. on-device personalization replays (``--skip-personalization``).
 
 Results: ``benchmarks/results/*.json`` and ``benchmarks/results/SUMMARY.md``.
 """
@@ -95,6 +98,8 @@ def main() -> None:
     parser.add_argument("--skip-weak-order", action="store_true", help="skip the 3-seed weak-order builds")
     parser.add_argument("--skip-scale", action="store_true", help="skip the catalog-size scaling benchmark")
     parser.add_argument("--skip-throughput", action="store_true", help="skip the training-throughput comparison")
+    parser.add_argument("--skip-cold-items", action="store_true",
+                        help="skip the item-features benchmark (MovieLens and synthetic builds, ~50 min)")
     parser.add_argument("--skip-personalization", action="store_true",
                         help="skip the personalization replays (two real-log builds, ~30 min)")
     args = parser.parse_args()
@@ -127,8 +132,7 @@ def main() -> None:
     timings["update"] = run("signed updates", [py, "benchmarks/update.py", "--bundle", str(RUN_DIR / "bundle")])
     if not args.skip_real_log:
         timings["real_log"] = run("real log", [py, "benchmarks/real_log.py"])
-        timings["filters_off"] = run("real log, filters off", [py, "benchmarks/real_log.py", "--name", "filters_off",
-                                                              "--seeds", "0"])
+        timings["filters_off"] = run("real log, filters off", [py, "benchmarks/real_log.py", "--name", "filters_off"])
     if not args.skip_throughput:
         timings["throughput"] = run("training throughput", [py, "benchmarks/throughput.py"])
     if not args.skip_weak_order:
@@ -136,6 +140,8 @@ def main() -> None:
                                                        "--name", "weak_order"])
     if not args.skip_scale:
         timings["scale"] = run("scale", [py, "benchmarks/scale.py"])
+    if not args.skip_cold_items:
+        timings["cold_items"] = run("item features: cold items, patches", [py, "benchmarks/cold_items.py"])
     if not args.skip_personalization:
         for step in ("prepare", "build", "report"):
             timings[f"personalization_{step}"] = run(f"personalization {step}",
@@ -156,7 +162,8 @@ def write_summary(timings: dict[str, float]) -> None:
              "## Demo build report", "",
              (RUN_DIR / "report.md").read_text() if (RUN_DIR / "report.md").exists() else "(no demo build)",
              (RESULTS / "compression.md").read_text() if (RESULTS / "compression.md").exists() else ""]
-    for name in ("real_log", "filters_off", "throughput", "weak_order", "distill", "lowrank", "runtime", "device", "data_loading", "scale"):
+    for name in ("real_log", "filters_off", "throughput", "weak_order", "cold_items", "distill", "lowrank", "runtime",
+                 "device", "data_loading", "scale"):
         md = RESULTS / f"{name}.md"
         if md.exists():
             parts += [md.read_text(), ""]
