@@ -156,7 +156,7 @@ def _with_rare_items(dataset: SequenceDataset, log: InteractionLog, features: It
     rare = sorted(({str(i) for i in np.unique(log.items)} - known) & set(features.values))
     if not rare:
         return dataset, None
-    titles = dict(zip(vocab.ids, vocab.titles, strict=True))
+    titles = dict(zip(vocab.ids, vocab.titles))  # noqa: B905 (Python 3.9: the device side reads logs)
     for item in rare:
         titles[item] = (log.titles or {}).get(item, "")
     extended = Vocabulary([*vocab.ids[FIRST_ITEM_INDEX:], *rare], titles)
