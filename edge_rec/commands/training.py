@@ -101,15 +101,20 @@ def _check_same_validation_users(teacher_dir: str | Path, share: float) -> None:
         )
 
 
-def _save_run(out: str, *, serving, sequence, cfg: EdgeRecConfig, metrics: dict[str, Any]) -> Path:
-    """Write the models, config.json and metrics.json into ``out``, each file renamed into place
-    (on a non-chief worker of a TF_CONFIG cluster: into a temporary directory, then discarded)."""
+def _save_run(out: str, *, serving, sequence, cfg: EdgeRecConfig, metrics: dict[str, Any],
+              item_encoder: Any = None) -> Path:
+    """Write the models (and a student's feature encoder table), config.json and metrics.json
+    into ``out``, each file renamed into place (on a non-chief worker of a TF_CONFIG cluster: into
+    a temporary directory, then discarded)."""
     from device_runtime.atomic_file import write_text_atomic
     from edge_rec.distributed import output_dir
     from edge_rec.model_store import save_model_pair
+    from edge_rec.models.item_encoder import save_item_encoder
 
     with output_dir(out) as target:
         out_dir = save_model_pair(target, serving=serving, sequence=sequence)
+        if item_encoder is not None:
+            save_item_encoder(out_dir, item_encoder)
         write_text_atomic(out_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2) + "\n")
         write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return Path(out)
@@ -261,5 +266,5 @@ def distill(config_path, preset, data_path, data_format, skip_bad_lines, item_fe
     metrics = _metrics(trained, data, data_seconds, teacher=str(teacher_dir) if teacher_dir else None,
                        teacher_params=int(teacher.sequence_model.count_params()) if teacher else None)
     out_dir = _save_run(out, serving=trained.serving_model, sequence=trained.sequence_model,
-                        cfg=cfg, metrics=metrics)
+                        cfg=cfg, metrics=metrics, item_encoder=trained.item_encoder)
     _report(metrics, out_dir, as_json)
