@@ -94,6 +94,16 @@ def _run_config(run_dir: Path) -> EdgeRecConfig:
         raise ConfigError(f"{config_file}: not valid JSON ({exc})") from None
 
 
+def _trained_source(run_dir: Path) -> str | None:
+    """The log the build trained on, as its report records it (``dataset.source``), when it is
+    still there; None otherwise (the config's ``data.source`` is used then)."""
+    try:
+        source = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))["dataset"]["source"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return source if isinstance(source, str) and source else None
+
+
 def _shipped_stage(run_dir: Path) -> str:
     report = run_dir / "report.json"
     try:
@@ -223,6 +233,7 @@ def patch_catalog(run_dir: str | Path, out_dir: str | Path, *, add: str | Path |
         new_items = load_item_features(add, kinds=spec.kinds)
         spec.check_columns(new_items)
     retired = read_retired_ids(retire) if retire is not None else []
+    data_path = data_path or _trained_source(run_dir)
     data = prepare_data(cfg.data, seed=cfg.seed, path=data_path, data_format=data_format, features=cfg.features)
     data = dataclasses.replace(data, history_length=cfg.data.history_length,
                                split=data.dataset.split(cfg.data.validation_share))
@@ -245,6 +256,9 @@ def patch_catalog(run_dir: str | Path, out_dir: str | Path, *, add: str | Path |
         raise ConfigError(f"{run_dir}: the shipped student has no saved feature encoder; rebuild with --item-features")
     model = serving_form(load_saved_model(find_saved_model(folder)))
     catalog_size = vocab.size
+    if int(model.outputs[0].shape[-1]) != catalog_size:
+        raise ConfigError(f"{folder}: the model scores {int(model.outputs[0].shape[-1])} items, but {data.source} "
+                          f"gives a catalog of {catalog_size}; pass --data with the log the build trained on")
     retired_set = set(retired)
     keep = np.array([i < FIRST_ITEM_INDEX or vocab.ids[i] not in retired_set for i in range(catalog_size)])
     new_ids = list(new_items.values)

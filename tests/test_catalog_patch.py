@@ -193,3 +193,19 @@ def test_a_qat_student_failing_parity_falls_back_to_post_training_int8(build, tm
     assert patched.exit_code == 0, patched.output
     assert json.loads((tmp_path / "p" / "manifest.json").read_text())["build"]["catalog_patch"]["model"] == (
         "models/pruned")
+
+
+def test_a_patch_against_another_log_is_refused(build, tmp_path):
+    # the run's own log is read from its report; another log gives another catalog: refused
+    other = tmp_path / "other.csv"  # 20 users on 10 items: item '5' exists, the catalog is smaller
+    other.write_text("user_id,item_id,timestamp\n" + "".join(
+        f"u{u},{(u + k) % 10 + 1},{100 * u + k}\n" for u in range(20) for k in range(6)))
+    result = _invoke("catalog", "patch", str(build / "run"), "--retire", str(_retire_one(tmp_path)),
+                     "--data", str(other), "--data-format", "csv", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1 and "pass --data with the log the build trained on" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def _retire_one(tmp_path):
+    (tmp_path / "retire.txt").write_text("5\n")
+    return tmp_path / "retire.txt"
