@@ -158,6 +158,19 @@ def _is_item_table(variable: Any) -> bool:
     return "item_embedding" in variable.name and variable.name.split("/")[-1].startswith("embeddings")
 
 
+def item_table(model: Any) -> np.ndarray:
+    """The item embedding table ``[C, E]`` of a student (plain, pruned or QAT-wrapped)."""
+    return next(v.numpy() for v in model.weights if _is_item_table(v))
+
+
+def new_item_rows(model: Any, token_table: np.ndarray, token_ids: np.ndarray, token_weights: np.ndarray
+                  ) -> np.ndarray:
+    """Table rows of new items: their features' encoding through ``token_table``, clipped to the
+    range of ``model``'s item table so that the int8 scale of every existing row stays as it was."""
+    limit = float(np.abs(item_table(model)).max())
+    return np.clip(encode_items(token_table, token_ids, token_weights), -limit, limit)
+
+
 def _resized_config(value: Any, old: int, new: int, *, in_shape: bool = False) -> Any:
     """A model config with every catalog size ``old`` (Embedding ``input_dim``, ``catalog_size``,
     and the dimension in recorded build shapes) set to ``new``."""
@@ -262,12 +275,9 @@ def patch_catalog(run_dir: str | Path, out_dir: str | Path, *, add: str | Path |
     retired_set = set(retired)
     keep = np.array([i < FIRST_ITEM_INDEX or vocab.ids[i] not in retired_set for i in range(catalog_size)])
     new_ids = list(new_items.values)
-    table = next(v.numpy() for v in model.weights if _is_item_table(v))
-    rows = np.zeros((0, table.shape[1]), np.float32)
+    rows = np.zeros((0, item_table(model).shape[1]), np.float32)
     if new_ids:
-        ids, weights = spec.token_matrix([new_items.values[i] for i in new_ids])
-        limit = float(np.abs(table).max())
-        rows = np.clip(encode_items(encoder, ids, weights), -limit, limit)
+        rows = new_item_rows(model, encoder, *spec.token_matrix([new_items.values[i] for i in new_ids]))
     patched_size = int(keep.sum()) + len(new_ids)
     quantile = cfg.features.new_item_bias_quantile if bias_quantile is None else bias_quantile
     patched = extend_catalog(model, keep, rows, bias_quantile=quantile)

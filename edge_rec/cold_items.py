@@ -31,7 +31,7 @@ import numpy as np
 
 from device_runtime.bundle_schema import FIRST_ITEM_INDEX, PAD_INDEX
 from edge_rec.data import InteractionLog, prepare_dataset
-from edge_rec.data.item_features import ItemFeatures, catalog_tokens
+from edge_rec.data.item_features import FeatureSpec, ItemFeatures, catalog_tokens
 from edge_rec.data.prepared import PreparedData
 from edge_rec.data.sequences import left_pad
 from edge_rec.paired_bootstrap import paired_ratio
@@ -40,11 +40,6 @@ RANKERS = ("with_features", "without_features", "content_baseline")
 TOP_K = 10
 #: Test events scored at once (a chunk holds CHUNK x catalog scores per ranker).
 CHUNK = 2048
-
-
-def _item_table(trained: Any) -> np.ndarray:
-    """The item table of a trained model's plain serving form."""
-    return next(v.numpy() for v in trained.serving_model.weights if v.name.startswith("item_embedding"))
 
 
 @dataclass(frozen=True)
@@ -123,23 +118,20 @@ def _summary(ndcg: np.ndarray, hr: np.ndarray, users: np.ndarray) -> dict[str, A
 def evaluate_cold_items(
     split: ColdSplit,
     features: ItemFeatures,
+    spec: FeatureSpec,
     data_cfg: Any,
     features_cfg: Any,
     train: Callable[[PreparedData, str], Any],
     *,
     seed: int,
 ) -> dict[str, Any]:
-    """The ``cold_items`` report section: train with and without features on ``split``'s
-    training log (``train(data, name)`` returns a trained model with a plain serving form and,
+    """The ``cold_items`` report section: train with and without features (tokenized by the
+    build's ``spec``) on ``split``'s training log (``train(data, name)`` returns a trained model with a plain serving form and,
     with features, its encoder table), then rank every test event three ways (module docstring)."""
-    from edge_rec.catalog_patch import extend_catalog
-    from edge_rec.data.item_features import FeatureSpec
-    from edge_rec.models.item_encoder import encode_items
+    from edge_rec.catalog_patch import extend_catalog, item_table, new_item_rows
 
     dataset = prepare_dataset(split.train_log, min_user_interactions=data_cfg.min_user_interactions,
                               min_item_interactions=data_cfg.min_item_interactions)
-    spec = FeatureSpec.fit(features, buckets=features_cfg.buckets, max_tokens=features_cfg.max_tokens,
-                           numeric_bins=features_cfg.numeric_bins)
     base = PreparedData(source=split.train_log.source, dataset=dataset,
                         split=dataset.split(data_cfg.validation_share), history_length=data_cfg.history_length,
                         interactions=dataset.num_interactions, skipped_lines=0, log=split.train_log)
@@ -169,10 +161,9 @@ def evaluate_cold_items(
 
     with_model = train(with_data, "cold_with_features")
     cold_tokens = spec.token_matrix([features.values[i] for i in cold_ids])
-    limit = float(np.abs(_item_table(with_model)).max())
-    rows = np.clip(encode_items(with_model.item_encoder, *cold_tokens), -limit, limit)
+    rows = new_item_rows(with_model.serving_model, with_model.item_encoder, *cold_tokens)
     without_model = train(base, "cold_without_features")
-    average = np.repeat(_item_table(without_model)[FIRST_ITEM_INDEX:].mean(axis=0, keepdims=True), len(cold_ids),
+    average = np.repeat(item_table(without_model.serving_model)[FIRST_ITEM_INDEX:].mean(axis=0, keepdims=True), len(cold_ids),
                         axis=0)
     scorers = {"with_features": model_scorer(with_model, rows),
                "without_features": model_scorer(without_model, average),

@@ -37,7 +37,7 @@ class ColdItemsPass(BuildPass):
         from edge_rec.cold_items import cold_split, evaluate_cold_items
 
         cfg = ctx.cfg
-        if ctx.data.log is None or ctx.data.item_features is None:
+        if ctx.data.log is None or ctx.data.item_features is None or ctx.data.feature_spec is None:
             return
         try:
             split = cold_split(ctx.data.log, cold_share=cfg.features.cold_share, history_length=ctx.data.history_length)
@@ -54,8 +54,8 @@ class ColdItemsPass(BuildPass):
 
         with ctx.run.stage(COLD_ITEMS):
             try:
-                section = evaluate_cold_items(split, ctx.data.item_features, cfg.data, cfg.features, train,
-                                              seed=ctx.seed)
+                section = evaluate_cold_items(split, ctx.data.item_features, ctx.data.feature_spec, cfg.data,
+                                              cfg.features, train, seed=ctx.seed)
             except ValueError as exc:  # e.g. nothing left of the log before the cut after filtering
                 log.warning("cold items: not measured (%s)", exc)
                 section = {"skipped": str(exc)}
